@@ -1,0 +1,373 @@
+//! The serde types of `pipeline.toml`: what a user writes. Their `///` comments are the
+//! contract's reference documentation.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A whole `pipeline.toml`: every dataset the pipeline knows, and masking settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Settings of the masking stage that apply to every dataset.
+    #[serde(default)]
+    pub masking: MaskingConfig,
+    /// The datasets, by name (lower-case identifier, e.g. `customers`).
+    pub datasets: BTreeMap<String, Spanned<DatasetConfig>>,
+}
+
+/// Masking settings shared by all datasets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingConfig {
+    /// The version of the masking key in use; written into curated metadata so that a later
+    /// re-key is traceable. Default `v1`.
+    #[serde(default = "default_key_version")]
+    pub key_version: String,
+}
+
+impl Default for MaskingConfig {
+    fn default() -> Self {
+        MaskingConfig { key_version: default_key_version() }
+    }
+}
+
+fn default_key_version() -> String {
+    "v1".to_string()
+}
+
+/// One dataset: which files it covers, how to read them, what each column means, and the
+/// star-schema table it feeds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// What the dataset is, for people.
+    #[serde(default)]
+    pub description: String,
+    /// Glob patterns of the landing keys this dataset covers, e.g.
+    /// `landing/*/customers*.csv`. `*` stays within one path segment, `**` crosses them;
+    /// matching ignores case. Every pattern starts with `landing/`.
+    #[serde(rename = "match")]
+    pub patterns: Vec<String>,
+    /// The file format. `auto` (the default) decides by the key's extension; a gzip or
+    /// Parquet file is recognised by its first bytes whatever its name says.
+    #[serde(default)]
+    pub format: Format,
+    /// The text encoding of CSV and JSON files: `utf-8` (default; a byte-order mark is
+    /// skipped) or any WHATWG label such as `windows-1252` or `latin1`.
+    #[serde(default = "default_encoding")]
+    pub encoding: String,
+    /// The CSV dialect.
+    #[serde(default)]
+    pub csv: CsvConfig,
+    /// The columns, in the order the star table shows them.
+    pub columns: Vec<Spanned<ColumnConfig>>,
+    /// The star-schema table this dataset feeds.
+    pub table: Spanned<TableConfig>,
+    /// Thresholds that fail a run.
+    #[serde(default)]
+    pub quality: QualityConfig,
+    /// Rules across columns, e.g. `ship_date >= order_date`.
+    #[serde(default)]
+    pub rules: Vec<Spanned<RuleConfig>>,
+}
+
+fn default_encoding() -> String {
+    "utf-8".to_string()
+}
+
+/// The format of a landing file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Decide by extension: `.csv`, `.tsv`, `.txt` → CSV; `.json` → JSON; `.ndjson`,
+    /// `.jsonl` → NDJSON; `.parquet` → Parquet (a trailing `.gz` is ignored).
+    #[default]
+    Auto,
+    /// Delimited text with a header line.
+    Csv,
+    /// One JSON array of objects (or a single object); nested objects are flattened.
+    Json,
+    /// One JSON object per line; nested objects are flattened.
+    Ndjson,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// How CSV files of a dataset are written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvConfig {
+    /// The field delimiter, one character (`","`, `";"`, `"\t"`, `"|"`), or `auto` (the
+    /// default) to sniff it from the header line.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+    /// The quote character. Default `"`; quoted fields may hold delimiters and newlines, and
+    /// a doubled quote inside them is one quote.
+    #[serde(default = "default_quote")]
+    pub quote: char,
+    /// An escape character used instead of doubled quotes, if the source writes `\"`.
+    #[serde(default)]
+    pub escape: Option<char>,
+    /// Lines that start with this character are skipped.
+    #[serde(default)]
+    pub comment: Option<char>,
+}
+
+impl Default for CsvConfig {
+    fn default() -> Self {
+        CsvConfig {
+            delimiter: default_delimiter(),
+            quote: default_quote(),
+            escape: None,
+            comment: None,
+        }
+    }
+}
+
+fn default_delimiter() -> String {
+    "auto".to_string()
+}
+
+fn default_quote() -> char {
+    '"'
+}
+
+/// One column of a dataset.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnConfig {
+    /// The column's name in Lakestar: a lower-case identifier such as `customer_id`.
+    pub name: String,
+    /// The type: `string` (default), `integer` (64-bit), `decimal(p,s)`, `float`, `boolean`,
+    /// `date` or `timestamp`.
+    #[serde(rename = "type", default = "default_type")]
+    pub data_type: String,
+    /// Other spellings of the header in source files. Matching ignores case, spaces and
+    /// punctuation, so `Customer ID`, `customer-id` and `CUSTOMERID` are all `customer_id`.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// A required column must be present in every file and non-empty in every row.
+    #[serde(default)]
+    pub required: bool,
+    /// For `date` and `timestamp`: the strftime format of the source, e.g. `%d/%m/%Y`.
+    /// ISO 8601 when absent.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// For `timestamp`: the time zone of values written without one (`UTC`, `+01:00`, or an
+    /// IANA name such as `Europe/London`). Default `UTC`.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// For numbers: the thousands separator the source uses, e.g. `","`, removed before parsing.
+    #[serde(default)]
+    pub thousands: Option<char>,
+    /// Case rule applied before checks: `upper`, `lower` or `title`.
+    #[serde(default)]
+    pub case: Option<CaseRule>,
+    /// Checks a value must pass; a failing row is quarantined with the check's name.
+    #[serde(default)]
+    pub checks: ChecksConfig,
+    /// How the column is masked before it leaves `processed/`.
+    #[serde(default)]
+    pub pii: Option<PiiConfig>,
+    /// For a dimension column: `2` keeps history (SCD type 2), `1` (default) overwrites.
+    #[serde(default)]
+    pub scd: Option<u8>,
+    /// The column's name in the star table, when it differs from `name`.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+fn default_type() -> String {
+    "string".to_string()
+}
+
+/// A case rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseRule {
+    /// `ABC`
+    Upper,
+    /// `abc`
+    Lower,
+    /// `Abc Def`
+    Title,
+}
+
+/// The checks of one column.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecksConfig {
+    /// The value must be an e-mail address.
+    #[serde(default)]
+    pub email: bool,
+    /// The whole value must match this regular expression.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// Smallest allowed value (a number, or an ISO date for dates and timestamps).
+    #[serde(default)]
+    pub min: Option<toml::Value>,
+    /// Largest allowed value (a number, or an ISO date for dates and timestamps).
+    #[serde(default)]
+    pub max: Option<toml::Value>,
+    /// Shortest allowed text, in characters.
+    #[serde(default)]
+    pub min_length: Option<usize>,
+    /// Longest allowed text, in characters.
+    #[serde(default)]
+    pub max_length: Option<usize>,
+    /// The only values allowed (compared after the case rule).
+    #[serde(default)]
+    pub allowed: Vec<String>,
+    /// No two rows of a run may share this value.
+    #[serde(default)]
+    pub unique: bool,
+}
+
+/// How one column is masked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PiiConfig {
+    /// `hash` (keyed HMAC-SHA-256), `email_hash` (keyed hash keeping the domain),
+    /// `partial` (reveal the last `reveal` characters), `token` (deterministic token with
+    /// `prefix`), `generalize` (to `to`), or `redact` (null).
+    pub method: PiiMethod,
+    /// For `hash` and `email_hash`: `hex` (default) or `base64url`.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// For `partial`: how many trailing characters stay visible. Default 4.
+    #[serde(default)]
+    pub reveal: Option<usize>,
+    /// For `token`: the token's prefix, e.g. `CUST-`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// For `generalize`: `month`, `year` (dates), `postcode_district` (UK postcodes), or
+    /// `age_band` (dates of birth).
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// A masking method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PiiMethod {
+    /// Keyed HMAC-SHA-256.
+    Hash,
+    /// Keyed hash of the local part, domain kept.
+    EmailHash,
+    /// Last N characters kept, the rest starred.
+    Partial,
+    /// Deterministic token with a prefix.
+    Token,
+    /// Less precise value (month, year, district, age band).
+    Generalize,
+    /// Null.
+    Redact,
+}
+
+/// The star-schema table a dataset feeds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// The table's name: `dim_<stem>` for a dimension, `fact_<stem>` for a fact.
+    pub name: String,
+    /// `dimension` or `fact`.
+    pub kind: TableKind,
+    /// The columns that identify a row in the source system.
+    pub natural_key: Vec<String>,
+    /// When several rows of one run share a natural key: `keep_last` (default, by source
+    /// line), `keep_first`, or `reject_all`. The others are quarantined as `duplicate`.
+    #[serde(default)]
+    pub dedupe: Dedupe,
+    /// For a dimension: the date or timestamp column a version is valid from. The run's
+    /// time when absent.
+    #[serde(default)]
+    pub effective_from: Option<String>,
+    /// For a fact: the date or timestamp column the fact happened on; dimension keys are
+    /// looked up as of it, and curated files are partitioned by it.
+    #[serde(default)]
+    pub date_column: Option<String>,
+    /// For a fact: `day` (default) or `month` partitions of the curated files.
+    #[serde(default)]
+    pub partition: Option<Partition>,
+    /// For a fact: the dimensions it references.
+    #[serde(default)]
+    pub references: Vec<ReferenceConfig>,
+}
+
+/// A kind of star-schema table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableKind {
+    /// A dimension: surrogate key, history.
+    Dimension,
+    /// A fact: measures and references to dimensions.
+    Fact,
+}
+
+/// What to do with rows of one run that share a natural key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dedupe {
+    /// Keep the row with the highest source line.
+    #[default]
+    KeepLast,
+    /// Keep the row with the lowest source line.
+    KeepFirst,
+    /// Reject every row of the key.
+    RejectAll,
+}
+
+/// How curated fact files are partitioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Partition {
+    /// `<date_column>=YYYY-MM-DD`
+    Day,
+    /// `<date_column>_month=YYYY-MM`
+    Month,
+}
+
+/// A fact's reference to a dimension.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceConfig {
+    /// The dimension table, e.g. `dim_customer`.
+    pub dimension: String,
+    /// The fact's columns holding the dimension's natural key, in the key's order.
+    pub columns: Vec<String>,
+}
+
+/// Thresholds that fail a run at the quality gate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityConfig {
+    /// The run fails when more than this fraction of its rows is rejected. Default 0.1.
+    #[serde(default = "default_max_reject_ratio")]
+    pub max_reject_ratio: f64,
+    /// The run fails when fewer valid rows than this arrive. Default 0.
+    #[serde(default)]
+    pub min_rows: u64,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        QualityConfig { max_reject_ratio: default_max_reject_ratio(), min_rows: 0 }
+    }
+}
+
+fn default_max_reject_ratio() -> f64 {
+    0.1
+}
+
+/// A rule across columns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// The rule's name, used as the reject reason.
+    pub name: String,
+    /// A comparison `<column> <op> <column or literal>`, op one of `= != < <= > >=`, e.g.
+    /// `ship_date >= order_date`. A row where either side is null passes.
+    pub check: String,
+}

@@ -1,0 +1,143 @@
+//! The crate's error type and the stable error names the state machine sees.
+
+use std::path::PathBuf;
+
+/// A `Result` whose error defaults to Lakestar's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can make a Lakestar stage fail.
+///
+/// Each variant maps to a stable [`Error::error_type`], the name that Lambda reports and
+/// that the state machine's `Retry` and the Step Functions console show.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The contract file is not valid TOML or breaks a contract rule.
+    #[error("{0}")]
+    Contract(#[from] crate::contract::ContractError),
+
+    /// The landing key matches no dataset of the contract.
+    #[error(
+        "no dataset in the contract matches the key `{key}`: add its pattern to a dataset's `match` list in pipeline.toml, or drop the file under a matching key"
+    )]
+    UnknownDataset {
+        /// The object key that matched nothing.
+        key: String,
+    },
+
+    /// The landing key matches more than one dataset.
+    #[error(
+        "the key `{key}` matches several datasets ({}): make their `match` patterns exclusive",
+        datasets.join(", ")
+    )]
+    AmbiguousDataset {
+        /// The object key.
+        key: String,
+        /// The datasets whose patterns match it.
+        datasets: Vec<String>,
+    },
+
+    /// The file's columns do not satisfy the contract (for example a required column is missing).
+    #[error("{key}: {message}")]
+    SchemaMismatch {
+        /// The object key of the file.
+        key: String,
+        /// What is missing or wrong, and what the contract expects.
+        message: String,
+    },
+
+    /// The file cannot be read at all (not just some rows): truncated gzip, corrupt Parquet.
+    #[error("{key}: {message}")]
+    UnreadableFile {
+        /// The object key of the file.
+        key: String,
+        /// What went wrong, and where.
+        message: String,
+    },
+
+    /// A call to S3 failed.
+    #[error("S3 {operation} of s3://{bucket}/{key} failed: {message}")]
+    S3 {
+        /// The S3 operation, e.g. `GetObject`.
+        operation: &'static str,
+        /// The bucket.
+        bucket: String,
+        /// The key or prefix.
+        key: String,
+        /// The service's message.
+        message: String,
+    },
+
+    /// Writing or reading Parquet or Arrow data failed.
+    #[error("{context}: {source}")]
+    Arrow {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A local file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The state input given to a handler is not what the state machine sends.
+    #[error("invalid state input: {0}")]
+    InvalidInput(String),
+
+    /// The function's environment is missing a setting.
+    #[error("configuration: {0}")]
+    Configuration(String),
+
+    /// A stage that is not built yet was invoked.
+    #[error("the {0} stage is not implemented yet")]
+    NotImplemented(&'static str),
+}
+
+impl Error {
+    /// The stable name of this error, as Lambda reports it (`errorType`) and as the
+    /// state machine matches it in `Retry` and `ErrorEquals`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Error::Contract(_) => "InvalidContract",
+            Error::UnknownDataset { .. } => "UnknownDataset",
+            Error::AmbiguousDataset { .. } => "AmbiguousDataset",
+            Error::SchemaMismatch { .. } => "SchemaMismatch",
+            Error::UnreadableFile { .. } => "UnreadableFile",
+            Error::S3 { .. } => "S3Unavailable",
+            Error::Arrow { .. } => "DataWriteFailed",
+            Error::Io { .. } => "IoFailed",
+            Error::InvalidInput(_) => "InvalidInput",
+            Error::Configuration(_) => "InvalidConfiguration",
+            Error::NotImplemented(_) => "NotImplemented",
+        }
+    }
+
+    /// Whether retrying the same call may succeed without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::S3 { .. } | Error::Io { .. })
+    }
+
+    /// Wraps an Arrow or Parquet error with what was being done.
+    pub(crate) fn arrow(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Arrow { context: context.into(), source: Box::new(source) }
+    }
+}
+
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(error: Error) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: error.error_type().to_string(),
+            error_message: error.to_string(),
+        }
+    }
+}

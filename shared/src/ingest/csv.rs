@@ -1,0 +1,171 @@
+//! CSV landing files: dialect sniffing, header mapping, and rows to raw or to quarantine.
+
+use std::io::{BufRead, Read};
+
+use csv::{ByteRecord, ReaderBuilder, StringRecord};
+
+use super::headers::HeaderMapper;
+use super::raw::{ParseReject, RawWriter, RejectWriter};
+use super::{Ingested, Progress};
+use crate::contract::Dataset;
+use crate::{Error, Result};
+
+/// Delimiters tried when the contract says `auto`, most common first.
+const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+/// Picks the delimiter that occurs most often outside quotes in the first line; `,` when
+/// none does.
+pub fn sniff_delimiter(head: &[u8], quote: u8) -> u8 {
+    let mut counts = [0usize; CANDIDATES.len()];
+    let mut quoted = false;
+    for &byte in head {
+        match byte {
+            b'\n' | b'\r' if !quoted => break,
+            byte if byte == quote => quoted = !quoted,
+            byte if !quoted => {
+                if let Some(index) = CANDIDATES.iter().position(|&candidate| candidate == byte) {
+                    counts[index] += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let (index, &count) = counts.iter().enumerate().max_by_key(|&(index, &count)| (count, std::cmp::Reverse(index))).unwrap_or((0, &0));
+    if count == 0 { b',' } else { CANDIDATES[index] }
+}
+
+/// Reads CSV rows into `raw`, quarantining what cannot be parsed.
+pub fn read(
+    mut reader: Box<dyn BufRead + Send>,
+    dataset: &Dataset,
+    key: &str,
+    raw: &mut RawWriter,
+    rejects: &mut RejectWriter,
+    progress: &mut Progress,
+) -> Result<Ingested> {
+    let quote = dataset.config.csv.quote as u8;
+    // The header line is read ahead (a decoder may hand out only a few bytes at a time),
+    // sniffed when the contract leaves the delimiter to us, then put back in front.
+    let mut head = Vec::new();
+    reader.read_until(b'\n', &mut head).map_err(|error| unreadable(key, 1, &error))?;
+    let delimiter = dataset.delimiter.unwrap_or_else(|| sniff_delimiter(&head, quote));
+    let reader = std::io::Cursor::new(head).chain(reader);
+    let csv_config = &dataset.config.csv;
+    let mut csv = ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .quote(quote)
+        .double_quote(csv_config.escape.is_none())
+        .escape(csv_config.escape.map(|escape| escape as u8))
+        .comment(csv_config.comment.map(|comment| comment as u8))
+        .buffer_capacity(256 * 1024)
+        .from_reader(reader);
+
+    let mut record = ByteRecord::new();
+    let mut mapper = HeaderMapper::new(dataset);
+    let has_header = csv.read_byte_record(&mut record).map_err(|error| csv_unreadable(key, &error, 1))?;
+    if !has_header {
+        return Ok(Ingested { columns: Vec::new(), drift: mapper.drift() });
+    }
+    for field in &record {
+        let header = String::from_utf8_lossy(field);
+        let index = mapper.index(header.trim());
+        raw.add_column(&mapper.names()[index])?;
+    }
+    let missing = mapper.missing_required();
+    if !missing.is_empty() {
+        return Err(Error::SchemaMismatch {
+            key: key.to_string(),
+            message: format!(
+                "line 1: required column(s) {} not found in the header ({}); add them to the file, or add the file's spelling to the column's `aliases` in pipeline.toml",
+                missing.join(", "),
+                mapper.names().join(", ")
+            ),
+        });
+    }
+    let width = record.len();
+
+    loop {
+        let more = match csv.read_byte_record(&mut record) {
+            Ok(more) => more,
+            Err(error) => return Err(csv_unreadable(key, &error, progress.rows() + 1)),
+        };
+        if !more {
+            break;
+        }
+        let line = record.position().map_or(0, |position| position.line());
+        // A lone empty field is a blank line inside the data, not a row.
+        if width > 1 && record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
+            continue;
+        }
+        progress.row();
+        if record.len() != width {
+            rejects.push(ParseReject {
+                line,
+                reason: format!("parse:field_count(expected {width}, got {})", record.len()),
+                raw: raw_text(&record, delimiter),
+            })?;
+            continue;
+        }
+        match StringRecord::from_byte_record(std::mem::take(&mut record)) {
+            Ok(text) => {
+                raw.push(line, text.iter().map(Some))?;
+                record = text.into_byte_record();
+            }
+            Err(error) => {
+                record = error.into_byte_record();
+                rejects.push(ParseReject {
+                    line,
+                    reason: format!("parse:encoding(invalid {} bytes)", dataset.encoding.name()),
+                    raw: raw_text(&record, delimiter),
+                })?;
+            }
+        }
+    }
+    Ok(Ingested { columns: mapper.names().to_vec(), drift: mapper.drift() })
+}
+
+/// The row as text, re-joined with its delimiter, for a person to read in quarantine.
+fn raw_text(record: &ByteRecord, delimiter: u8) -> String {
+    let mut out = csv::WriterBuilder::new().delimiter(delimiter).terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    let text = match out.write_byte_record(record).map_err(|_| ()).and_then(|()| out.into_inner().map_err(|_| ())) {
+        Ok(bytes) => bytes,
+        Err(()) => record.as_slice().to_vec(),
+    };
+    let mut text = String::from_utf8_lossy(&text).into_owned();
+    if text.ends_with('\n') {
+        text.pop();
+    }
+    text
+}
+
+fn csv_unreadable(key: &str, error: &csv::Error, row: u64) -> Error {
+    let place = match error.position() {
+        Some(position) => format!("line {}", position.line()),
+        None => format!("data row {row}"),
+    };
+    Error::UnreadableFile {
+        key: key.to_string(),
+        message: format!("{place}: {error}; the file may be truncated or not in the declared format, so it was not ingested: fix or re-export it and drop it again"),
+    }
+}
+
+fn unreadable(key: &str, line: u64, error: &std::io::Error) -> Error {
+    Error::UnreadableFile { key: key.to_string(), message: format!("line {line}: {error}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sniff_delimiter;
+
+    #[test]
+    fn sniffs_the_delimiter_of_the_first_line() {
+        assert_eq!(sniff_delimiter(b"a,b,c\n1;2;3;4;5", b'"'), b',');
+        assert_eq!(sniff_delimiter(b"a;b;c\r\n", b'"'), b';');
+        assert_eq!(sniff_delimiter(b"a\tb\tc", b'"'), b'\t');
+        assert_eq!(sniff_delimiter(b"\"a,1\"|\"b,2\"|c", b'"'), b'|');
+        assert_eq!(sniff_delimiter(b"single", b'"'), b',');
+        assert_eq!(sniff_delimiter(b"", b'"'), b',');
+    }
+}

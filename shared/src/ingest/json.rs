@@ -1,0 +1,212 @@
+//! JSON and NDJSON landing files: objects flattened to `parent_child` columns, arrays kept
+//! as JSON text, rows that are not objects quarantined.
+
+use std::io::BufRead;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::headers::HeaderMapper;
+use super::raw::{ParseReject, RawWriter, RejectWriter};
+use super::{Ingested, Progress};
+use crate::contract::Dataset;
+use crate::{Error, Result};
+
+/// Flattens a JSON object into `(column, text)` pairs: nested objects join their keys with
+/// `_`, arrays become JSON text, `null` becomes no value, scalars their literal text.
+pub fn flatten(object: &Map<String, Value>) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::with_capacity(object.len());
+    flatten_into("", object, &mut out);
+    out
+}
+
+fn flatten_into(prefix: &str, object: &Map<String, Value>, out: &mut Vec<(String, Option<String>)>) {
+    for (key, value) in object {
+        let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}_{key}") };
+        match value {
+            Value::Object(inner) if !inner.is_empty() => flatten_into(&name, inner, out),
+            Value::Object(_) => out.push((name, None)),
+            Value::Null => out.push((name, None)),
+            Value::String(text) => out.push((name, Some(text.clone()))),
+            Value::Bool(flag) => out.push((name, Some(flag.to_string()))),
+            Value::Number(number) => out.push((name, Some(number.to_string()))),
+            Value::Array(_) => out.push((name, Some(value.to_string()))),
+        }
+    }
+}
+
+/// Feeds JSON rows to the raw writer.
+struct JsonSink<'a, 'd> {
+    mapper: HeaderMapper<'d>,
+    raw: &'a mut RawWriter,
+    rejects: &'a mut RejectWriter,
+    progress: &'a mut Progress,
+    slots: Vec<Option<String>>,
+}
+
+impl JsonSink<'_, '_> {
+    fn value(&mut self, line: u64, value: Value) -> Result<()> {
+        self.progress.row();
+        let Value::Object(object) = value else {
+            return self.rejects.push(ParseReject { line, reason: "parse:not_an_object".to_string(), raw: value.to_string() });
+        };
+        self.slots.iter_mut().for_each(|slot| *slot = None);
+        for (column, text) in flatten(&object) {
+            let known = self.mapper.names().len();
+            let index = self.mapper.index(&column);
+            if index == known {
+                self.raw.add_column(&self.mapper.names()[index])?;
+                self.slots.push(None);
+            }
+            self.slots[index] = text;
+        }
+        self.raw.push(line, self.slots.iter().map(Option::as_deref))
+    }
+}
+
+/// Reads NDJSON: one object per line; a line that is not JSON is quarantined.
+pub fn read_ndjson(
+    mut reader: Box<dyn BufRead + Send>,
+    dataset: &Dataset,
+    key: &str,
+    raw: &mut RawWriter,
+    rejects: &mut RejectWriter,
+    progress: &mut Progress,
+) -> Result<Ingested> {
+    let mut sink = JsonSink { mapper: HeaderMapper::new(dataset), raw, rejects, progress, slots: Vec::new() };
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line).map_err(|error| Error::UnreadableFile {
+            key: key.to_string(),
+            message: format!("line {}: {error}; the file may be truncated", number + 1),
+        })?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Value>(&line) {
+            Ok(value) => sink.value(number, value)?,
+            Err(error) => {
+                sink.progress.row();
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                let what = if std::str::from_utf8(&line).is_err() { "encoding(invalid UTF-8)".to_string() } else { format!("json({error})") };
+                sink.rejects.push(ParseReject { line: number, reason: format!("parse:{what}"), raw: text })?;
+            }
+        }
+    }
+    finish(sink, key)
+}
+
+/// Reads a JSON document: an array of objects, or one or more objects one after another.
+/// Row numbers are the element's position. A syntax error stops the file, since nothing after
+/// it can be trusted; it names the element.
+pub fn read_json(
+    mut reader: Box<dyn BufRead + Send>,
+    dataset: &Dataset,
+    key: &str,
+    raw: &mut RawWriter,
+    rejects: &mut RejectWriter,
+    progress: &mut Progress,
+) -> Result<Ingested> {
+    let mut sink = JsonSink { mapper: HeaderMapper::new(dataset), raw, rejects, progress, slots: Vec::new() };
+    let io_error = |error: std::io::Error| Error::UnreadableFile { key: key.to_string(), message: format!("{error}; the file may be truncated") };
+    let syntax = |element: u64, error: serde_json::Error| Error::UnreadableFile {
+        key: key.to_string(),
+        message: format!("element {element}: invalid JSON ({error}); fix the file and drop it again"),
+    };
+
+    let first = skip_whitespace(&mut reader).map_err(io_error)?;
+    let mut element = 0u64;
+    match first {
+        None => {}
+        Some(b'[') => {
+            reader.consume(1);
+            loop {
+                match skip_whitespace(&mut reader).map_err(io_error)? {
+                    None => return Err(syntax(element + 1, serde::de::Error::custom("the array is not closed with `]`"))),
+                    Some(b']') => break,
+                    Some(b',') => reader.consume(1),
+                    Some(_) => {
+                        element += 1;
+                        let mut deserializer = serde_json::Deserializer::from_reader(&mut reader);
+                        let value = Value::deserialize(&mut deserializer).map_err(|error| syntax(element, error))?;
+                        sink.value(element, value)?;
+                    }
+                }
+            }
+        }
+        Some(_) => {
+            for value in serde_json::Deserializer::from_reader(&mut reader).into_iter::<Value>() {
+                element += 1;
+                sink.value(element, value.map_err(|error| syntax(element, error))?)?;
+            }
+        }
+    }
+    finish(sink, key)
+}
+
+fn finish(sink: JsonSink<'_, '_>, key: &str) -> Result<Ingested> {
+    let missing = sink.mapper.missing_required();
+    if sink.raw.rows() > 0 && !missing.is_empty() {
+        return Err(Error::SchemaMismatch {
+            key: key.to_string(),
+            message: format!(
+                "required field(s) {} appear in no object of the file; add them, or add the file's spelling to the column's `aliases` in pipeline.toml (nested fields are named parent_child)",
+                missing.join(", ")
+            ),
+        });
+    }
+    Ok(Ingested { columns: sink.mapper.names().to_vec(), drift: sink.mapper.drift() })
+}
+
+/// Skips whitespace and returns the next byte without consuming it.
+fn skip_whitespace(reader: &mut Box<dyn BufRead + Send>) -> std::io::Result<Option<u8>> {
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(None);
+        }
+        match buffer.iter().position(|byte| !byte.is_ascii_whitespace()) {
+            Some(position) => {
+                let byte = buffer[position];
+                reader.consume(position);
+                return Ok(Some(byte));
+            }
+            None => {
+                let length = buffer.len();
+                reader.consume(length);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flatten;
+    use serde_json::json;
+
+    #[test]
+    fn nested_objects_flatten_and_arrays_stay_json() {
+        let value = json!({"id": 7, "address": {"city": "Leeds", "geo": {"lat": 53.8}}, "tags": ["a", "b"], "open": true, "note": null, "empty": {}});
+        let serde_json::Value::Object(object) = value else { panic!("an object") };
+        let mut flat = flatten(&object);
+        flat.sort();
+        assert_eq!(
+            flat,
+            vec![
+                ("address_city".to_string(), Some("Leeds".to_string())),
+                ("address_geo_lat".to_string(), Some("53.8".to_string())),
+                ("empty".to_string(), None),
+                ("id".to_string(), Some("7".to_string())),
+                ("note".to_string(), None),
+                ("open".to_string(), Some("true".to_string())),
+                ("tags".to_string(), Some("[\"a\",\"b\"]".to_string())),
+            ]
+        );
+    }
+}

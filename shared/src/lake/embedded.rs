@@ -1,0 +1,119 @@
+//! An in-process S3 server over a local folder (`s3s` + `s3s-fs`), for the offline stack
+//! and for tests. The real `aws-sdk-s3` client talks the real protocol to it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::{Error, Result};
+
+const ACCESS_KEY: &str = "lakestar";
+const SECRET_KEY: &str = "lakestar-local-secret";
+
+/// A running S3 endpoint on `127.0.0.1:<free port>`; buckets are folders under its root.
+/// Stops when dropped.
+#[derive(Debug)]
+pub struct EmbeddedS3 {
+    address: SocketAddr,
+    root: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl EmbeddedS3 {
+    /// Starts a server over `root` (created if missing) on a free loopback port.
+    pub async fn start(root: &Path) -> Result<EmbeddedS3> {
+        Self::start_on(root, 0).await
+    }
+
+    /// Starts a server over `root` on the given port (0 for any free one).
+    pub async fn start_on(root: &Path, port: u16) -> Result<EmbeddedS3> {
+        let io_error = |source| Error::Io { path: root.to_path_buf(), source };
+        std::fs::create_dir_all(root).map_err(io_error)?;
+        let filesystem = s3s_fs::FileSystem::new(root)
+            .map_err(|error| Error::Configuration(format!("embedded S3 over {}: {error:?}", root.display())))?;
+        let mut builder = S3ServiceBuilder::new(filesystem);
+        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = builder.build();
+
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(io_error)?;
+        let address = listener.local_addr().map_err(io_error)?;
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let server = ConnectionBuilder::new(TokioExecutor::new());
+            loop {
+                let socket = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((socket, _)) => socket,
+                        Err(error) => {
+                            tracing::warn!(%error, "Embedded S3 could not accept a connection.");
+                            continue;
+                        }
+                    },
+                    _ = &mut stopped => break,
+                };
+                let connection = server.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+        });
+        Ok(EmbeddedS3 { address, root: root.to_path_buf(), stop: Some(stop) })
+    }
+
+    /// The endpoint URL, e.g. `http://127.0.0.1:40123`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The folder holding the buckets.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The access key and secret the server accepts.
+    pub fn credentials(&self) -> (&'static str, &'static str) {
+        (ACCESS_KEY, SECRET_KEY)
+    }
+
+    /// An `aws-sdk-s3` client for this endpoint (path-style, static credentials).
+    pub fn client(&self) -> Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .force_path_style(true)
+            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "lakestar-embedded"))
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// Creates a bucket unless it exists.
+    pub async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        if self.root.join(bucket).is_dir() {
+            return Ok(());
+        }
+        self.client().create_bucket().bucket(bucket).send().await.map_err(|error| Error::S3 {
+            operation: "CreateBucket",
+            bucket: bucket.to_string(),
+            key: String::new(),
+            message: aws_sdk_s3::error::DisplayErrorContext(error).to_string(),
+        })?;
+        Ok(())
+    }
+}
+
+impl Drop for EmbeddedS3 {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Lakestar: files dropped into S3 become a clean, PII-masked Parquet lake and a star-schema
+//! warehouse. This crate holds every stage's logic, independent of Lambda; the function
+//! binaries and the offline stack are thin layers over it.
+
+pub mod contract;
+pub mod env;
+mod error;
+pub mod ingest;
+pub mod lake;
+pub mod run;
+pub mod state;
+
+pub use error::{Error, Result};

@@ -1,0 +1,27 @@
+//! The state document passed between Step Functions states: the run descriptor, and each
+//! stage's section under its own key. Data never travels here, only keys and counts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ingest::IngestOutput;
+use crate::run::RunDescriptor;
+use crate::{Error, Result};
+
+/// The state input a stage receives. Sections of later stages are ignored by earlier ones.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageInput {
+    /// The run.
+    pub run: RunDescriptor,
+    /// The ingest stage's output, once it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest: Option<IngestOutput>,
+}
+
+impl StageInput {
+    /// Parses a state document, with an error that says what is missing.
+    pub fn from_value(value: serde_json::Value) -> Result<StageInput> {
+        serde_json::from_value(value).map_err(|error| {
+            Error::InvalidInput(format!("{error}; a stage expects the state document `{{\"run\": {{\"id\", \"dataset\", \"bucket\", \"key\", \"size\", \"time\"}}, ...}}`"))
+        })
+    }
+}
