@@ -43,12 +43,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = match &args.config {
         Some(path) => path.clone(),
-        None => args.inputs.iter().find(|input| input.is_dir()).map(|dir| dir.join("pipeline.toml")).context("give --config, or an example directory holding pipeline.toml")?,
+        None => args
+            .inputs
+            .iter()
+            .find(|input| input.is_dir())
+            .map(|dir| dir.join("pipeline.toml"))
+            .context("give --config, or an example directory holding pipeline.toml")?,
     };
     let contract = Contract::load(&config)?;
     let drops = collect_drops(&args.inputs)?;
     if drops.is_empty() {
-        bail!("no landing files found under {}: put them in a `landing/` folder", args.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        bail!(
+            "no landing files found under {}: put them in a `landing/` folder",
+            args.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
     }
 
     let s3 = EmbeddedS3::start(&args.home.join("s3")).await?;
@@ -78,14 +86,23 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         let run = RunDescriptor::new(&dataset, BUCKET, &drop.key, None, None, size, time);
         let event = LambdaEvent::new(serde_json::json!({ "run": run }), LambdaContext::default());
         match ingest.handle(event).await {
-            Ok(output) => println!("{:<44} {:<10} {:<8} {:>8} {:>8} {:>9}", run.id, dataset, "ingested", output.rows, output.raw_rows, output.rejected),
+            Ok(output) => println!(
+                "{:<44} {:<10} {:<8} {:>8} {:>8} {:>9}",
+                run.id, dataset, "ingested", output.rows, output.raw_rows, output.rejected
+            ),
             Err(error) => {
                 failures += 1;
-                println!("{:<44} {:<10} {:<8} {}: {}", run.id, dataset, "FAILED", error.error_type, error.error_message);
+                println!(
+                    "{:<44} {:<10} {:<8} {}: {}",
+                    run.id, dataset, "FAILED", error.error_type, error.error_message
+                );
             }
         }
     }
-    println!("Validate, mask and load are not built yet: raw/, archive/ and quarantine/ are under {}.", s3.root().join(BUCKET).display());
+    println!(
+        "Validate, mask and load are not built yet: raw/, archive/ and quarantine/ are under {}.",
+        s3.root().join(BUCKET).display()
+    );
     Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
@@ -114,7 +131,11 @@ fn walk(root: &Path, dir: &Path, drops: &mut Vec<Drop>) -> anyhow::Result<()> {
             walk(root, &path, drops)?;
         } else if !path.file_name().is_some_and(|name| name.to_string_lossy().starts_with('.')) {
             let relative = path.strip_prefix(root).context("a path under the landing folder")?;
-            let key = relative.components().map(|part| part.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/");
+            let key = relative
+                .components()
+                .map(|part| part.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
             drops.push(Drop { path, key: format!("landing/{key}") });
         }
     }

@@ -26,16 +26,19 @@ pub async fn s3_client() -> Client {
 
 /// The lake named by `LAKE_BUCKET`.
 pub fn lake(client: Client) -> Result<Lake> {
-    let bucket = std::env::var(LAKE_BUCKET).map_err(|_| Error::Configuration(format!("set {LAKE_BUCKET} to the lake bucket's name")))?;
+    let bucket = std::env::var(LAKE_BUCKET)
+        .map_err(|_| Error::Configuration(format!("set {LAKE_BUCKET} to the lake bucket's name")))?;
     Ok(Lake::new(client, bucket))
 }
 
 /// Loads the contract from `location` (`s3://bucket/key` or a local path).
 pub async fn load_contract(client: &Client, location: &str) -> Result<Contract> {
     if let Some(rest) = location.strip_prefix("s3://") {
-        let (bucket, key) = rest.split_once('/').ok_or_else(|| Error::Configuration(format!("{location} is not s3://bucket/key")))?;
+        let (bucket, key) =
+            rest.split_once('/').ok_or_else(|| Error::Configuration(format!("{location} is not s3://bucket/key")))?;
         let bytes = Lake::new(client.clone(), bucket).get_bytes(key).await?;
-        let text = String::from_utf8(bytes).map_err(|_| Error::Configuration(format!("{location} is not UTF-8 text")))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| Error::Configuration(format!("{location} is not UTF-8 text")))?;
         Ok(Contract::parse(location, &text)?)
     } else {
         Contract::load(std::path::Path::new(location))

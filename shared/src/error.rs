@@ -125,19 +125,13 @@ impl Error {
     }
 
     /// Wraps an Arrow or Parquet error with what was being done.
-    pub(crate) fn arrow(
-        context: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
+    pub(crate) fn arrow(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Error::Arrow { context: context.into(), source: Box::new(source) }
     }
 }
 
 impl From<Error> for lambda_runtime::Diagnostic {
     fn from(error: Error) -> Self {
-        lambda_runtime::Diagnostic {
-            error_type: error.error_type().to_string(),
-            error_message: error.to_string(),
-        }
+        lambda_runtime::Diagnostic { error_type: error.error_type().to_string(), error_message: error.to_string() }
     }
 }

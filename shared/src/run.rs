@@ -65,14 +65,7 @@ impl RunDescriptor {
 /// The run id: `<dataset>-<YYYYmmddTHHMMSS>-<10 hex digits>`, at most 80 characters (a Step
 /// Functions execution name). The digits hash bucket, key, version and size, so the same
 /// object always gets the same id and a re-delivered event starts no second execution.
-pub fn run_id(
-    dataset: &str,
-    bucket: &str,
-    key: &str,
-    version: Option<&str>,
-    size: u64,
-    time: DateTime<Utc>,
-) -> String {
+pub fn run_id(dataset: &str, bucket: &str, key: &str, version: Option<&str>, size: u64, time: DateTime<Utc>) -> String {
     let mut hasher = Sha256::new();
     for part in [bucket, key, version.unwrap_or("")] {
         hasher.update(part.as_bytes());

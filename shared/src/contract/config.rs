@@ -117,12 +117,7 @@ pub struct CsvConfig {
 
 impl Default for CsvConfig {
     fn default() -> Self {
-        CsvConfig {
-            delimiter: default_delimiter(),
-            quote: default_quote(),
-            escape: None,
-            comment: None,
-        }
+        CsvConfig { delimiter: default_delimiter(), quote: default_quote(), escape: None, comment: None }
     }
 }
 

@@ -222,8 +222,7 @@ pub struct Contract {
 impl Contract {
     /// Reads and validates a contract file.
     pub fn load(path: &Path) -> Result<Contract> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         Ok(Contract::parse(&path.display().to_string(), &text)?)
     }
 
@@ -308,23 +307,42 @@ impl Checker<'_> {
 
         let mut globs = GlobSetBuilder::new();
         if config.patterns.is_empty() {
-            self.problem(&span, format!("{path}.match"), "list at least one landing key pattern, e.g. `match = [\"landing/*/customers*.csv\"]`");
+            self.problem(
+                &span,
+                format!("{path}.match"),
+                "list at least one landing key pattern, e.g. `match = [\"landing/*/customers*.csv\"]`",
+            );
         }
         for pattern in &config.patterns {
             if !pattern.starts_with("landing/") {
-                self.problem(&span, format!("{path}.match"), format!("pattern `{pattern}` must start with `landing/`: only that prefix starts executions"));
+                self.problem(
+                    &span,
+                    format!("{path}.match"),
+                    format!("pattern `{pattern}` must start with `landing/`: only that prefix starts executions"),
+                );
             }
             match GlobBuilder::new(pattern).literal_separator(true).case_insensitive(true).build() {
                 Ok(glob) => {
                     globs.add(glob);
                 }
-                Err(error) => self.problem(&span, format!("{path}.match"), format!("pattern `{pattern}` is not a valid glob: {error}")),
+                Err(error) => self.problem(
+                    &span,
+                    format!("{path}.match"),
+                    format!("pattern `{pattern}` is not a valid glob: {error}"),
+                ),
             }
         }
         let matcher = globs.build().unwrap_or_else(|_| GlobSet::empty());
 
         let encoding = encoding_rs::Encoding::for_label(config.encoding.as_bytes()).unwrap_or_else(|| {
-            self.problem(&span, format!("{path}.encoding"), format!("unknown encoding `{}`: use `utf-8`, `windows-1252`, `latin1` or another WHATWG label", config.encoding));
+            self.problem(
+                &span,
+                format!("{path}.encoding"),
+                format!(
+                    "unknown encoding `{}`: use `utf-8`, `windows-1252`, `latin1` or another WHATWG label",
+                    config.encoding
+                ),
+            );
             encoding_rs::UTF_8
         });
 
@@ -333,7 +351,11 @@ impl Checker<'_> {
             "\\t" | "tab" => Some(b'\t'),
             text if text.len() == 1 && text.is_ascii() => Some(text.as_bytes()[0]),
             text => {
-                self.problem(&span, format!("{path}.csv.delimiter"), format!("`{text}` is not one ASCII character: use e.g. `,`, `;`, `\\t`, `|` or `auto`"));
+                self.problem(
+                    &span,
+                    format!("{path}.csv.delimiter"),
+                    format!("`{text}` is not one ASCII character: use e.g. `,`, `;`, `\\t`, `|` or `auto`"),
+                );
                 None
             }
         };
@@ -343,11 +365,17 @@ impl Checker<'_> {
 
         let mut columns: Vec<Column> = Vec::new();
         if config.columns.is_empty() {
-            self.problem(&span, format!("{path}.columns"), "declare at least one column with `[[datasets.<name>.columns]]`");
+            self.problem(
+                &span,
+                format!("{path}.columns"),
+                "declare at least one column with `[[datasets.<name>.columns]]`",
+            );
         }
         for (index, column) in config.columns.iter().enumerate() {
             let column_path = format!("{path}.columns[{index}]");
-            if let Some(column) = self.column(&column_path, column.span(), column.get_ref().clone(), config.table.get_ref().kind) {
+            if let Some(column) =
+                self.column(&column_path, column.span(), column.get_ref().clone(), config.table.get_ref().kind)
+            {
                 for key in &column.header_keys {
                     if let Some(other) = columns.iter().find(|other| other.header_keys.contains(key)) {
                         self.problem(&column_span(&config, index), format!("{column_path}.aliases"), format!("header spelling `{key}` is claimed by both `{}` and `{}`: a header must map to one column", other.name, column.name));
@@ -367,7 +395,11 @@ impl Checker<'_> {
             }
         }
         if !(0.0..=1.0).contains(&config.quality.max_reject_ratio) {
-            self.problem(&span, format!("{path}.quality.max_reject_ratio"), "must be a fraction between 0.0 and 1.0, e.g. 0.05 for 5 %");
+            self.problem(
+                &span,
+                format!("{path}.quality.max_reject_ratio"),
+                "must be a fraction between 0.0 and 1.0, e.g. 0.05 for 5 %",
+            );
         }
 
         Dataset { name: name.to_string(), columns, table, rules, delimiter, encoding, config, matcher }
@@ -376,7 +408,11 @@ impl Checker<'_> {
     fn column(&mut self, path: &str, span: Range<usize>, config: ColumnConfig, kind: TableKind) -> Option<Column> {
         let path = format!("{path} ({})", config.name);
         if !is_identifier(&config.name) {
-            self.problem(&span, format!("{path}.name"), "a column name must be a lower-case identifier such as `customer_id`");
+            self.problem(
+                &span,
+                format!("{path}.name"),
+                "a column name must be a lower-case identifier such as `customer_id`",
+            );
         }
         if let Some(target) = &config.target
             && !is_identifier(target)
@@ -388,7 +424,11 @@ impl Checker<'_> {
             return None;
         };
         if (config.format.is_some() || config.timezone.is_some()) && !data_type.is_temporal() {
-            self.problem(&span, format!("{path}.format"), "`format` and `timezone` apply only to date and timestamp columns");
+            self.problem(
+                &span,
+                format!("{path}.format"),
+                "`format` and `timezone` apply only to date and timestamp columns",
+            );
         }
         if config.thousands.is_some() && !data_type.is_numeric() {
             self.problem(&span, format!("{path}.thousands"), "`thousands` applies only to numeric columns");
@@ -398,7 +438,9 @@ impl Checker<'_> {
             let Some(value) = value else { continue };
             let fits = match value {
                 toml::Value::Integer(_) | toml::Value::Float(_) => data_type.is_numeric(),
-                toml::Value::String(text) => data_type.is_temporal() && chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok(),
+                toml::Value::String(text) => {
+                    data_type.is_temporal() && chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
+                }
                 toml::Value::Datetime(_) => data_type.is_temporal(),
                 _ => false,
             };
@@ -406,8 +448,13 @@ impl Checker<'_> {
                 self.problem(&span, format!("{path}.checks.{name}"), "expected a number for a numeric column or an ISO date (`2024-01-31`) for a date or timestamp column");
             }
         }
-        if (checks.min_length.is_some() || checks.max_length.is_some() || checks.email) && data_type != DataType::String {
-            self.problem(&span, format!("{path}.checks"), "`min_length`, `max_length` and `email` apply only to string columns");
+        if (checks.min_length.is_some() || checks.max_length.is_some() || checks.email) && data_type != DataType::String
+        {
+            self.problem(
+                &span,
+                format!("{path}.checks"),
+                "`min_length`, `max_length` and `email` apply only to string columns",
+            );
         }
         let regex = checks.regex.as_ref().and_then(|pattern| match Regex::new(&format!("^(?:{pattern})$")) {
             Ok(regex) => Some(regex),
@@ -473,16 +520,36 @@ impl Checker<'_> {
             TableKind::Fact => "fact_",
         };
         if !is_identifier(&table.name) || !table.name.starts_with(prefix) || table.name.len() == prefix.len() {
-            self.problem(&span, format!("{path}.name"), format!("a {:?} table is named `{prefix}<stem>` with a lower-case identifier, e.g. `{prefix}customer`", table.kind).to_lowercase());
+            self.problem(
+                &span,
+                format!("{path}.name"),
+                format!(
+                    "a {:?} table is named `{prefix}<stem>` with a lower-case identifier, e.g. `{prefix}customer`",
+                    table.kind
+                )
+                .to_lowercase(),
+            );
         }
         if table.natural_key.is_empty() {
-            self.problem(&span, format!("{path}.natural_key"), "name the column(s) that identify a row, e.g. `natural_key = [\"customer_id\"]`");
+            self.problem(
+                &span,
+                format!("{path}.natural_key"),
+                "name the column(s) that identify a row, e.g. `natural_key = [\"customer_id\"]`",
+            );
         }
         let find = |name: &str| columns.iter().find(|column| column.name == name);
         for key in &table.natural_key {
             match find(key) {
-                None => self.problem(&span, format!("{path}.natural_key"), format!("`{key}` is not a column of this dataset")),
-                Some(column) if column.config.scd.is_some() => self.problem(&span, format!("{path}.natural_key"), format!("`{key}` is part of the natural key and cannot also have `scd`")),
+                None => self.problem(
+                    &span,
+                    format!("{path}.natural_key"),
+                    format!("`{key}` is not a column of this dataset"),
+                ),
+                Some(column) if column.config.scd.is_some() => self.problem(
+                    &span,
+                    format!("{path}.natural_key"),
+                    format!("`{key}` is part of the natural key and cannot also have `scd`"),
+                ),
                 Some(_) => {}
             }
         }
@@ -491,23 +558,47 @@ impl Checker<'_> {
                 if let Some(name) = &table.effective_from {
                     match find(name) {
                         Some(column) if column.data_type.is_temporal() => {}
-                        Some(_) => self.problem(&span, format!("{path}.effective_from"), format!("`{name}` must be a date or timestamp column")),
-                        None => self.problem(&span, format!("{path}.effective_from"), format!("`{name}` is not a column of this dataset")),
+                        Some(_) => self.problem(
+                            &span,
+                            format!("{path}.effective_from"),
+                            format!("`{name}` must be a date or timestamp column"),
+                        ),
+                        None => self.problem(
+                            &span,
+                            format!("{path}.effective_from"),
+                            format!("`{name}` is not a column of this dataset"),
+                        ),
                     }
                 }
                 if table.date_column.is_some() || table.partition.is_some() || !table.references.is_empty() {
-                    self.problem(&span, path.clone(), "`date_column`, `partition` and `references` apply only to facts");
+                    self.problem(
+                        &span,
+                        path.clone(),
+                        "`date_column`, `partition` and `references` apply only to facts",
+                    );
                 }
             }
             TableKind::Fact => {
                 if table.effective_from.is_some() {
-                    self.problem(&span, format!("{path}.effective_from"), "`effective_from` applies only to dimensions");
+                    self.problem(
+                        &span,
+                        format!("{path}.effective_from"),
+                        "`effective_from` applies only to dimensions",
+                    );
                 }
                 if let Some(name) = &table.date_column {
                     match find(name) {
                         Some(column) if column.data_type.is_temporal() => {}
-                        Some(_) => self.problem(&span, format!("{path}.date_column"), format!("`{name}` must be a date or timestamp column")),
-                        None => self.problem(&span, format!("{path}.date_column"), format!("`{name}` is not a column of this dataset")),
+                        Some(_) => self.problem(
+                            &span,
+                            format!("{path}.date_column"),
+                            format!("`{name}` must be a date or timestamp column"),
+                        ),
+                        None => self.problem(
+                            &span,
+                            format!("{path}.date_column"),
+                            format!("`{name}` is not a column of this dataset"),
+                        ),
                     }
                 } else if table.partition.is_some() {
                     self.problem(&span, format!("{path}.partition"), "partitions need a `date_column`");
@@ -515,7 +606,11 @@ impl Checker<'_> {
                 for (index, reference) in table.references.iter().enumerate() {
                     for name in &reference.columns {
                         if find(name).is_none() {
-                            self.problem(&span, format!("{path}.references[{index}].columns"), format!("`{name}` is not a column of this dataset"));
+                            self.problem(
+                                &span,
+                                format!("{path}.references[{index}].columns"),
+                                format!("`{name}` is not a column of this dataset"),
+                            );
                         }
                     }
                 }
@@ -528,7 +623,11 @@ impl Checker<'_> {
             self.problem(&span, format!("{path}.name"), "a rule name must be a lower-case identifier");
         }
         let Some((left, op, right)) = parse_comparison(&rule.check) else {
-            self.problem(&span, format!("{path}.check"), format!("`{}` is not `<column> <op> <column or literal>` with op one of = != < <= > >=", rule.check));
+            self.problem(
+                &span,
+                format!("{path}.check"),
+                format!("`{}` is not `<column> <op> <column or literal>` with op one of = != < <= > >=", rule.check),
+            );
             return None;
         };
         let Some(left_column) = columns.iter().find(|column| column.name == left) else {
@@ -537,12 +636,23 @@ impl Checker<'_> {
         };
         let right = match columns.iter().find(|column| column.name == right) {
             Some(column) if column.data_type != left_column.data_type => {
-                self.problem(&span, format!("{path}.check"), format!("cannot compare `{left}` ({:?}) with `{}` ({:?})", left_column.data_type, column.name, column.data_type));
+                self.problem(
+                    &span,
+                    format!("{path}.check"),
+                    format!(
+                        "cannot compare `{left}` ({:?}) with `{}` ({:?})",
+                        left_column.data_type, column.name, column.data_type
+                    ),
+                );
                 return None;
             }
             Some(column) => Operand::Column(column.name.clone()),
             None if is_identifier(&right) => {
-                self.problem(&span, format!("{path}.check"), format!("`{right}` is not a column of this dataset (quote a literal: '{right}')"));
+                self.problem(
+                    &span,
+                    format!("{path}.check"),
+                    format!("`{right}` is not a column of this dataset (quote a literal: '{right}')"),
+                );
                 return None;
             }
             None => Operand::Literal(right.trim_matches('\'').to_string()),
@@ -562,13 +672,28 @@ impl Checker<'_> {
             for (position, reference) in dataset.table.references.iter().enumerate() {
                 let field = format!("datasets.{}.table.references[{position}]", dataset.name);
                 match datasets.iter().find(|other| other.table.name == reference.dimension) {
-                    None => self.problems.push(Problem { line: None, field, message: format!("no dataset feeds the dimension `{}`", reference.dimension) }),
-                    Some(target) if target.table.kind != TableKind::Dimension => self.problems.push(Problem { line: None, field, message: format!("`{}` is a fact, not a dimension", reference.dimension) }),
-                    Some(target) if target.table.natural_key.len() != reference.columns.len() => self.problems.push(Problem {
+                    None => self.problems.push(Problem {
                         line: None,
                         field,
-                        message: format!("`{}` has a natural key of {} column(s) ({}); list as many fact columns", reference.dimension, target.table.natural_key.len(), target.table.natural_key.join(", ")),
+                        message: format!("no dataset feeds the dimension `{}`", reference.dimension),
                     }),
+                    Some(target) if target.table.kind != TableKind::Dimension => self.problems.push(Problem {
+                        line: None,
+                        field,
+                        message: format!("`{}` is a fact, not a dimension", reference.dimension),
+                    }),
+                    Some(target) if target.table.natural_key.len() != reference.columns.len() => {
+                        self.problems.push(Problem {
+                            line: None,
+                            field,
+                            message: format!(
+                                "`{}` has a natural key of {} column(s) ({}); list as many fact columns",
+                                reference.dimension,
+                                target.table.natural_key.len(),
+                                target.table.natural_key.join(", ")
+                            ),
+                        })
+                    }
                     Some(_) => {}
                 }
             }

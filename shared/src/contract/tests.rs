@@ -1,0 +1,183 @@
+//! Contract parsing and validation: the example parses, and every kind of mistake is
+//! reported with its line and field.
+
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../examples/retail/pipeline.toml");
+
+fn problems(text: &str) -> Vec<Problem> {
+    match Contract::parse("pipeline.toml", text) {
+        Ok(_) => panic!("the contract should be rejected"),
+        Err(error) => error.problems,
+    }
+}
+
+const MINIMAL: &str = r#"
+[datasets.customers]
+match = ["landing/*/customers*.csv"]
+
+[datasets.customers.table]
+name = "dim_customer"
+kind = "dimension"
+natural_key = ["customer_id"]
+
+[[datasets.customers.columns]]
+name = "customer_id"
+required = true
+"#;
+
+#[test]
+fn the_retail_example_is_valid() {
+    let contract = Contract::parse("pipeline.toml", EXAMPLE).expect("the example contract is valid");
+    let names: Vec<&str> = contract.datasets.iter().map(|dataset| dataset.name.as_str()).collect();
+    assert_eq!(names, ["customers", "products", "sales", "stores"]);
+    let sales = contract.dataset("sales").expect("sales");
+    assert_eq!(sales.table.kind, TableKind::Fact);
+    assert_eq!(
+        sales.column("unit_price").map(|column| column.data_type),
+        Some(DataType::Decimal { precision: 10, scale: 2 })
+    );
+    assert_eq!(sales.rules.len(), 1);
+    assert_eq!(sales.rules[0].op, CompareOp::Ge);
+    assert_eq!(sales.rules[0].right, Operand::Column("sale_date".to_string()));
+    let customers = contract.dataset("customers").expect("customers");
+    assert!(customers.column("email").and_then(|column| column.config.pii.as_ref()).is_some());
+}
+
+#[test]
+fn keys_match_their_dataset_and_unknown_keys_are_named() {
+    let contract = Contract::parse("pipeline.toml", EXAMPLE).expect("valid");
+    let dataset = |key: &str| contract.dataset_for_key(key).map(|dataset| dataset.name.clone());
+    assert_eq!(dataset("landing/2024-01-01/customers.csv").ok().as_deref(), Some("customers"));
+    assert_eq!(dataset("landing/2024-01-02/sales.csv.gz").ok().as_deref(), Some("sales"));
+    assert_eq!(dataset("landing/2024-01-02/Products_Shop.CSV").ok().as_deref(), Some("products"));
+    let error = dataset("landing/2024-01-01/invoices.csv").expect_err("no dataset");
+    assert_eq!(error.error_type(), "UnknownDataset");
+    assert!(error.to_string().contains("landing/2024-01-01/invoices.csv"), "{error}");
+    // `*` does not cross folders.
+    assert!(dataset("landing/a/b/customers.csv").is_err());
+}
+
+#[test]
+fn overlapping_patterns_are_reported_as_ambiguous() {
+    let text = format!(
+        "{MINIMAL}\n[datasets.more]\nmatch = [\"landing/**\"]\n[datasets.more.table]\nname = \"dim_more\"\nkind = \"dimension\"\nnatural_key = [\"id\"]\n[[datasets.more.columns]]\nname = \"id\"\n"
+    );
+    let contract = Contract::parse("pipeline.toml", &text).expect("valid");
+    let error = contract.dataset_for_key("landing/x/customers.csv").expect_err("two datasets match");
+    assert_eq!(error.error_type(), "AmbiguousDataset");
+}
+
+#[test]
+fn a_toml_syntax_error_names_its_line() {
+    let problems = problems("[datasets.customers]\nmatch = [\"landing/*\"\n");
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].line, Some(2));
+}
+
+#[test]
+fn an_unknown_field_is_named_with_its_line() {
+    let text = MINIMAL.replace("required = true", "required = true\nrequird = false");
+    let problems = problems(&text);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].message.contains("requird"), "{problems:?}");
+    assert_eq!(problems[0].line, Some(13));
+}
+
+#[test]
+fn semantic_mistakes_are_all_reported_with_field_and_line() {
+    let text = r#"
+[datasets.Sales]
+match = ["sales/*.csv"]
+
+[datasets.Sales.table]
+name = "sales"
+kind = "fact"
+natural_key = ["order_id", "nope"]
+date_column = "amount"
+references = [{ dimension = "dim_ghost", columns = ["customer_id"] }]
+
+[[datasets.Sales.columns]]
+name = "order_id"
+
+[[datasets.Sales.columns]]
+name = "amount"
+type = "decimal(40,2)"
+
+[[datasets.Sales.columns]]
+name = "email"
+checks = { regex = "([a-z" }
+pii = { method = "token" }
+
+[[datasets.Sales.rules]]
+name = "positive"
+check = "amount >>> 0"
+"#;
+    let problems = problems(text);
+    let fields: Vec<&str> = problems.iter().map(|problem| problem.field.as_str()).collect();
+    let expect = [
+        "datasets.Sales",
+        "datasets.Sales.match",
+        "datasets.Sales.columns[1] (amount).type",
+        "datasets.Sales.columns[2] (email).checks.regex",
+        "datasets.Sales.columns[2] (email).pii.prefix",
+        "datasets.Sales.table.name",
+        "datasets.Sales.table.natural_key",
+        "datasets.Sales.table.date_column",
+        "datasets.Sales.rules[0].check",
+        "datasets.Sales.table.references[0]",
+    ];
+    for field in expect {
+        assert!(fields.contains(&field), "missing a problem for {field}: {problems:#?}");
+    }
+    let regex = problems.iter().find(|problem| problem.field.ends_with("checks.regex")).expect("regex problem");
+    assert_eq!(regex.line, Some(19), "the line of the column's section");
+}
+
+#[test]
+fn the_error_text_lists_file_line_and_field() {
+    let text = MINIMAL.replace("natural_key = [\"customer_id\"]", "natural_key = [\"id\"]");
+    let error = Contract::parse("examples/pipeline.toml", &text).expect_err("invalid");
+    let shown = error.to_string();
+    assert!(
+        shown.contains("examples/pipeline.toml:5: datasets.customers.table.natural_key: `id` is not a column"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn headers_and_aliases_may_not_collide() {
+    let text = format!("{MINIMAL}\n[[datasets.customers.columns]]\nname = \"cust_id\"\naliases = [\"Customer-ID\"]\n");
+    let problems = problems(&text);
+    assert!(problems.iter().any(|problem| problem.message.contains("claimed by both")), "{problems:?}");
+}
+
+#[test]
+fn a_fact_reference_must_cover_the_dimension_key() {
+    let text = format!(
+        "{MINIMAL}\n[datasets.sales]\nmatch = [\"landing/*/sales.csv\"]\n[datasets.sales.table]\nname = \"fact_sales\"\nkind = \"fact\"\nnatural_key = [\"order_id\"]\nreferences = [{{ dimension = \"dim_customer\", columns = [\"order_id\", \"customer_id\"] }}]\n[[datasets.sales.columns]]\nname = \"order_id\"\n[[datasets.sales.columns]]\nname = \"customer_id\"\n"
+    );
+    let problems = problems(&text);
+    assert!(problems.iter().any(|problem| problem.message.contains("natural key of 1 column")), "{problems:?}");
+}
+
+#[test]
+fn types_parse() {
+    assert_eq!(DataType::parse("decimal(10, 2)"), Some(DataType::Decimal { precision: 10, scale: 2 }));
+    assert_eq!(DataType::parse("DECIMAL(38,38)"), Some(DataType::Decimal { precision: 38, scale: 38 }));
+    assert_eq!(DataType::parse("decimal(3,4)"), None);
+    assert_eq!(DataType::parse("decimal(0,0)"), None);
+    assert_eq!(DataType::parse("integer"), Some(DataType::Integer));
+    assert_eq!(DataType::parse("timestamp"), Some(DataType::Timestamp));
+    assert_eq!(DataType::parse("varchar"), None);
+}
+
+#[test]
+fn identifiers_are_strict() {
+    assert!(is_identifier("customer_id"));
+    assert!(!is_identifier("Customer"));
+    assert!(!is_identifier("1st"));
+    assert!(!is_identifier("a-b"));
+    assert!(!is_identifier("drop table x;--"));
+    assert!(!is_identifier(&"a".repeat(64)));
+}

@@ -1,6 +1,9 @@
 //! CSV landing files: dialect sniffing, header mapping, and rows to raw or to quarantine.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::{BufRead, Read};
+use std::rc::Rc;
 
 use csv::{ByteRecord, ReaderBuilder, StringRecord};
 
@@ -30,7 +33,8 @@ pub fn sniff_delimiter(head: &[u8], quote: u8) -> u8 {
             _ => {}
         }
     }
-    let (index, &count) = counts.iter().enumerate().max_by_key(|&(index, &count)| (count, std::cmp::Reverse(index))).unwrap_or((0, &0));
+    let (index, &count) =
+        counts.iter().enumerate().max_by_key(|&(index, &count)| (count, std::cmp::Reverse(index))).unwrap_or((0, &0));
     if count == 0 { b',' } else { CANDIDATES[index] }
 }
 
@@ -49,7 +53,8 @@ pub fn read(
     let mut head = Vec::new();
     reader.read_until(b'\n', &mut head).map_err(|error| unreadable(key, 1, &error))?;
     let delimiter = dataset.delimiter.unwrap_or_else(|| sniff_delimiter(&head, quote));
-    let reader = std::io::Cursor::new(head).chain(reader);
+    let lines = LineIndex::default();
+    let reader = LineCounting { inner: std::io::Cursor::new(head).chain(reader), lines: lines.clone(), offset: 0 };
     let csv_config = &dataset.config.csv;
     let mut csv = ReaderBuilder::new()
         .has_headers(false)
@@ -94,7 +99,7 @@ pub fn read(
         if !more {
             break;
         }
-        let line = record.position().map_or(0, |position| position.line());
+        let line = lines.line_at(record.position().map_or(0, |position| position.byte()));
         // A lone empty field is a blank line inside the data, not a row.
         if width > 1 && record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
             continue;
@@ -126,9 +131,56 @@ pub fn read(
     Ok(Ingested { columns: mapper.names().to_vec(), drift: mapper.drift() })
 }
 
+/// Where the newlines of the stream are, so that a record's byte offset gives its line.
+///
+/// The `csv` crate's own line count lags by one after a CRLF (it counts the `\n` when the
+/// next record starts), so the line of a row is counted here, from the bytes themselves.
+#[derive(Debug, Default, Clone)]
+struct LineIndex(Rc<RefCell<LineState>>);
+
+#[derive(Debug, Default)]
+struct LineState {
+    /// Newlines before the last offset asked for.
+    before: u64,
+    /// Offsets of newlines read but not yet passed by a record.
+    ahead: VecDeque<u64>,
+}
+
+impl LineIndex {
+    /// The 1-based line of the record starting at `offset`; offsets must not decrease. A
+    /// newline at the offset itself ends the previous line (the `\n` of a CRLF, or a blank
+    /// line the reader skipped).
+    fn line_at(&self, offset: u64) -> u64 {
+        let mut state = self.0.borrow_mut();
+        while state.ahead.front().is_some_and(|&newline| newline <= offset) {
+            state.ahead.pop_front();
+            state.before += 1;
+        }
+        state.before + 1
+    }
+}
+
+/// A reader that notes where every newline passes.
+struct LineCounting<R> {
+    inner: R,
+    lines: LineIndex,
+    offset: u64,
+}
+
+impl<R: Read> Read for LineCounting<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        let mut state = self.lines.0.borrow_mut();
+        state.ahead.extend(memchr::memchr_iter(b'\n', &buffer[..read]).map(|index| self.offset + index as u64));
+        self.offset += read as u64;
+        Ok(read)
+    }
+}
+
 /// The row as text, re-joined with its delimiter, for a person to read in quarantine.
 fn raw_text(record: &ByteRecord, delimiter: u8) -> String {
-    let mut out = csv::WriterBuilder::new().delimiter(delimiter).terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    let mut out =
+        csv::WriterBuilder::new().delimiter(delimiter).terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
     let text = match out.write_byte_record(record).map_err(|_| ()).and_then(|()| out.into_inner().map_err(|_| ())) {
         Ok(bytes) => bytes,
         Err(()) => record.as_slice().to_vec(),
@@ -147,7 +199,9 @@ fn csv_unreadable(key: &str, error: &csv::Error, row: u64) -> Error {
     };
     Error::UnreadableFile {
         key: key.to_string(),
-        message: format!("{place}: {error}; the file may be truncated or not in the declared format, so it was not ingested: fix or re-export it and drop it again"),
+        message: format!(
+            "{place}: {error}; the file may be truncated or not in the declared format, so it was not ingested: fix or re-export it and drop it again"
+        ),
     }
 }
 

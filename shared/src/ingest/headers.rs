@@ -41,7 +41,12 @@ impl<'a> HeaderMapper<'a> {
             return index;
         }
         let key = normalize_header(header);
-        let contract = self.dataset.columns.iter().find(|column| column.header_keys.contains(&key)).map(|column| column.name.clone());
+        let contract = self
+            .dataset
+            .columns
+            .iter()
+            .find(|column| column.header_keys.contains(&key))
+            .map(|column| column.name.clone());
         let name = match contract {
             Some(name) if !self.names.contains(&name) => name,
             Some(name) => {
@@ -66,7 +71,8 @@ impl<'a> HeaderMapper<'a> {
     }
 
     fn unique(&self, base: &str) -> String {
-        let taken = |name: &str| self.names.iter().any(|existing| existing == name) || self.dataset.column(name).is_some();
+        let taken =
+            |name: &str| self.names.iter().any(|existing| existing == name) || self.dataset.column(name).is_some();
         if !taken(base) {
             return base.to_string();
         }

@@ -48,7 +48,11 @@ impl JsonSink<'_, '_> {
     fn value(&mut self, line: u64, value: Value) -> Result<()> {
         self.progress.row();
         let Value::Object(object) = value else {
-            return self.rejects.push(ParseReject { line, reason: "parse:not_an_object".to_string(), raw: value.to_string() });
+            return self.rejects.push(ParseReject {
+                line,
+                reason: "parse:not_an_object".to_string(),
+                raw: value.to_string(),
+            });
         };
         self.slots.iter_mut().for_each(|slot| *slot = None);
         for (column, text) in flatten(&object) {
@@ -94,7 +98,11 @@ pub fn read_ndjson(
             Err(error) => {
                 sink.progress.row();
                 let text = String::from_utf8_lossy(&line).trim_end().to_string();
-                let what = if std::str::from_utf8(&line).is_err() { "encoding(invalid UTF-8)".to_string() } else { format!("json({error})") };
+                let what = if std::str::from_utf8(&line).is_err() {
+                    "encoding(invalid UTF-8)".to_string()
+                } else {
+                    format!("json({error})")
+                };
                 sink.rejects.push(ParseReject { line: number, reason: format!("parse:{what}"), raw: text })?;
             }
         }
@@ -114,7 +122,10 @@ pub fn read_json(
     progress: &mut Progress,
 ) -> Result<Ingested> {
     let mut sink = JsonSink { mapper: HeaderMapper::new(dataset), raw, rejects, progress, slots: Vec::new() };
-    let io_error = |error: std::io::Error| Error::UnreadableFile { key: key.to_string(), message: format!("{error}; the file may be truncated") };
+    let io_error = |error: std::io::Error| Error::UnreadableFile {
+        key: key.to_string(),
+        message: format!("{error}; the file may be truncated"),
+    };
     let syntax = |element: u64, error: serde_json::Error| Error::UnreadableFile {
         key: key.to_string(),
         message: format!("element {element}: invalid JSON ({error}); fix the file and drop it again"),
@@ -128,7 +139,9 @@ pub fn read_json(
             reader.consume(1);
             loop {
                 match skip_whitespace(&mut reader).map_err(io_error)? {
-                    None => return Err(syntax(element + 1, serde::de::Error::custom("the array is not closed with `]`"))),
+                    None => {
+                        return Err(syntax(element + 1, serde::de::Error::custom("the array is not closed with `]`")));
+                    }
                     Some(b']') => break,
                     Some(b',') => reader.consume(1),
                     Some(_) => {

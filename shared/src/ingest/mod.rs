@@ -119,7 +119,11 @@ pub async fn ingest(lake: &Lake, contract: &Contract, run: &RunDescriptor) -> Re
 }
 
 /// The synchronous core: decode the stream, parse it with the format's reader, write.
-fn ingest_blocking(body: impl std::io::Read + Send + 'static, dataset: &Dataset, context: RunWriter) -> Result<IngestOutput> {
+fn ingest_blocking(
+    body: impl std::io::Read + Send + 'static,
+    dataset: &Dataset,
+    context: RunWriter,
+) -> Result<IngestOutput> {
     let key = context.run.key.clone();
     let opened = source::open(body, &key, dataset).map_err(|error| Error::UnreadableFile {
         key: key.clone(),
@@ -130,9 +134,25 @@ fn ingest_blocking(body: impl std::io::Read + Send + 'static, dataset: &Dataset,
     let mut progress = Progress::new(&context.run.id);
     let format = opened.format;
     let ingested = match format {
-        SourceFormat::Csv => csv::read(source::decode(opened.reader, dataset), dataset, &key, &mut raw, &mut rejects, &mut progress)?,
-        SourceFormat::Ndjson => json::read_ndjson(source::decode(opened.reader, dataset), dataset, &key, &mut raw, &mut rejects, &mut progress)?,
-        SourceFormat::Json => json::read_json(source::decode(opened.reader, dataset), dataset, &key, &mut raw, &mut rejects, &mut progress)?,
+        SourceFormat::Csv => {
+            csv::read(source::decode(opened.reader, dataset), dataset, &key, &mut raw, &mut rejects, &mut progress)?
+        }
+        SourceFormat::Ndjson => json::read_ndjson(
+            source::decode(opened.reader, dataset),
+            dataset,
+            &key,
+            &mut raw,
+            &mut rejects,
+            &mut progress,
+        )?,
+        SourceFormat::Json => json::read_json(
+            source::decode(opened.reader, dataset),
+            dataset,
+            &key,
+            &mut raw,
+            &mut rejects,
+            &mut progress,
+        )?,
         SourceFormat::Parquet => parquet::read(opened.reader, dataset, &key, &mut raw, &mut rejects, &mut progress)?,
     };
     let raw_rows = raw.rows();

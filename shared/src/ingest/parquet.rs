@@ -25,8 +25,10 @@ pub fn read(
     progress: &mut Progress,
 ) -> Result<Ingested> {
     let unreadable = |message: String| Error::UnreadableFile { key: key.to_string(), message };
-    let mut spool = tempfile::tempfile().map_err(|error| unreadable(format!("cannot create a temporary file: {error}")))?;
-    std::io::copy(&mut reader, &mut spool).map_err(|error| unreadable(format!("{error}; the file may be truncated")))?;
+    let mut spool =
+        tempfile::tempfile().map_err(|error| unreadable(format!("cannot create a temporary file: {error}")))?;
+    std::io::copy(&mut reader, &mut spool)
+        .map_err(|error| unreadable(format!("{error}; the file may be truncated")))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(spool)
         .map_err(|error| unreadable(format!("not a readable Parquet file: {error}")))?
         .with_batch_size(BATCH_ROWS);
@@ -42,7 +44,11 @@ pub fn read(
     if !missing.is_empty() {
         return Err(Error::SchemaMismatch {
             key: key.to_string(),
-            message: format!("required column(s) {} not found among the file's columns ({})", missing.join(", "), mapper.names().join(", ")),
+            message: format!(
+                "required column(s) {} not found among the file's columns ({})",
+                missing.join(", "),
+                mapper.names().join(", ")
+            ),
         });
     }
 
@@ -53,10 +59,15 @@ pub fn read(
         for (field, column) in schema.fields().iter().zip(batch.columns()) {
             columns.push(as_text(column).ok_or_else(|| Error::SchemaMismatch {
                 key: key.to_string(),
-                message: format!("column `{}` has type {} which Lakestar cannot read as text", field.name(), field.data_type()),
+                message: format!(
+                    "column `{}` has type {} which Lakestar cannot read as text",
+                    field.name(),
+                    field.data_type()
+                ),
             })?);
         }
-        let texts: Vec<&StringArray> = columns.iter().filter_map(|column| column.as_any().downcast_ref::<StringArray>()).collect();
+        let texts: Vec<&StringArray> =
+            columns.iter().filter_map(|column| column.as_any().downcast_ref::<StringArray>()).collect();
         for index in 0..batch.num_rows() {
             row += 1;
             progress.row();

@@ -117,7 +117,8 @@ impl RawWriter {
         }
         let rows = std::mem::take(&mut self.pending);
         let run = &self.context.run;
-        let mut arrays: Vec<ArrayRef> = self.builders.iter_mut().map(|builder| Arc::new(builder.finish()) as ArrayRef).collect();
+        let mut arrays: Vec<ArrayRef> =
+            self.builders.iter_mut().map(|builder| Arc::new(builder.finish()) as ArrayRef).collect();
         arrays.push(Arc::new(StringArray::from(vec![run.key.as_str(); rows])));
         arrays.push(Arc::new(self.lines.finish()));
         arrays.push(Arc::new(StringArray::from(vec![run.id.as_str(); rows])));
@@ -128,7 +129,8 @@ impl RawWriter {
 
         if self.writer.is_none() {
             let key = format!("{}{}", lake::raw_prefix(run), lake::part_name(self.parts.len()));
-            self.writer = Some(ParquetObjectWriter::new(&self.context.lake, &key, batch.schema(), self.context.handle.clone())?);
+            self.writer =
+                Some(ParquetObjectWriter::new(&self.context.lake, &key, batch.schema(), self.context.handle.clone())?);
         }
         if let Some(writer) = &mut self.writer {
             writer.write(&batch)?;
@@ -231,7 +233,12 @@ impl RejectWriter {
         let run = &self.context.run;
         let [parquet_key, csv_key] = Self::keys(run);
         if self.parquet.is_none() {
-            self.parquet = Some(ParquetObjectWriter::new(&self.context.lake, &parquet_key, reject_schema(), self.context.handle.clone())?);
+            self.parquet = Some(ParquetObjectWriter::new(
+                &self.context.lake,
+                &parquet_key,
+                reject_schema(),
+                self.context.handle.clone(),
+            )?);
             let sink = MultipartWriter::new(&self.context.lake, &csv_key, "text/csv", self.context.handle.clone());
             let mut writer = csv::Writer::from_writer(sink);
             writer.write_record(REJECT_COLUMNS).map_err(|error| csv_error(&csv_key, error))?;

@@ -215,7 +215,9 @@ impl MultipartWriter {
                     .map_err(|error| lake.error("CreateMultipartUpload", key, error))?;
                 let id = output
                     .upload_id()
-                    .ok_or_else(|| lake.error("CreateMultipartUpload", key, std::io::Error::other("no upload id in the answer")))?
+                    .ok_or_else(|| {
+                        lake.error("CreateMultipartUpload", key, std::io::Error::other("no upload id in the answer"))
+                    })?
                     .to_string();
                 self.upload_id = Some(id.clone());
                 id
@@ -236,7 +238,8 @@ impl MultipartWriter {
                     .send(),
             )
             .map_err(|error| lake.error("UploadPart", key, error))?;
-        self.parts.push(CompletedPart::builder().part_number(number).set_e_tag(output.e_tag().map(str::to_string)).build());
+        self.parts
+            .push(CompletedPart::builder().part_number(number).set_e_tag(output.e_tag().map(str::to_string)).build());
         Ok(())
     }
 
@@ -279,7 +282,8 @@ impl MultipartWriter {
     fn abort(&mut self) {
         if let Some(upload_id) = self.upload_id.take() {
             let lake = &self.lake;
-            let request = lake.client.abort_multipart_upload().bucket(&lake.bucket).key(&self.key).upload_id(upload_id).send();
+            let request =
+                lake.client.abort_multipart_upload().bucket(&lake.bucket).key(&self.key).upload_id(upload_id).send();
             if let Err(error) = self.handle.block_on(request) {
                 tracing::warn!(key = %self.key, error = %DisplayErrorContext(error), "Could not abort a multipart upload.");
             }

@@ -1,0 +1,110 @@
+//! Shared helpers of the integration tests: an embedded S3 lake in a temporary folder,
+//! invoking handlers with real payloads, and reading Parquet back.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::DataType;
+use chrono::{DateTime, Utc};
+use lakestar::contract::Contract;
+use lakestar::lake::{EmbeddedS3, Lake};
+use lakestar::run::RunDescriptor;
+use lambda_runtime::{Context, LambdaEvent};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// The bucket every test lake uses.
+pub const BUCKET: &str = "test-lake";
+
+/// The retail example's contract text.
+pub const RETAIL_CONTRACT: &str = include_str!("../../../examples/retail/pipeline.toml");
+
+/// A lake on an embedded S3 endpoint over a temporary folder; both go away on drop.
+pub struct TestLake {
+    pub s3: EmbeddedS3,
+    pub lake: Lake,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestLake {
+    pub async fn start() -> TestLake {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let s3 = EmbeddedS3::start(&dir.path().join("s3")).await.expect("embedded S3 starts");
+        s3.create_bucket(BUCKET).await.expect("bucket");
+        let lake = Lake::new(s3.client(), BUCKET);
+        TestLake { s3, lake, dir }
+    }
+
+    pub async fn put(&self, key: &str, bytes: &[u8]) {
+        self.lake.put_bytes(key, bytes.to_vec(), "application/octet-stream").await.expect("put object");
+    }
+
+    pub async fn get(&self, key: &str) -> Vec<u8> {
+        self.lake.get_bytes(key).await.expect("get object")
+    }
+
+    /// Every key in the bucket.
+    pub async fn keys(&self) -> Vec<String> {
+        self.lake.list("").await.expect("list")
+    }
+}
+
+pub fn retail_contract() -> Contract {
+    Contract::parse("pipeline.toml", RETAIL_CONTRACT).expect("the retail contract is valid")
+}
+
+pub fn example_file(relative: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/retail/landing").join(relative);
+    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+pub fn run_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2024-01-02T03:04:05Z").expect("valid").with_timezone(&Utc)
+}
+
+pub fn run_for(dataset: &str, key: &str, size: usize) -> RunDescriptor {
+    RunDescriptor::new(dataset, BUCKET, key, None, Some("etag"), size as u64, run_time())
+}
+
+/// A Lambda event carrying the state document `{"run": …}`, as Step Functions sends it.
+pub fn state_event(run: &RunDescriptor) -> LambdaEvent<serde_json::Value> {
+    LambdaEvent::new(serde_json::json!({ "run": run }), Context::default())
+}
+
+/// Reads a Parquet object into batches.
+pub fn read_parquet(bytes: Vec<u8>) -> Vec<RecordBatch> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .expect("a Parquet file")
+        .build()
+        .expect("a reader");
+    reader.collect::<Result<Vec<_>, _>>().expect("readable batches")
+}
+
+/// The column names of the batches' schema.
+pub fn column_names(batches: &[RecordBatch]) -> Vec<String> {
+    batches[0].schema().fields().iter().map(|field| field.name().clone()).collect()
+}
+
+/// One text column of all batches, as optional strings.
+pub fn text_column(batches: &[RecordBatch], name: &str) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let column = batch.column_by_name(name).unwrap_or_else(|| panic!("column {name}"));
+        assert_eq!(column.data_type(), &DataType::Utf8, "{name} is text");
+        let strings = column.as_string::<i32>();
+        out.extend((0..strings.len()).map(|index| strings.is_valid(index).then(|| strings.value(index).to_string())));
+    }
+    out
+}
+
+/// One Int64 column of all batches.
+pub fn int_column(batches: &[RecordBatch], name: &str) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|batch| {
+            let column = batch.column_by_name(name).unwrap_or_else(|| panic!("column {name}"));
+            column.as_primitive::<arrow::datatypes::Int64Type>().values().to_vec()
+        })
+        .collect()
+}
