@@ -88,6 +88,15 @@ async fn customers_csv_becomes_raw_parquet_with_lineage_and_parse_rejects() {
         "{csv}"
     );
 
+    // `.ci/run` reads these copies with pyarrow: proof that other tools read our Parquet.
+    if let Some(dir) = std::env::var_os("LAKESTAR_TEST_EXPORT") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("export folder");
+        std::fs::write(dir.join("raw_customers.parquet"), lake.get(&output.raw[0]).await).expect("export raw");
+        std::fs::write(dir.join("ingest_rejected_customers.parquet"), lake.get(&output.quarantine[0]).await)
+            .expect("export");
+    }
+
     // The original bytes, archived untouched.
     assert_eq!(output.archive, format!("archive/customers/ingest_date=2024-01-02/run={}/customers.csv", run.id));
     assert_eq!(lake.get(&output.archive).await, bytes);
