@@ -384,3 +384,30 @@ async fn a_large_file_streams_through_multipart_uploads() {
     assert_eq!(ids.len(), 300_000);
     assert_eq!(ids[299_999].as_deref(), Some("299999"));
 }
+
+#[tokio::test]
+async fn the_sample_event_in_events_ingests_the_example_file() {
+    let lake = TestLake::start().await;
+    let payload: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/ingest.json")).expect("event"),
+    )
+    .expect("JSON");
+    let key = payload["run"]["key"].as_str().expect("a key").to_string();
+    lake.put(&key, &example_file("2024-01-01/customers.csv")).await;
+    let event = lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default());
+    let output =
+        IngestFunction::new(lake.lake.clone(), retail_contract()).handle(event).await.expect("ingest succeeds");
+    assert_eq!((output.rows, output.raw_rows, output.rejected), (12, 11, 1));
+    assert!(
+        output.raw[0].starts_with("raw/customers/ingest_date=2024-01-01/run=customers-20240101T020000-5d1c0a9e3b/")
+    );
+}
+
+#[tokio::test]
+async fn a_state_document_without_a_run_is_rejected_with_invalid_input() {
+    let lake = TestLake::start().await;
+    let event = lambda_runtime::LambdaEvent::new(serde_json::json!({"key": "x"}), lambda_runtime::Context::default());
+    let error = IngestFunction::new(lake.lake.clone(), retail_contract()).handle(event).await.expect_err("rejected");
+    assert_eq!(error.error_type, "InvalidInput");
+    assert!(error.error_message.contains("run"), "{}", error.error_message);
+}

@@ -15,7 +15,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// The bucket every test lake uses.
-pub const BUCKET: &str = "test-lake";
+pub const BUCKET: &str = "lakestar-lake";
 
 /// The retail example's contract text.
 pub const RETAIL_CONTRACT: &str = include_str!("../../../examples/retail/pipeline.toml");

@@ -1,0 +1,168 @@
+//! `lakestar-bench`: generates test data and measures the stages on it, printing a table and
+//! a JSON line. Numbers, not assertions: targets are judged by reading them.
+
+mod generate;
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use aws_sdk_s3::primitives::ByteStream;
+use clap::{Parser, Subcommand};
+use lakestar::contract::Contract;
+use lakestar::lake::{EmbeddedS3, Lake};
+use lakestar::run::RunDescriptor;
+
+/// Lakestar's benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "lakestar-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Writes a sales CSV of the retail example's shape.
+    Generate {
+        /// Where to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        size: Size,
+    },
+    /// Ingests a generated sales CSV from an embedded S3 endpoint.
+    Ingest {
+        #[command(flatten)]
+        size: Size,
+        /// Where to keep the generated file and the embedded S3 folder (default: a temporary folder).
+        #[arg(long)]
+        work: Option<PathBuf>,
+    },
+}
+
+/// How much data to generate.
+#[derive(Debug, Clone, clap::Args)]
+struct Size {
+    /// Size of the file in megabytes (10^6 bytes).
+    #[arg(long, default_value_t = 100)]
+    megabytes: u64,
+    /// Stop after this many rows instead.
+    #[arg(long)]
+    rows: Option<u64>,
+    /// Fraction of deliberately bad rows.
+    #[arg(long, default_value_t = 0.02)]
+    bad: f64,
+    /// Seed of the generator: the same seed gives the same file.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Generate { out, size } => {
+            let generated = generate_file(&out, &size)?;
+            println!("{}: {} rows ({} bad), {} bytes", out.display(), generated.rows, generated.bad, generated.bytes);
+            Ok(())
+        }
+        Command::Ingest { size, work } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(ingest(size, work))
+        }
+    }
+}
+
+fn generate_file(path: &Path, size: &Size) -> anyhow::Result<generate::Generated> {
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let generated =
+        generate::sales(&mut out, size.rows.unwrap_or(u64::MAX), size.megabytes * 1_000_000, size.bad, size.seed)?;
+    out.flush()?;
+    Ok(generated)
+}
+
+/// The process's peak resident set size in bytes (`VmHWM`).
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kilobytes| kilobytes * 1024)
+}
+
+/// Resets the peak RSS so that what follows is measured alone (Linux `clear_refs`).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+async fn ingest(size: Size, work: Option<PathBuf>) -> anyhow::Result<()> {
+    let temporary = tempfile::tempdir()?;
+    let work = work.unwrap_or_else(|| temporary.path().to_path_buf());
+    std::fs::create_dir_all(&work)?;
+    let source = work.join("sales.csv");
+    let started = Instant::now();
+    let generated = generate_file(&source, &size)?;
+    eprintln!(
+        "generated {} rows, {} bytes in {:.1}s",
+        generated.rows,
+        generated.bytes,
+        started.elapsed().as_secs_f64()
+    );
+
+    let s3 = EmbeddedS3::start(&work.join("s3")).await?;
+    s3.create_bucket("bench").await?;
+    let lake = Lake::new(s3.client(), "bench");
+    let key = "landing/bench/sales.csv";
+    let body = ByteStream::from_path(&source).await?;
+    s3.client().put_object().bucket("bench").key(key).body(body).send().await.context("uploading the file")?;
+    std::fs::remove_file(&source)?;
+
+    let contract_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/retail/pipeline.toml");
+    let contract = Contract::load(&contract_path)?;
+    let run = RunDescriptor::new("sales", "bench", key, None, None, generated.bytes, chrono::Utc::now());
+
+    reset_peak_rss();
+    let before = peak_rss();
+    let started = Instant::now();
+    let output = lakestar::ingest::ingest(&lake, &contract, &run).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = peak_rss();
+
+    let megabytes = generated.bytes as f64 / 1e6;
+    let mut raw_bytes = 0u64;
+    for part in &output.raw {
+        let head = s3.client().head_object().bucket("bench").key(part).send().await?;
+        raw_bytes += head.content_length().unwrap_or(0) as u64;
+    }
+    println!("stage   file_MB   rows       rejected  seconds  MB/s    rows/s     peak_RSS_MiB  raw_MB  parts");
+    println!(
+        "ingest  {:<9.1} {:<10} {:<9} {:<8.2} {:<7.1} {:<10.0} {:<13.1} {:<7.1} {}",
+        megabytes,
+        output.rows,
+        output.rejected,
+        seconds,
+        megabytes / seconds,
+        output.rows as f64 / seconds,
+        peak as f64 / (1024.0 * 1024.0),
+        raw_bytes as f64 / 1e6,
+        output.raw.len()
+    );
+    let json = serde_json::json!({
+        "bench": "ingest",
+        "file_bytes": generated.bytes,
+        "rows": output.rows,
+        "rejected": output.rejected,
+        "seconds": seconds,
+        "mb_per_second": megabytes / seconds,
+        "rows_per_second": output.rows as f64 / seconds,
+        "peak_rss_bytes": peak,
+        "rss_before_bytes": before,
+        "raw_bytes": raw_bytes,
+        "parts": output.raw.len(),
+    });
+    println!("{json}");
+    Ok(())
+}
