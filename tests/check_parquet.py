@@ -33,12 +33,33 @@ def main() -> None:
     assert rejected[0]["_reasons"].startswith("parse:field_count"), rejected
     print(f"pyarrow: exported raw file ok ({raw} rows), quarantine ok ({len(rejected)} row)")
 
+    processed = pq.read_table(exported / "processed_customers.parquet")
+    schema = processed.schema
+    assert schema.field("date_of_birth").type == pa.date32(), schema
+    assert schema.field("updated_at").type == pa.timestamp("us", tz="UTC"), schema
+    assert schema.field("customer_id").type == pa.string(), schema
+    assert schema.names[-4:] == LINEAGE, schema.names
+    rows = processed.to_pylist()
+    assert len(rows) == 6, len(rows)
+    isla = next(row for row in rows if row["customer_id"] == "C1003")
+    assert str(isla["date_of_birth"]) == "1992-02-29", isla["date_of_birth"]
+    assert isla["updated_at"].isoformat() == "2024-01-01T08:00:00+00:00", isla["updated_at"]
+    print(f"pyarrow: exported processed file ok ({len(rows)} rows, date32 and UTC timestamps)")
+
     if len(sys.argv) > 2:
         lake = pathlib.Path(sys.argv[2])
         files = sorted(lake.glob("raw/**/*.parquet"))
         assert files, f"no raw parts under {lake}"
         rows = sum(check_raw(path) for path in files)
         print(f"pyarrow: {len(files)} raw parts of the offline run ok ({rows} rows)")
+        processed = sorted(lake.glob("processed/**/*.parquet"))
+        assert processed, f"no processed parts under {lake}"
+        valid = sum(pq.read_table(path).num_rows for path in processed)
+        rejected = sum(pq.read_table(path).num_rows for path in lake.glob("quarantine/**/*.parquet"))
+        assert valid + rejected == rows + sum(
+            pq.read_table(path).num_rows for path in lake.glob("quarantine/**/ingest_rejected.parquet")
+        ), (valid, rejected, rows)
+        print(f"pyarrow: offline run: {valid} processed + {rejected} quarantined rows")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ use lakestar::contract::Contract;
 use lakestar::lake::{EmbeddedS3, Lake};
 use lakestar::run::RunDescriptor;
 use lakestar_ingest::IngestFunction;
+use lakestar_validate::ValidateFunction;
 use lambda_runtime::{Context as LambdaContext, LambdaEvent};
 
 /// The lake bucket of the offline stack.
@@ -65,9 +66,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     let contract_text = std::fs::read(&config).with_context(|| format!("reading {}", config.display()))?;
     lake.put_bytes(lakestar::env::CONFIG_KEY, contract_text, "application/toml").await?;
     let ingest = IngestFunction::new(lake.clone(), contract.clone());
+    let validate = ValidateFunction::new(lake.clone(), contract.clone());
 
     println!("Embedded S3 at {} (bucket {BUCKET}, folder {})", s3.endpoint(), s3.root().display());
-    println!("{:<44} {:<10} {:<8} {:>8} {:>8} {:>9}", "run", "dataset", "status", "rows", "raw", "rejected");
+    println!("{:<38} {:<10} {:<18} {:>6} {:>6} {:>6}", "run", "dataset", "status", "rows", "valid", "quar.");
     let mut failures = 0;
     for drop in &drops {
         let bytes = std::fs::read(&drop.path).with_context(|| format!("reading {}", drop.path.display()))?;
@@ -77,30 +79,43 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
             Ok(dataset) => dataset.name.clone(),
             Err(error) => {
                 failures += 1;
-                println!("{:<44} {:<10} {:<8} {error}", drop.key, "-", "skipped");
+                println!("{:<38} {:<10} {:<18} {error}", drop.key, "-", "skipped");
                 continue;
             }
         };
         let now = chrono::Utc::now();
         let time = now - chrono::Duration::nanoseconds(i64::from(chrono::Timelike::nanosecond(&now)));
         let run = RunDescriptor::new(&dataset, BUCKET, &drop.key, None, None, size, time);
-        let event = LambdaEvent::new(serde_json::json!({ "run": run }), LambdaContext::default());
-        match ingest.handle(event).await {
-            Ok(output) => println!(
-                "{:<44} {:<10} {:<8} {:>8} {:>8} {:>9}",
-                run.id, dataset, "ingested", output.rows, output.raw_rows, output.rejected
-            ),
+        let mut state = serde_json::json!({ "run": run });
+        let outcome = async {
+            let ingested = ingest.handle(LambdaEvent::new(state.clone(), LambdaContext::default())).await?;
+            state["ingest"] = serde_json::to_value(&ingested).unwrap_or_default();
+            validate.handle(LambdaEvent::new(state.clone(), LambdaContext::default())).await
+        }
+        .await;
+        match outcome {
+            Ok(validated) => {
+                let passed = validated.gate == "pass";
+                if !passed {
+                    failures += 1;
+                }
+                let status = if passed { "validated" } else { "QualityGateFailed" };
+                println!(
+                    "{:<38} {:<10} {:<18} {:>6} {:>6} {:>6}",
+                    run.id, dataset, status, validated.received, validated.valid, validated.rejected
+                );
+                if !passed {
+                    println!("    cause: {}", validated.cause);
+                }
+            }
             Err(error) => {
                 failures += 1;
-                println!(
-                    "{:<44} {:<10} {:<8} {}: {}",
-                    run.id, dataset, "FAILED", error.error_type, error.error_message
-                );
+                println!("{:<38} {:<10} {:<18} {}", run.id, dataset, error.error_type, error.error_message);
             }
         }
     }
     println!(
-        "Validate, mask and load are not built yet: raw/, archive/ and quarantine/ are under {}.",
+        "Mask and load are not built yet: raw/, processed/, archive/ and quarantine/ are under {}.",
         s3.root().join(BUCKET).display()
     );
     Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -12,7 +12,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The contract file is not valid TOML or breaks a contract rule.
-    #[error("{0}")]
+    #[error(transparent)]
     Contract(#[from] crate::contract::ContractError),
 
     /// The landing key matches no dataset of the contract.

@@ -9,5 +9,6 @@ pub mod ingest;
 pub mod lake;
 pub mod run;
 pub mod state;
+pub mod validate;
 
 pub use error::{Error, Result};

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ingest::IngestOutput;
 use crate::run::RunDescriptor;
+use crate::validate::ValidateOutput;
 use crate::{Error, Result};
 
 /// The state input a stage receives. Sections of later stages are ignored by earlier ones.
@@ -15,9 +16,22 @@ pub struct StageInput {
     /// The ingest stage's output, once it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingest: Option<IngestOutput>,
+    /// The validate stage's output, once it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate: Option<ValidateOutput>,
 }
 
 impl StageInput {
+    /// The ingest section, which every stage after ingest needs.
+    pub fn ingest(&self) -> Result<&IngestOutput> {
+        self.ingest.as_ref().ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "run {}: the state has no `ingest` section; run the ingest stage first",
+                self.run.id
+            ))
+        })
+    }
+
     /// Parses a state document, with an error that says what is missing.
     pub fn from_value(value: serde_json::Value) -> Result<StageInput> {
         serde_json::from_value(value).map_err(|error| {

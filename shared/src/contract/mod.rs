@@ -239,6 +239,14 @@ impl Contract {
         let mut checker = Checker { text, problems: Vec::new() };
         let contract = checker.contract(config);
         if checker.problems.is_empty() {
+            // Types, zones and bounds are compiled as validate will use them.
+            for dataset in &contract.datasets {
+                if let Err(error) = crate::validate::DatasetPlan::new(dataset) {
+                    checker.problems.extend(error.problems);
+                }
+            }
+        }
+        if checker.problems.is_empty() {
             Ok(contract)
         } else {
             Err(ContractError { file: file.to_string(), problems: checker.problems })

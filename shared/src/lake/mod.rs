@@ -7,7 +7,7 @@ mod s3;
 
 #[cfg(feature = "embedded-s3")]
 pub use embedded::EmbeddedS3;
-pub use parquet::{ParquetObjectWriter, writer_properties};
+pub use parquet::{ParquetObjectWriter, PartedWriter, writer_properties};
 pub use s3::{Lake, MultipartWriter, PART_SIZE};
 
 use crate::run::RunDescriptor;
@@ -30,4 +30,9 @@ pub fn quarantine_prefix(run: &RunDescriptor) -> String {
 /// The name of the `index`-th part file of a folder: `part-00000.parquet`.
 pub fn part_name(index: usize) -> String {
     format!("part-{index:05}.parquet")
+}
+
+/// `processed/<dataset>/ingest_date=<date>/run=<run>/`: the folder of the run's validated parts.
+pub fn processed_prefix(run: &RunDescriptor) -> String {
+    format!("processed/{}/ingest_date={}/run={}/", run.dataset, run.ingest_date(), run.id)
 }

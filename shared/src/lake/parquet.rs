@@ -89,3 +89,63 @@ impl ParquetObjectWriter {
         sink.finish()
     }
 }
+
+/// Writes a folder of `part-NNNNN.parquet` objects of one schema, starting a new part every
+/// `part_rows` rows.
+pub struct PartedWriter {
+    lake: Lake,
+    handle: Handle,
+    prefix: String,
+    schema: SchemaRef,
+    part_rows: u64,
+    writer: Option<ParquetObjectWriter>,
+    parts: Vec<String>,
+}
+
+impl PartedWriter {
+    /// Parts under `prefix` (ending in `/`), nothing written until the first batch.
+    pub fn new(lake: &Lake, prefix: &str, schema: SchemaRef, part_rows: u64, handle: Handle) -> PartedWriter {
+        PartedWriter {
+            lake: lake.clone(),
+            handle,
+            prefix: prefix.to_string(),
+            schema,
+            part_rows,
+            writer: None,
+            parts: Vec::new(),
+        }
+    }
+
+    /// Appends a batch (empty batches are skipped).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.writer.is_none() {
+            let key = format!("{}{}", self.prefix, super::part_name(self.parts.len()));
+            self.writer = Some(ParquetObjectWriter::new(&self.lake, &key, self.schema.clone(), self.handle.clone())?);
+        }
+        if let Some(writer) = &mut self.writer {
+            writer.write(batch)?;
+            if writer.rows() >= self.part_rows {
+                self.close_part()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close_part(&mut self) -> Result<()> {
+        if let Some(writer) = self.writer.take() {
+            let key = writer.key().to_string();
+            writer.finish()?;
+            self.parts.push(key);
+        }
+        Ok(())
+    }
+
+    /// Completes the last part and returns the keys written.
+    pub fn finish(mut self) -> Result<Vec<String>> {
+        self.close_part()?;
+        Ok(self.parts)
+    }
+}

@@ -62,6 +62,16 @@ impl Lake {
         Ok(output.body.into_async_read())
     }
 
+    /// Streams an object into a local file (Parquet needs random access to read).
+    pub async fn download(&self, key: &str, file: std::fs::File) -> Result<u64> {
+        let mut reader = self.reader(key, None).await?;
+        let mut file = tokio::fs::File::from_std(file);
+        let bytes =
+            tokio::io::copy(&mut reader, &mut file).await.map_err(|error| self.error("GetObject", key, error))?;
+        tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(|error| self.error("GetObject", key, error))?;
+        Ok(bytes)
+    }
+
     /// The whole object, for small objects such as the contract.
     pub async fn get_bytes(&self, key: &str) -> Result<Vec<u8>> {
         let output = self

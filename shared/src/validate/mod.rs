@@ -1,0 +1,497 @@
+//! The validate stage: raw text becomes typed, checked, de-duplicated rows in `processed/`;
+//! every rejected row goes to `quarantine/` as received, with all its reasons; the quality
+//! gate compares the run with the contract's thresholds.
+//!
+//! Two streaming passes over the run's raw parts: the first reads only the key columns to
+//! find duplicates, the second types, checks and writes batch by batch.
+
+pub mod cast;
+mod dedupe;
+mod plan;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, StringBuilder};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
+
+pub use dedupe::DuplicateFinder;
+pub use plan::{ColumnPlan, DatasetPlan, Reasons, arrow_type};
+
+use crate::contract::{Contract, Dataset};
+use crate::ingest::{IngestOutput, LINEAGE};
+use crate::lake::{self, Lake, MultipartWriter, PartedWriter};
+use crate::run::RunDescriptor;
+use crate::{Error, Result};
+
+/// Rows per processed part.
+const PART_ROWS: u64 = 4 * 1024 * 1024;
+
+/// The reject reason of a row that lost to another row of the same natural key.
+pub const DUPLICATE: &str = "duplicate";
+
+/// The reason under which ingest's parse rejects are counted.
+pub const PARSE: &str = "parse";
+
+/// What the validate stage reports: the `validate` section of the state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidateOutput {
+    /// Keys of the processed parts.
+    pub processed: Vec<String>,
+    /// Keys of every quarantine file of the run (ingest's parse rejects included).
+    pub quarantine: Vec<String>,
+    /// Rows the run received (ingest's `rows`).
+    pub received: u64,
+    /// Rows written to processed.
+    pub valid: u64,
+    /// Rows quarantined, by ingest or by validate: `received = valid + rejected`.
+    pub rejected: u64,
+    /// Rejected rows per reason (a row with two reasons counts under both); `parse` counts
+    /// ingest's rejects.
+    pub rejects_per_rule: BTreeMap<String, u64>,
+    /// Empty values per contract column, over the rows ingest could parse.
+    pub nulls_per_column: BTreeMap<String, u64>,
+    /// Rows rejected as duplicates of their natural key.
+    pub duplicates: u64,
+    /// `pass` or `fail`.
+    pub gate: String,
+    /// Why the gate failed (empty when it passed): the ratio, the threshold, the top rules.
+    pub cause: String,
+}
+
+/// Runs the validate stage for `run`, whose ingest reported `ingest`.
+pub async fn validate(
+    lake: &Lake,
+    contract: &Contract,
+    run: &RunDescriptor,
+    ingest: &IngestOutput,
+) -> Result<ValidateOutput> {
+    let dataset = contract.dataset(&run.dataset).ok_or_else(|| Error::UnknownDataset { key: run.key.clone() })?.clone();
+    let plan = DatasetPlan::new(&dataset)?;
+    tracing::info!(run = %run.id, dataset = %run.dataset, parts = ingest.raw.len(), "Validate started.");
+    let started = Instant::now();
+
+    let mut spools = Vec::with_capacity(ingest.raw.len());
+    for key in &ingest.raw {
+        let spool = tempfile::tempfile().map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
+        let copy = spool.try_clone().map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
+        lake.download(key, copy).await?;
+        spools.push((key.clone(), spool));
+    }
+
+    let job = Job {
+        lake: lake.clone(),
+        run: run.clone(),
+        handle: Handle::current(),
+        dataset,
+        plan,
+        raw_columns: ingest.columns.clone(),
+    };
+    let outcome = tokio::task::spawn_blocking(move || job.execute(spools))
+        .await
+        .map_err(|error| Error::InvalidInput(format!("the validate task stopped: {error}")))??;
+
+    lake.prune(&lake::processed_prefix(run), &outcome.processed).await?;
+    lake.prune(&format!("{}{}", lake::quarantine_prefix(run), QuarantineWriter::STEM), &outcome.quarantine).await?;
+
+    let mut rejects_per_rule = outcome.rejects_per_rule;
+    if ingest.rejected > 0 {
+        rejects_per_rule.insert(PARSE.to_string(), ingest.rejected);
+    }
+    let rejected = outcome.rejected + ingest.rejected;
+    let received = ingest.rows;
+    if outcome.valid + rejected != received {
+        return Err(Error::InvalidInput(format!(
+            "row count mismatch for run {}: ingest received {received} rows, validate accounted for {} valid + {rejected} rejected; re-run the ingest stage",
+            run.id, outcome.valid
+        )));
+    }
+    let quality = &contract.dataset(&run.dataset).map(|dataset| dataset.config.quality.clone()).unwrap_or_default();
+    let cause = gate_cause(run, received, outcome.valid, rejected, &rejects_per_rule, quality);
+    let mut quarantine = ingest.quarantine.clone();
+    quarantine.extend(outcome.quarantine);
+    let output = ValidateOutput {
+        processed: outcome.processed,
+        quarantine,
+        received,
+        valid: outcome.valid,
+        rejected,
+        rejects_per_rule,
+        nulls_per_column: outcome.nulls_per_column,
+        duplicates: outcome.duplicates,
+        gate: if cause.is_empty() { "pass" } else { "fail" }.to_string(),
+        cause,
+    };
+    tracing::info!(
+        run = %run.id,
+        received,
+        valid = output.valid,
+        rejected,
+        gate = %output.gate,
+        seconds = started.elapsed().as_secs_f64(),
+        "Validate finished."
+    );
+    Ok(output)
+}
+
+/// Why the run fails its quality thresholds, or empty when it passes.
+fn gate_cause(
+    run: &RunDescriptor,
+    received: u64,
+    valid: u64,
+    rejected: u64,
+    rejects_per_rule: &BTreeMap<String, u64>,
+    quality: &crate::contract::QualityConfig,
+) -> String {
+    let ratio = if received == 0 { 0.0 } else { rejected as f64 / received as f64 };
+    let mut problems = Vec::new();
+    if ratio > quality.max_reject_ratio {
+        problems.push(format!(
+            "{rejected} of {received} rows rejected ({:.1}%), above max_reject_ratio {:.1}%",
+            ratio * 100.0,
+            quality.max_reject_ratio * 100.0
+        ));
+    }
+    if valid < quality.min_rows {
+        problems.push(format!("{valid} valid rows, below min_rows {}", quality.min_rows));
+    }
+    if problems.is_empty() {
+        return String::new();
+    }
+    let mut top: Vec<(&String, &u64)> = rejects_per_rule.iter().collect();
+    top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let top: Vec<String> = top.iter().take(5).map(|(rule, count)| format!("{rule} {count}")).collect();
+    let mut cause = format!("{} ({}): {}", run.id, run.key, problems.join("; "));
+    if !top.is_empty() {
+        cause.push_str(&format!("; top rules: {}", top.join(", ")));
+    }
+    cause.push_str(&format!("; rejected rows are in quarantine/{}/run={}/", run.dataset, run.id));
+    cause
+}
+
+/// What the blocking part found.
+struct Outcome {
+    processed: Vec<String>,
+    quarantine: Vec<String>,
+    valid: u64,
+    rejected: u64,
+    duplicates: u64,
+    rejects_per_rule: BTreeMap<String, u64>,
+    nulls_per_column: BTreeMap<String, u64>,
+}
+
+/// Everything the blocking part needs.
+struct Job {
+    lake: Lake,
+    run: RunDescriptor,
+    handle: Handle,
+    dataset: Dataset,
+    plan: DatasetPlan,
+    raw_columns: Vec<String>,
+}
+
+impl Job {
+    fn read_error(&self, key: &str, error: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error::arrow(format!("reading raw part {key}"), error)
+    }
+
+    /// The unique checks: the natural key (by the contract's dedupe rule) and each
+    /// `unique` column (first wins).
+    fn key_sets(&self) -> Vec<(Vec<usize>, String)> {
+        let position = |name: &str| self.plan.columns.iter().position(|column| column.name == name);
+        let mut sets = vec![(
+            self.dataset.table.natural_key.iter().filter_map(|name| position(name)).collect(),
+            DUPLICATE.to_string(),
+        )];
+        for (index, column) in self.dataset.columns.iter().enumerate() {
+            if column.config.checks.unique
+                && !(self.dataset.table.natural_key.len() == 1 && self.dataset.table.natural_key[0] == column.name)
+            {
+                sets.push((vec![index], format!("{}:unique", column.name)));
+            }
+        }
+        sets
+    }
+
+    /// Pass 1: the positions of the rows that lose to another row of their key.
+    fn find_duplicates(&self, spools: &[(String, std::fs::File)]) -> Result<Vec<(HashSet<u32>, String)>> {
+        let sets = self.key_sets();
+        let mut finders: Vec<DuplicateFinder> = sets.iter().map(|_| DuplicateFinder::default()).collect();
+        let wanted: HashSet<&str> = sets
+            .iter()
+            .flat_map(|(columns, _)| columns.iter().map(|index| self.plan.columns[*index].name.as_str()))
+            .collect();
+        let mut position: u64 = 0;
+        for (key, spool) in spools {
+            let file = spool.try_clone().map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(file).map_err(|error| self.read_error(key, error))?;
+            let mask = ProjectionMask::columns(builder.parquet_schema(), wanted.iter().copied());
+            let reader = builder
+                .with_projection(mask)
+                .with_batch_size(8192)
+                .build()
+                .map_err(|error| self.read_error(key, error))?;
+            for batch in reader {
+                let batch = batch.map_err(|error| self.read_error(key, error))?;
+                for ((columns, _), finder) in sets.iter().zip(&mut finders) {
+                    let arrays: Vec<Option<&StringArray>> =
+                        columns.iter().map(|index| text_column(&batch, &self.plan.columns[*index].name)).collect();
+                    let mut parts: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(columns.len());
+                    for row in 0..batch.num_rows() {
+                        parts.clear();
+                        for (index, array) in columns.iter().zip(&arrays) {
+                            let value = array
+                                .filter(|array| array.is_valid(row))
+                                .and_then(|array| self.plan.columns[*index].standardise(array.value(row)));
+                            match value {
+                                Some(value) => parts.push(value),
+                                None => break,
+                            }
+                        }
+                        if parts.len() == columns.len() {
+                            let slot = u32::try_from(position + row as u64).map_err(|_| {
+                                Error::InvalidInput(format!(
+                                    "{}: more than 4 294 967 295 rows in one run; split the file",
+                                    self.run.key
+                                ))
+                            })?;
+                            finder.add(slot, &parts.iter().map(|part| part.as_ref()).collect::<Vec<_>>());
+                        }
+                    }
+                }
+                position += batch.num_rows() as u64;
+            }
+        }
+        let rule = self.dataset.table.dedupe;
+        Ok(finders
+            .into_iter()
+            .zip(sets)
+            .enumerate()
+            .map(|(index, (finder, (_, reason)))| {
+                (finder.losers(if index == 0 { rule } else { crate::contract::Dedupe::KeepFirst }), reason)
+            })
+            .collect())
+    }
+
+    fn execute(self, spools: Vec<(String, std::fs::File)>) -> Result<Outcome> {
+        let losers = self.find_duplicates(&spools)?;
+        let mut processed = PartedWriter::new(
+            &self.lake,
+            &lake::processed_prefix(&self.run),
+            self.plan.processed_schema(),
+            PART_ROWS,
+            self.handle.clone(),
+        );
+        let mut quarantine = QuarantineWriter::new(&self.lake, &self.run, &self.raw_columns, self.handle.clone());
+        let mut rejects_per_rule: HashMap<String, u64> = HashMap::new();
+        let mut nulls = vec![0u64; self.plan.columns.len()];
+        let (mut valid, mut rejected, mut duplicates) = (0u64, 0u64, 0u64);
+        let mut position: u64 = 0;
+
+        for (key, spool) in spools {
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(spool).map_err(|error| self.read_error(&key, error))?;
+            let reader = builder.with_batch_size(8192).build().map_err(|error| self.read_error(&key, error))?;
+            for batch in reader {
+                let batch = batch.map_err(|error| self.read_error(&key, error))?;
+                let rows = batch.num_rows();
+                let inputs: Vec<Option<&StringArray>> =
+                    self.plan.columns.iter().map(|column| text_column(&batch, &column.name)).collect();
+                let mut reasons = Reasons::new(rows);
+                let checked = self.plan.check(&inputs, rows, &mut reasons);
+                for (total, count) in nulls.iter_mut().zip(&checked.nulls) {
+                    *total += count;
+                }
+                for (set, reason) in &losers {
+                    if set.is_empty() {
+                        continue;
+                    }
+                    for row in 0..rows {
+                        if set.contains(&((position + row as u64) as u32)) {
+                            reasons.push(row, reason);
+                            if reason == DUPLICATE {
+                                duplicates += 1;
+                            }
+                        }
+                    }
+                }
+                position += rows as u64;
+
+                let keep: BooleanArray = (0..rows).map(|row| Some(reasons.is_valid(row))).collect();
+                let kept = keep.true_count();
+                valid += kept as u64;
+                rejected += (rows - kept) as u64;
+                for row in (0..rows).filter(|row| !reasons.is_valid(*row)) {
+                    for reason in reasons.get(row).split("; ") {
+                        *rejects_per_rule.entry(reason.to_string()).or_default() += 1;
+                    }
+                }
+
+                let mut columns = checked.columns;
+                for name in LINEAGE {
+                    columns.push(batch.column_by_name(name).cloned().ok_or_else(|| {
+                        Error::InvalidInput(format!(
+                            "{key} lacks the lineage column {name}: it is not a raw part written by ingest"
+                        ))
+                    })?);
+                }
+                let typed = RecordBatch::try_new(self.plan.processed_schema(), columns)
+                    .map_err(|error| Error::arrow(format!("typing a batch of {key}"), error))?;
+                if kept > 0 {
+                    let kept_rows = filter_record_batch(&typed, &keep)
+                        .map_err(|error| Error::arrow("filtering valid rows", error))?;
+                    processed.write(&kept_rows)?;
+                }
+                if kept < rows {
+                    quarantine.write(&batch, &reasons)?;
+                }
+            }
+        }
+        let nulls_per_column =
+            self.plan.columns.iter().zip(nulls).map(|(column, count)| (column.name.clone(), count)).collect();
+        Ok(Outcome {
+            processed: processed.finish()?,
+            quarantine: quarantine.finish()?,
+            valid,
+            rejected,
+            duplicates,
+            rejects_per_rule: rejects_per_rule.into_iter().collect(),
+            nulls_per_column,
+        })
+    }
+}
+
+/// A raw batch's text column of that name, if the part has it.
+fn text_column<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a StringArray> {
+    batch.column_by_name(name).and_then(|column| column.as_any().downcast_ref::<StringArray>())
+}
+
+/// Streams rejected rows, as received, to `quarantine/<dataset>/run=<run>/rejected.{parquet,csv}`.
+struct QuarantineWriter {
+    lake: Lake,
+    run: RunDescriptor,
+    handle: Handle,
+    columns: Vec<String>,
+    schema: SchemaRef,
+    parquet: Option<crate::lake::ParquetObjectWriter>,
+    csv: Option<csv::Writer<MultipartWriter>>,
+}
+
+impl QuarantineWriter {
+    /// The stem of the files, next to ingest's `ingest_rejected`.
+    const STEM: &'static str = "rejected.";
+
+    fn new(lake: &Lake, run: &RunDescriptor, columns: &[String], handle: Handle) -> QuarantineWriter {
+        let mut fields: Vec<Field> = columns.iter().map(|name| Field::new(name, ArrowType::Utf8, true)).collect();
+        fields.push(Field::new("_reasons", ArrowType::Utf8, false));
+        fields.push(Field::new("_source_line", ArrowType::Int64, false));
+        fields.push(Field::new("_source_key", ArrowType::Utf8, false));
+        fields.push(Field::new("_run_id", ArrowType::Utf8, false));
+        QuarantineWriter {
+            lake: lake.clone(),
+            run: run.clone(),
+            handle,
+            columns: columns.to_vec(),
+            schema: Arc::new(Schema::new(fields)),
+            parquet: None,
+            csv: None,
+        }
+    }
+
+    fn keys(&self) -> (String, String) {
+        let prefix = lake::quarantine_prefix(&self.run);
+        (format!("{prefix}{}parquet", Self::STEM), format!("{prefix}{}csv", Self::STEM))
+    }
+
+    fn write(&mut self, batch: &RecordBatch, reasons: &Reasons) -> Result<()> {
+        let rejected: BooleanArray = (0..batch.num_rows()).map(|row| Some(!reasons.is_valid(row))).collect();
+        let rows = batch.num_rows();
+        let mut reason_texts = StringBuilder::new();
+        for row in 0..rows {
+            reason_texts.append_value(reasons.get(row));
+        }
+        let mut arrays: Vec<ArrayRef> = self
+            .columns
+            .iter()
+            .map(|name| {
+                batch
+                    .column_by_name(name)
+                    .cloned()
+                    .unwrap_or_else(|| arrow::array::new_null_array(&ArrowType::Utf8, rows))
+            })
+            .collect();
+        arrays.push(Arc::new(reason_texts.finish()));
+        for name in ["_source_line", "_source_key", "_run_id"] {
+            arrays.push(
+                batch
+                    .column_by_name(name)
+                    .cloned()
+                    .unwrap_or_else(|| arrow::array::new_null_array(&ArrowType::Utf8, rows)),
+            );
+        }
+        let all = RecordBatch::try_new(self.schema.clone(), arrays)
+            .map_err(|error| Error::arrow("building quarantine rows", error))?;
+        let batch =
+            filter_record_batch(&all, &rejected).map_err(|error| Error::arrow("filtering rejected rows", error))?;
+
+        let (parquet_key, csv_key) = self.keys();
+        if self.parquet.is_none() {
+            self.parquet = Some(crate::lake::ParquetObjectWriter::new(
+                &self.lake,
+                &parquet_key,
+                self.schema.clone(),
+                self.handle.clone(),
+            )?);
+            let mut writer =
+                csv::Writer::from_writer(MultipartWriter::new(&self.lake, &csv_key, "text/csv", self.handle.clone()));
+            let mut header: Vec<&str> = self.columns.iter().map(String::as_str).collect();
+            header.extend(["_reasons", "_source_line"]);
+            writer.write_record(&header).map_err(|error| Error::arrow(format!("writing {csv_key}"), error))?;
+            self.csv = Some(writer);
+        }
+        if let Some(parquet) = &mut self.parquet {
+            parquet.write(&batch)?;
+        }
+        if let Some(csv) = &mut self.csv {
+            let texts: Vec<&StringArray> = (0..=self.columns.len())
+                .filter_map(|index| batch.column(index).as_any().downcast_ref::<StringArray>())
+                .collect();
+            let lines = batch.column(self.columns.len() + 1).as_any().downcast_ref::<Int64Array>();
+            let mut record: Vec<String> = Vec::with_capacity(texts.len() + 1);
+            for row in 0..batch.num_rows() {
+                record.clear();
+                record.extend(
+                    texts
+                        .iter()
+                        .map(|array| if array.is_valid(row) { array.value(row).to_string() } else { String::new() }),
+                );
+                record.push(lines.map(|lines| lines.value(row).to_string()).unwrap_or_default());
+                csv.write_record(&record).map_err(|error| Error::arrow(format!("writing {csv_key}"), error))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<String>> {
+        let (parquet_key, csv_key) = self.keys();
+        let mut keys = Vec::new();
+        if let Some(parquet) = self.parquet.take() {
+            parquet.finish()?;
+            keys.push(parquet_key);
+        }
+        if let Some(csv) = self.csv.take() {
+            let sink =
+                csv.into_inner().map_err(|error| Error::arrow(format!("writing {csv_key}"), error.into_error()))?;
+            sink.finish()?;
+            keys.push(csv_key);
+        }
+        Ok(keys)
+    }
+}

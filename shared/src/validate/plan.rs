@@ -1,0 +1,579 @@
+//! A contract's dataset compiled into column plans: for each column, how its raw text is
+//! standardised, typed and checked, and the cross-column rules. Synchronous, no I/O: text
+//! batches in, typed batches and reject reasons out.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder,
+    StringArray, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::compute::kernels::cmp;
+use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef, TimeUnit};
+use regex::Regex;
+
+use super::cast::{self, Zone};
+use crate::contract::{CaseRule, Column, CompareOp, ContractError, DataType, Dataset, Operand, Problem};
+use crate::ingest::LINEAGE;
+
+/// Why rows were rejected, row by row, within one batch.
+#[derive(Debug, Default)]
+pub struct Reasons {
+    rows: Vec<String>,
+}
+
+impl Reasons {
+    /// No reasons yet for `rows` rows.
+    pub fn new(rows: usize) -> Reasons {
+        Reasons { rows: vec![String::new(); rows] }
+    }
+
+    /// Adds a reason to a row.
+    pub fn push(&mut self, row: usize, reason: &str) {
+        let text = &mut self.rows[row];
+        if !text.is_empty() {
+            text.push_str("; ");
+        }
+        text.push_str(reason);
+    }
+
+    /// Whether a row has no reason.
+    pub fn is_valid(&self, row: usize) -> bool {
+        self.rows[row].is_empty()
+    }
+
+    /// The reasons of a row, `; `-separated.
+    pub fn get(&self, row: usize) -> &str {
+        &self.rows[row]
+    }
+
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// A bound of a `min` or `max` check, in the column's own representation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Bound {
+    Integer(i64),
+    Decimal(i128),
+    Float(f64),
+    Days(i32),
+    Micros(i64),
+}
+
+/// A typed value of one cell, compared against bounds.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+enum Typed {
+    Integer(i64),
+    Decimal(i128),
+    Float(f64),
+    Boolean(bool),
+    Days(i32),
+    Micros(i64),
+}
+
+impl Typed {
+    fn below(self, bound: Bound) -> bool {
+        match (self, bound) {
+            (Typed::Integer(value), Bound::Integer(bound)) => value < bound,
+            (Typed::Decimal(value), Bound::Decimal(bound)) => value < bound,
+            (Typed::Float(value), Bound::Float(bound)) => value < bound,
+            (Typed::Days(value), Bound::Days(bound)) => value < bound,
+            (Typed::Micros(value), Bound::Micros(bound)) => value < bound,
+            _ => false,
+        }
+    }
+
+    fn above(self, bound: Bound) -> bool {
+        match (self, bound) {
+            (Typed::Integer(value), Bound::Integer(bound)) => value > bound,
+            (Typed::Decimal(value), Bound::Decimal(bound)) => value > bound,
+            (Typed::Float(value), Bound::Float(bound)) => value > bound,
+            (Typed::Days(value), Bound::Days(bound)) => value > bound,
+            (Typed::Micros(value), Bound::Micros(bound)) => value > bound,
+            _ => false,
+        }
+    }
+}
+
+/// One column's compiled plan.
+#[derive(Debug, Clone)]
+pub struct ColumnPlan {
+    /// The column's name.
+    pub name: String,
+    data_type: DataType,
+    required: bool,
+    case: Option<CaseRule>,
+    thousands: Option<char>,
+    format: Option<String>,
+    zone: Zone,
+    email: bool,
+    regex: Option<Regex>,
+    min: Option<(Bound, String)>,
+    max: Option<(Bound, String)>,
+    min_length: Option<usize>,
+    max_length: Option<usize>,
+    allowed: Option<HashSet<String>>,
+    /// Reason texts, built once.
+    reasons: ReasonTexts,
+}
+
+#[derive(Debug, Clone)]
+struct ReasonTexts {
+    required: String,
+    type_error: String,
+    email: String,
+    regex: String,
+    min: String,
+    max: String,
+    min_length: String,
+    max_length: String,
+    allowed: String,
+}
+
+/// The Arrow type a contract type is stored as.
+pub fn arrow_type(data_type: DataType) -> ArrowType {
+    match data_type {
+        DataType::String => ArrowType::Utf8,
+        DataType::Integer => ArrowType::Int64,
+        DataType::Decimal { precision, scale } => ArrowType::Decimal128(precision, scale as i8),
+        DataType::Float => ArrowType::Float64,
+        DataType::Boolean => ArrowType::Boolean,
+        DataType::Date => ArrowType::Date32,
+        DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    }
+}
+
+fn type_name(data_type: DataType) -> String {
+    match data_type {
+        DataType::String => "string".to_string(),
+        DataType::Integer => "integer".to_string(),
+        DataType::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
+        DataType::Float => "float".to_string(),
+        DataType::Boolean => "boolean".to_string(),
+        DataType::Date => "date".to_string(),
+        DataType::Timestamp => "timestamp".to_string(),
+    }
+}
+
+impl ColumnPlan {
+    fn new(column: &Column, problems: &mut Vec<Problem>) -> ColumnPlan {
+        let config = &column.config;
+        let name = column.name.clone();
+        let field = |check: &str| format!("columns ({name}).{check}");
+        let zone = match config.timezone.as_deref() {
+            None => Zone::parse("UTC"),
+            Some(text) => Zone::parse(text),
+        };
+        let zone = zone.unwrap_or_else(|| {
+            problems.push(Problem {
+                line: None,
+                field: field("timezone"),
+                message: "unknown time zone: use UTC, an offset such as +01:00, or an IANA name such as Europe/London"
+                    .to_string(),
+            });
+            Zone::Fixed(chrono::Offset::fix(&chrono::Utc))
+        });
+        let mut plan = ColumnPlan {
+            name: name.clone(),
+            data_type: column.data_type,
+            required: config.required,
+            case: config.case,
+            thousands: config.thousands,
+            format: config.format.clone(),
+            zone,
+            email: config.checks.email,
+            regex: column.regex.clone(),
+            min: None,
+            max: None,
+            min_length: config.checks.min_length,
+            max_length: config.checks.max_length,
+            allowed: (!config.checks.allowed.is_empty()).then(|| config.checks.allowed.iter().cloned().collect()),
+            reasons: ReasonTexts {
+                required: format!("{name}:required"),
+                type_error: format!("{name}:type({})", type_name(column.data_type)),
+                email: format!("{name}:format"),
+                regex: format!("{name}:regex"),
+                min: String::new(),
+                max: String::new(),
+                min_length: format!("{name}:min_length({})", config.checks.min_length.unwrap_or(0)),
+                max_length: format!("{name}:max_length({})", config.checks.max_length.unwrap_or(0)),
+                allowed: format!("{name}:allowed"),
+            },
+        };
+        for (which, value) in [("min", &config.checks.min), ("max", &config.checks.max)] {
+            let Some(value) = value else { continue };
+            let text = match value {
+                toml::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            match plan.bound(&text) {
+                Some(bound) => {
+                    let reason = format!("{name}:{which}({text})");
+                    if which == "min" {
+                        plan.reasons.min = reason;
+                        plan.min = Some((bound, text));
+                    } else {
+                        plan.reasons.max = reason;
+                        plan.max = Some((bound, text));
+                    }
+                }
+                None => problems.push(Problem {
+                    line: None,
+                    field: field(&format!("checks.{which}")),
+                    message: format!("`{text}` is not a {} value", type_name(column.data_type)),
+                }),
+            }
+        }
+        plan
+    }
+
+    /// A `min`/`max` bound: numbers as the column parses them, dates and timestamps in ISO
+    /// form whatever the column's source format.
+    fn bound(&self, text: &str) -> Option<Bound> {
+        let typed = match self.data_type {
+            DataType::Date => cast::date(text, None).map(Typed::Days),
+            DataType::Timestamp => {
+                cast::timestamp(text, None, Zone::Fixed(chrono::Offset::fix(&chrono::Utc))).map(Typed::Micros)
+            }
+            _ => self.parse(text),
+        };
+        match typed.ok()? {
+            Typed::Integer(value) => Some(Bound::Integer(value)),
+            Typed::Decimal(value) => Some(Bound::Decimal(value)),
+            Typed::Float(value) => Some(Bound::Float(value)),
+            Typed::Days(value) => Some(Bound::Days(value)),
+            Typed::Micros(value) => Some(Bound::Micros(value)),
+            Typed::Boolean(_) => None,
+        }
+    }
+
+    /// Parses a standardised, non-empty value of a non-string column.
+    fn parse(&self, text: &str) -> Result<Typed, String> {
+        match self.data_type {
+            DataType::String => Err("a string has no typed value".to_string()),
+            DataType::Integer => cast::integer(text, self.thousands).map(Typed::Integer),
+            DataType::Decimal { precision, scale } => {
+                cast::decimal(text, precision, scale, self.thousands).map(Typed::Decimal)
+            }
+            DataType::Float => cast::float(text, self.thousands).map(Typed::Float),
+            DataType::Boolean => cast::boolean(text).map(Typed::Boolean),
+            DataType::Date => cast::date(text, self.format.as_deref()).map(Typed::Days),
+            DataType::Timestamp => cast::timestamp(text, self.format.as_deref(), self.zone).map(Typed::Micros),
+        }
+    }
+
+    /// Trims, turns empty into null, and applies the case rule.
+    pub fn standardise<'a>(&self, text: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        Some(match self.case {
+            None => std::borrow::Cow::Borrowed(text),
+            Some(CaseRule::Upper) => std::borrow::Cow::Owned(text.to_uppercase()),
+            Some(CaseRule::Lower) => std::borrow::Cow::Owned(text.to_lowercase()),
+            Some(CaseRule::Title) => std::borrow::Cow::Owned(title_case(text)),
+        })
+    }
+
+    /// Types and checks one column of a batch. `input` is the raw text column (absent when
+    /// the file lacks it). Reasons go to `reasons`; the typed array has nulls where a value
+    /// was missing or unreadable. Returns the array and the number of nulls after
+    /// standardisation.
+    pub fn apply(&self, input: Option<&StringArray>, rows: usize, reasons: &mut Reasons) -> (ArrayRef, u64) {
+        let mut builder = TypedBuilder::new(self.data_type, rows);
+        let mut nulls = 0u64;
+        for row in 0..rows {
+            let text = input.filter(|array| array.is_valid(row)).and_then(|array| self.standardise(array.value(row)));
+            let Some(text) = text else {
+                nulls += 1;
+                if self.required {
+                    reasons.push(row, &self.reasons.required);
+                }
+                builder.append_null();
+                continue;
+            };
+            self.check_text(&text, row, reasons);
+            if self.data_type == DataType::String {
+                builder.append_str(&text);
+                continue;
+            }
+            match self.parse(&text) {
+                Ok(value) => {
+                    if let Some((bound, _)) = self.min
+                        && value.below(bound)
+                    {
+                        reasons.push(row, &self.reasons.min);
+                    }
+                    if let Some((bound, _)) = self.max
+                        && value.above(bound)
+                    {
+                        reasons.push(row, &self.reasons.max);
+                    }
+                    builder.append(value);
+                }
+                Err(_) => {
+                    reasons.push(row, &self.reasons.type_error);
+                    builder.append_null();
+                }
+            }
+        }
+        (builder.finish(), nulls)
+    }
+
+    fn check_text(&self, text: &str, row: usize, reasons: &mut Reasons) {
+        if self.email && !cast::is_email(text) {
+            reasons.push(row, &self.reasons.email);
+        }
+        if let Some(regex) = &self.regex
+            && !regex.is_match(text)
+        {
+            reasons.push(row, &self.reasons.regex);
+        }
+        if self.min_length.is_some() || self.max_length.is_some() {
+            let length = text.chars().count();
+            if self.min_length.is_some_and(|min| length < min) {
+                reasons.push(row, &self.reasons.min_length);
+            }
+            if self.max_length.is_some_and(|max| length > max) {
+                reasons.push(row, &self.reasons.max_length);
+            }
+        }
+        if let Some(allowed) = &self.allowed
+            && !allowed.contains(text)
+        {
+            reasons.push(row, &self.reasons.allowed);
+        }
+    }
+}
+
+fn title_case(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut start = true;
+    for c in text.chars() {
+        if start {
+            out.extend(c.to_uppercase());
+        } else {
+            out.extend(c.to_lowercase());
+        }
+        start = c.is_whitespace() || c == '-' || c == '\'';
+    }
+    out
+}
+
+/// A builder of any of the contract types' arrays.
+enum TypedBuilder {
+    String(StringBuilder),
+    Integer(Int64Builder),
+    Decimal(Decimal128Builder),
+    Float(Float64Builder),
+    Boolean(BooleanBuilder),
+    Date(Date32Builder),
+    Timestamp(TimestampMicrosecondBuilder),
+}
+
+impl TypedBuilder {
+    fn new(data_type: DataType, rows: usize) -> TypedBuilder {
+        match data_type {
+            DataType::String => TypedBuilder::String(StringBuilder::with_capacity(rows, rows * 16)),
+            DataType::Integer => TypedBuilder::Integer(Int64Builder::with_capacity(rows)),
+            DataType::Decimal { precision, scale } => TypedBuilder::Decimal(
+                Decimal128Builder::with_capacity(rows)
+                    .with_precision_and_scale(precision, scale as i8)
+                    .unwrap_or_else(|_| Decimal128Builder::with_capacity(rows)),
+            ),
+            DataType::Float => TypedBuilder::Float(Float64Builder::with_capacity(rows)),
+            DataType::Boolean => TypedBuilder::Boolean(BooleanBuilder::with_capacity(rows)),
+            DataType::Date => TypedBuilder::Date(Date32Builder::with_capacity(rows)),
+            DataType::Timestamp => {
+                TypedBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"))
+            }
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            TypedBuilder::String(builder) => builder.append_null(),
+            TypedBuilder::Integer(builder) => builder.append_null(),
+            TypedBuilder::Decimal(builder) => builder.append_null(),
+            TypedBuilder::Float(builder) => builder.append_null(),
+            TypedBuilder::Boolean(builder) => builder.append_null(),
+            TypedBuilder::Date(builder) => builder.append_null(),
+            TypedBuilder::Timestamp(builder) => builder.append_null(),
+        }
+    }
+
+    fn append_str(&mut self, text: &str) {
+        if let TypedBuilder::String(builder) = self {
+            builder.append_value(text);
+        }
+    }
+
+    fn append(&mut self, value: Typed) {
+        match (self, value) {
+            (TypedBuilder::Integer(builder), Typed::Integer(value)) => builder.append_value(value),
+            (TypedBuilder::Decimal(builder), Typed::Decimal(value)) => builder.append_value(value),
+            (TypedBuilder::Float(builder), Typed::Float(value)) => builder.append_value(value),
+            (TypedBuilder::Boolean(builder), Typed::Boolean(value)) => builder.append_value(value),
+            (TypedBuilder::Date(builder), Typed::Days(value)) => builder.append_value(value),
+            (TypedBuilder::Timestamp(builder), Typed::Micros(value)) => builder.append_value(value),
+            (builder, _) => builder.append_null(),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            TypedBuilder::String(mut builder) => Arc::new(builder.finish()),
+            TypedBuilder::Integer(mut builder) => Arc::new(builder.finish()),
+            TypedBuilder::Decimal(mut builder) => Arc::new(builder.finish()),
+            TypedBuilder::Float(mut builder) => Arc::new(builder.finish()),
+            TypedBuilder::Boolean(mut builder) => Arc::new(builder.finish()),
+            TypedBuilder::Date(mut builder) => Arc::new(builder.finish()),
+            TypedBuilder::Timestamp(mut builder) => Arc::new(builder.finish()),
+        }
+    }
+}
+
+/// A compiled cross-column rule.
+#[derive(Debug, Clone)]
+struct RulePlan {
+    name: String,
+    left: usize,
+    op: CompareOp,
+    right: RightSide,
+}
+
+#[derive(Debug, Clone)]
+enum RightSide {
+    Column(usize),
+    Literal(ArrayRef),
+}
+
+/// A dataset's compiled plan.
+#[derive(Debug, Clone)]
+pub struct DatasetPlan {
+    /// The column plans, in contract order.
+    pub columns: Vec<ColumnPlan>,
+    rules: Vec<RulePlan>,
+    schema: SchemaRef,
+}
+
+/// The output of one batch.
+pub struct Checked {
+    /// The typed contract columns, in contract order.
+    pub columns: Vec<ArrayRef>,
+    /// Nulls per contract column, after standardisation.
+    pub nulls: Vec<u64>,
+}
+
+impl DatasetPlan {
+    /// Compiles a dataset's columns and rules.
+    pub fn new(dataset: &Dataset) -> Result<DatasetPlan, ContractError> {
+        let mut problems = Vec::new();
+        let columns: Vec<ColumnPlan> =
+            dataset.columns.iter().map(|column| ColumnPlan::new(column, &mut problems)).collect();
+        let position = |name: &str| columns.iter().position(|column| column.name == name);
+        let mut rules = Vec::new();
+        for rule in &dataset.rules {
+            let Some(left) = position(&rule.left) else { continue };
+            let right = match &rule.right {
+                Operand::Column(name) => match position(name) {
+                    Some(index) => RightSide::Column(index),
+                    None => continue,
+                },
+                Operand::Literal(text) => {
+                    let mut reasons = Reasons::new(1);
+                    let literal = StringArray::from(vec![text.as_str()]);
+                    let (array, _) = columns[left].apply(Some(&literal), 1, &mut reasons);
+                    if !reasons.is_valid(0) || array.is_null(0) {
+                        problems.push(Problem {
+                            line: None,
+                            field: format!("datasets.{}.rules ({})", dataset.name, rule.name),
+                            message: format!("`{text}` is not a value of `{}`'s type", rule.left),
+                        });
+                        continue;
+                    }
+                    RightSide::Literal(array)
+                }
+            };
+            rules.push(RulePlan { name: rule.name.clone(), left, op: rule.op, right });
+        }
+        if !problems.is_empty() {
+            for problem in &mut problems {
+                if !problem.field.starts_with("datasets.") {
+                    problem.field = format!("datasets.{}.{}", dataset.name, problem.field);
+                }
+            }
+            return Err(ContractError { file: "pipeline.toml".to_string(), problems });
+        }
+        let mut fields: Vec<Field> =
+            columns.iter().map(|column| Field::new(&column.name, arrow_type(column.data_type), true)).collect();
+        fields.push(Field::new(LINEAGE[0], ArrowType::Utf8, false));
+        fields.push(Field::new(LINEAGE[1], ArrowType::Int64, false));
+        fields.push(Field::new(LINEAGE[2], ArrowType::Utf8, false));
+        fields.push(Field::new(LINEAGE[3], ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false));
+        Ok(DatasetPlan { columns, rules, schema: Arc::new(Schema::new(fields)) })
+    }
+
+    /// The schema of `processed/` files: the contract columns typed, then lineage.
+    pub fn processed_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Types and checks a batch's contract columns (`inputs` in contract order, `None` for a
+    /// column the file lacks), then applies the rules.
+    pub fn check(&self, inputs: &[Option<&StringArray>], rows: usize, reasons: &mut Reasons) -> Checked {
+        let mut columns = Vec::with_capacity(self.columns.len());
+        let mut nulls = Vec::with_capacity(self.columns.len());
+        for (plan, input) in self.columns.iter().zip(inputs) {
+            let (array, count) = plan.apply(*input, rows, reasons);
+            columns.push(array);
+            nulls.push(count);
+        }
+        for rule in &self.rules {
+            let left = &columns[rule.left];
+            let outcome = match &rule.right {
+                RightSide::Column(index) => compare(left, &columns[*index], rule.op, false),
+                RightSide::Literal(literal) => compare(left, literal, rule.op, true),
+            };
+            // Null on either side passes: a missing value is `required`'s business.
+            if let Some(outcome) = outcome {
+                for row in 0..rows {
+                    if outcome.is_valid(row) && !outcome.value(row) {
+                        reasons.push(row, &rule.name);
+                    }
+                }
+            }
+        }
+        Checked { columns, nulls }
+    }
+}
+
+fn compare(left: &ArrayRef, right: &ArrayRef, op: CompareOp, scalar: bool) -> Option<BooleanArray> {
+    let left: &dyn arrow::array::Datum = left;
+    let right_scalar;
+    let right: &dyn arrow::array::Datum = if scalar {
+        right_scalar = arrow::array::Scalar::new(right.clone());
+        &right_scalar
+    } else {
+        right
+    };
+    let result = match op {
+        CompareOp::Eq => cmp::eq(left, right),
+        CompareOp::Ne => cmp::neq(left, right),
+        CompareOp::Lt => cmp::lt(left, right),
+        CompareOp::Le => cmp::lt_eq(left, right),
+        CompareOp::Gt => cmp::gt(left, right),
+        CompareOp::Ge => cmp::gt_eq(left, right),
+    };
+    result.ok()
+}

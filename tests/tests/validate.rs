@@ -1,0 +1,350 @@
+//! The validate stage through its Lambda handler, after the real ingest, against the
+//! embedded S3: typed Parquet in processed, every reject with all its reasons in
+//! quarantine, the quality gate, and received = valid + rejected.
+
+mod common;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Date32Type, Decimal128Type, TimeUnit, TimestampMicrosecondType};
+use common::*;
+use lakestar::contract::Contract;
+use lakestar::ingest::IngestOutput;
+use lakestar::validate::ValidateOutput;
+use lakestar_ingest::IngestFunction;
+use lakestar_validate::ValidateFunction;
+use proptest::prelude::*;
+
+/// Ingests and validates one file through both handlers, as the state machine would.
+async fn run_both(
+    lake: &TestLake,
+    contract: &Contract,
+    dataset: &str,
+    key: &str,
+    bytes: &[u8],
+) -> (IngestOutput, ValidateOutput) {
+    lake.put(key, bytes).await;
+    let run = run_for(dataset, key, bytes.len());
+    let mut state = serde_json::json!({ "run": run });
+    let ingest = IngestFunction::new(lake.lake.clone(), contract.clone());
+    let ingested = ingest
+        .handle(lambda_runtime::LambdaEvent::new(state.clone(), Default::default()))
+        .await
+        .unwrap_or_else(|error| panic!("ingest: {}", error.error_message));
+    state["ingest"] = serde_json::to_value(&ingested).expect("JSON");
+    let validate = ValidateFunction::new(lake.lake.clone(), contract.clone());
+    let validated = validate
+        .handle(lambda_runtime::LambdaEvent::new(state, Default::default()))
+        .await
+        .unwrap_or_else(|error| panic!("validate: {}", error.error_message));
+    (ingested, validated)
+}
+
+/// (line, reasons) of the run's validate quarantine file.
+async fn quarantined(lake: &TestLake, output: &ValidateOutput) -> Vec<(i64, String)> {
+    let Some(key) = output.quarantine.iter().find(|key| key.ends_with("/rejected.parquet")) else { return Vec::new() };
+    let batches = read_parquet(lake.get(key).await);
+    int_column(&batches, "_source_line")
+        .into_iter()
+        .zip(text_column(&batches, "_reasons").into_iter().map(Option::unwrap_or_default))
+        .collect()
+}
+
+async fn processed_rows(lake: &TestLake, output: &ValidateOutput) -> (usize, Vec<arrow::array::RecordBatch>) {
+    let mut batches = Vec::new();
+    for key in &output.processed {
+        batches.extend(read_parquet(lake.get(key).await));
+    }
+    (batches.iter().map(|batch| batch.num_rows()).sum(), batches)
+}
+
+#[tokio::test]
+async fn customers_are_typed_checked_and_deduplicated() {
+    let lake = TestLake::start().await;
+    let (ingested, output) = run_both(
+        &lake,
+        &retail_contract(),
+        "customers",
+        "landing/2024-01-01/customers.csv",
+        &example_file("2024-01-01/customers.csv"),
+    )
+    .await;
+    assert_eq!((output.received, output.valid, output.rejected), (12, 6, 6));
+    assert_eq!(output.duplicates, 1);
+    assert_eq!(output.gate, "pass");
+    assert!(output.cause.is_empty());
+    assert_eq!(
+        quarantined(&lake, &output).await,
+        vec![
+            (3, "duplicate".to_string()),
+            (7, "email:format".to_string()),
+            (8, "date_of_birth:type(date)".to_string()),
+            (10, "segment:allowed".to_string()),
+            (12, "customer_id:required".to_string()),
+        ]
+    );
+    assert_eq!(output.rejects_per_rule.get("parse"), Some(&1), "ingest's parse reject is counted");
+    assert!(output.quarantine.iter().any(|key| key.ends_with("ingest_rejected.parquet")), "{:?}", output.quarantine);
+    assert!(output.quarantine.iter().any(|key| key.ends_with("/rejected.csv")));
+    assert_eq!(output.nulls_per_column.get("customer_id"), Some(&1));
+    assert_eq!(ingested.rows, output.valid + output.rejected);
+
+    let (rows, batches) = processed_rows(&lake, &output).await;
+    assert_eq!(rows, 6);
+    let schema = batches[0].schema();
+    assert_eq!(schema.field_with_name("date_of_birth").expect("column").data_type(), &DataType::Date32);
+    assert_eq!(
+        schema.field_with_name("updated_at").expect("column").data_type(),
+        &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    );
+    let ids = text_column(&batches, "customer_id");
+    assert_eq!(ids.iter().filter(|id| id.as_deref() == Some("C1002")).count(), 1, "one C1002 left");
+    let c1002 = ids.iter().position(|id| id.as_deref() == Some("C1002")).expect("C1002");
+    assert_eq!(text_column(&batches, "loyalty_tier")[c1002].as_deref(), Some("gold"), "the last C1002 won");
+    // 29/02/1992 is a real date; Europe/London in January is UTC.
+    let isla = ids.iter().position(|id| id.as_deref() == Some("C1003")).expect("C1003");
+    let dates = batches[0].column_by_name("date_of_birth").expect("column").as_primitive::<Date32Type>();
+    assert_eq!(
+        lakestar::validate::cast::days_date(dates.value(isla)).map(|date| date.to_string()).as_deref(),
+        Some("1992-02-29")
+    );
+    let times = batches[0].column_by_name("updated_at").expect("column").as_primitive::<TimestampMicrosecondType>();
+    assert_eq!(times.value(0), 1_704_096_000_000_000, "2024-01-01T08:00:00 London = 08:00 UTC");
+    assert_eq!(int_column(&batches, "_source_line")[0], 2, "lineage is kept");
+
+    if let Some(dir) = std::env::var_os("LAKESTAR_TEST_EXPORT") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("export folder");
+        std::fs::write(dir.join("processed_customers.parquet"), lake.get(&output.processed[0]).await).expect("export");
+    }
+}
+
+#[tokio::test]
+async fn a_row_collects_every_reason_and_rules_compare_columns() {
+    let lake = TestLake::start().await;
+    let contract = retail_contract();
+    let csv = "order_id,line_no,sale_date,ship_date,customer_id,sku,store_id,qty,unit_price,card_number,channel\n\
+               O00001,1,2024-01-05,2024-01-04,C1,P1,S1,0,1.999,4111111111111111,fax\n\
+               O00002,1,2024-01-05,,C1,P1,S1,\"1,000\",2.00,,STORE\n";
+    let (_, output) = run_both(&lake, &contract, "sales", "landing/x/sales.csv", csv.as_bytes()).await;
+    assert_eq!(
+        quarantined(&lake, &output).await,
+        vec![
+            (2, "quantity:min(1); unit_price:type(decimal(10,2)); channel:allowed; ship_after_sale".to_string()),
+            (3, "quantity:type(integer)".to_string()),
+        ]
+    );
+    assert_eq!(output.rejects_per_rule.get("ship_after_sale"), Some(&1));
+    assert_eq!(output.valid, 0);
+}
+
+#[tokio::test]
+async fn decimals_thousands_and_case_rules() {
+    let lake = TestLake::start().await;
+    let (_, output) = run_both(
+        &lake,
+        &retail_contract(),
+        "products",
+        "landing/2024-01-01/products_erp.csv",
+        &example_file("2024-01-01/products_erp.csv"),
+    )
+    .await;
+    assert_eq!((output.valid, output.rejected), (5, 3));
+    let (_, batches) = processed_rows(&lake, &output).await;
+    let prices = batches[0].column_by_name("unit_price").expect("column").as_primitive::<Decimal128Type>();
+    assert_eq!(prices.data_type(), &DataType::Decimal128(10, 2));
+    let ids = text_column(&batches, "product_id");
+    let charger = ids.iter().position(|id| id.as_deref() == Some("P004")).expect("P004");
+    assert_eq!(prices.value(charger), 129_900, "\"1,299.00\" with a declared thousands separator");
+    assert_eq!(text_column(&batches, "category")[0].as_deref(), Some("grocery"), "`Grocery` lower-cased");
+    assert_eq!(
+        quarantined(&lake, &output).await,
+        vec![
+            (7, "category:allowed".to_string()),
+            (8, "unit_price:min(0)".to_string()),
+            (9, "product_name:required".to_string())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn every_example_file_keeps_received_equal_to_valid_plus_quarantined() {
+    let lake = TestLake::start().await;
+    let contract = retail_contract();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/retail/landing");
+    let mut files = Vec::new();
+    for day in std::fs::read_dir(&root).expect("landing") {
+        for file in std::fs::read_dir(day.expect("entry").path()).expect("day") {
+            files.push(file.expect("entry").path());
+        }
+    }
+    files.sort();
+    assert_eq!(files.len(), 9);
+    for path in files {
+        let key = format!("landing/{}", path.strip_prefix(&root).expect("under landing").to_string_lossy());
+        let dataset = contract.dataset_for_key(&key).expect("a dataset").name.clone();
+        let (ingested, output) = run_both(&lake, &contract, &dataset, &key, &std::fs::read(&path).expect("file")).await;
+        let (processed, _) = processed_rows(&lake, &output).await;
+        let mut quarantined_rows = 0;
+        for key in output.quarantine.iter().filter(|key| key.ends_with(".parquet")) {
+            quarantined_rows += read_parquet(lake.get(key).await).iter().map(|batch| batch.num_rows()).sum::<usize>();
+        }
+        assert_eq!(ingested.rows, output.received, "{key}");
+        assert_eq!(output.received, output.valid + output.rejected, "{key}");
+        assert_eq!(processed as u64, output.valid, "{key}: processed files hold the valid rows");
+        assert_eq!(quarantined_rows as u64, output.rejected, "{key}: quarantine files hold the rejected rows");
+        assert_eq!(output.gate, "pass", "{key}: {}", output.cause);
+    }
+}
+
+#[tokio::test]
+async fn the_quality_gate_fails_with_the_ratio_and_top_rules() {
+    let lake = TestLake::start().await;
+    let text = common::RETAIL_CONTRACT.replacen(
+        "max_reject_ratio = 0.5\nmin_rows = 1",
+        "max_reject_ratio = 0.2\nmin_rows = 100",
+        1,
+    );
+    let contract = Contract::parse("pipeline.toml", &text).expect("valid");
+    let (_, output) = run_both(
+        &lake,
+        &contract,
+        "customers",
+        "landing/2024-01-01/customers.csv",
+        &example_file("2024-01-01/customers.csv"),
+    )
+    .await;
+    assert_eq!(output.gate, "fail");
+    assert!(output.cause.contains("6 of 12 rows rejected (50.0%), above max_reject_ratio 20.0%"), "{}", output.cause);
+    assert!(output.cause.contains("6 valid rows, below min_rows 100"), "{}", output.cause);
+    assert!(output.cause.contains("top rules: customer_id:required 1"), "{}", output.cause);
+    assert!(!output.processed.is_empty(), "processed is still written when the gate fails");
+}
+
+#[tokio::test]
+async fn validating_twice_gives_the_same_keys_and_bytes() {
+    let lake = TestLake::start().await;
+    let contract = retail_contract();
+    let bytes = example_file("2024-01-02/sales.csv.gz");
+    let (_, first) = run_both(&lake, &contract, "sales", "landing/2024-01-02/sales.csv.gz", &bytes).await;
+    let mut snapshot = Vec::new();
+    for key in first.processed.iter().chain(&first.quarantine) {
+        snapshot.push(lake.get(key).await);
+    }
+    let (_, second) = run_both(&lake, &contract, "sales", "landing/2024-01-02/sales.csv.gz", &bytes).await;
+    assert_eq!(first, second);
+    for (key, before) in second.processed.iter().chain(&second.quarantine).zip(snapshot) {
+        assert_eq!(lake.get(key).await, before, "{key}");
+    }
+}
+
+/// A row of the property test: good, or bad in one known way.
+#[derive(Debug, Clone, Copy)]
+enum Row {
+    Good,
+    BadEmail,
+    BadAmount,
+    TooManyPlaces,
+    BadDate,
+    MissingId,
+    TooFewFields,
+    Duplicate,
+}
+
+fn row_strategy() -> impl Strategy<Value = Row> {
+    prop_oneof![
+        6 => Just(Row::Good),
+        1 => Just(Row::BadEmail),
+        1 => Just(Row::BadAmount),
+        1 => Just(Row::TooManyPlaces),
+        1 => Just(Row::BadDate),
+        1 => Just(Row::MissingId),
+        1 => Just(Row::TooFewFields),
+        1 => Just(Row::Duplicate),
+    ]
+}
+
+const PROPERTY_CONTRACT: &str = r#"
+[datasets.accounts]
+match = ["landing/**"]
+[datasets.accounts.table]
+name = "dim_account"
+kind = "dimension"
+natural_key = ["id"]
+[[datasets.accounts.columns]]
+name = "id"
+type = "integer"
+required = true
+[[datasets.accounts.columns]]
+name = "email"
+checks = { email = true }
+[[datasets.accounts.columns]]
+name = "amount"
+type = "decimal(8,2)"
+checks = { min = 0 }
+[[datasets.accounts.columns]]
+name = "opened"
+type = "date"
+"#;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// For any mix of good and bad rows: received = valid + rejected, every bad row is
+    /// rejected with its reason, every good row is kept.
+    #[test]
+    fn the_invariant_holds_for_any_mix_of_rows(rows in proptest::collection::vec(row_strategy(), 0..60)) {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let lake = TestLake::start().await;
+            let contract = Contract::parse("accounts.toml", PROPERTY_CONTRACT).expect("valid");
+            let mut csv = String::from("id,email,amount,opened\n");
+            let mut expected_valid = 0u64;
+            for (index, row) in rows.iter().enumerate() {
+                let (id, email, amount, opened, reason) = match row {
+                    Row::Good => (index.to_string(), format!("u{index}@example.com"), "12.50".to_string(), "2024-02-29".to_string(), None),
+                    Row::BadEmail => (index.to_string(), "nobody".to_string(), "1".to_string(), String::new(), Some("email:format")),
+                    Row::BadAmount => (index.to_string(), String::new(), "-3".to_string(), String::new(), Some("amount:min(0)")),
+                    Row::TooManyPlaces => (index.to_string(), String::new(), "1.005".to_string(), String::new(), Some("amount:type(decimal(8,2))")),
+                    Row::BadDate => (index.to_string(), String::new(), String::new(), "2023-02-29".to_string(), Some("opened:type(date)")),
+                    Row::MissingId => (String::new(), String::new(), String::new(), String::new(), Some("id:required")),
+                    Row::TooFewFields => {
+                        csv.push_str(&format!("{index},short\n"));
+                        continue;
+                    }
+                    Row::Duplicate => {
+                        // The same id twice: the earlier line loses.
+                        csv.push_str(&format!("{},,,\n", 100_000 + index));
+                        (format!("{}", 100_000 + index), String::new(), String::new(), String::new(), None)
+                    }
+                };
+                csv.push_str(&format!("{id},{email},{amount},{opened}\n"));
+                if reason.is_none() {
+                    expected_valid += 1;
+                }
+            }
+            let (ingested, output) = run_both(&lake, &contract, "accounts", "landing/accounts.csv", csv.as_bytes()).await;
+            let shorts = rows.iter().filter(|row| matches!(row, Row::TooFewFields)).count() as u64;
+            let duplicates = rows.iter().filter(|row| matches!(row, Row::Duplicate)).count() as u64;
+            prop_assert_eq!(ingested.rows, rows.len() as u64 + duplicates);
+            prop_assert_eq!(output.received, output.valid + output.rejected);
+            prop_assert_eq!(output.valid, expected_valid);
+            prop_assert_eq!(ingested.rejected, shorts);
+            prop_assert_eq!(output.duplicates, duplicates);
+            let reasons = quarantined(&lake, &output).await;
+            for kind in ["email:format", "amount:min(0)", "amount:type(decimal(8,2))", "opened:type(date)", "id:required"] {
+                let wanted = rows.iter().filter(|row| match row {
+                    Row::BadEmail => kind == "email:format",
+                    Row::BadAmount => kind == "amount:min(0)",
+                    Row::TooManyPlaces => kind == "amount:type(decimal(8,2))",
+                    Row::BadDate => kind == "opened:type(date)",
+                    Row::MissingId => kind == "id:required",
+                    _ => false,
+                }).count();
+                prop_assert_eq!(reasons.iter().filter(|(_, reason)| reason == kind).count(), wanted, "{}", kind);
+            }
+            let (processed, _) = processed_rows(&lake, &output).await;
+            prop_assert_eq!(processed as u64, output.valid);
+            Ok(())
+        })?;
+    }
+}
