@@ -32,7 +32,8 @@ enum Command {
         #[command(flatten)]
         size: Size,
     },
-    /// Ingests a generated sales CSV from an embedded S3 endpoint.
+    /// Ingests and validates a generated sales CSV from an embedded S3 endpoint, printing
+    /// each stage's figures and the chain's.
     Ingest {
         #[command(flatten)]
         size: Size,
@@ -83,6 +84,42 @@ fn generate_file(path: &Path, size: &Size) -> anyhow::Result<generate::Generated
     Ok(generated)
 }
 
+/// Prints one line of the table and returns it as JSON.
+#[allow(clippy::too_many_arguments)]
+fn report(
+    stage: &str,
+    megabytes: f64,
+    rows: u64,
+    rejected: u64,
+    seconds: f64,
+    peak: u64,
+    out_bytes: u64,
+    parts: usize,
+) -> serde_json::Value {
+    println!(
+        "{stage:<9} {megabytes:<9.1} {rows:<10} {rejected:<9} {seconds:<8.2} {:<7.1} {:<10.0} {:<13.1} {:<7.1} {parts}",
+        megabytes / seconds,
+        rows as f64 / seconds,
+        peak as f64 / (1024.0 * 1024.0),
+        out_bytes as f64 / 1e6,
+    );
+    serde_json::json!({
+        "stage": stage, "rows": rows, "rejected": rejected, "seconds": seconds,
+        "mb_per_second": megabytes / seconds, "rows_per_second": rows as f64 / seconds,
+        "peak_rss_bytes": peak, "out_bytes": out_bytes, "parts": parts,
+    })
+}
+
+/// The summed size of objects.
+async fn total_size(s3: &EmbeddedS3, keys: &[String]) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for key in keys {
+        let head = s3.client().head_object().bucket("bench").key(key).send().await?;
+        total += head.content_length().unwrap_or(0) as u64;
+    }
+    Ok(total)
+}
+
 /// The process's peak resident set size in bytes (`VmHWM`).
 fn peak_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -124,45 +161,59 @@ async fn ingest(size: Size, work: Option<PathBuf>) -> anyhow::Result<()> {
     let contract = Contract::load(&contract_path)?;
     let run = RunDescriptor::new("sales", "bench", key, None, None, generated.bytes, chrono::Utc::now());
 
-    reset_peak_rss();
-    let before = peak_rss();
-    let started = Instant::now();
-    let output = lakestar::ingest::ingest(&lake, &contract, &run).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    let peak = peak_rss();
-
     let megabytes = generated.bytes as f64 / 1e6;
-    let mut raw_bytes = 0u64;
-    for part in &output.raw {
-        let head = s3.client().head_object().bucket("bench").key(part).send().await?;
-        raw_bytes += head.content_length().unwrap_or(0) as u64;
-    }
-    println!("stage   file_MB   rows       rejected  seconds  MB/s    rows/s     peak_RSS_MiB  raw_MB  parts");
-    println!(
-        "ingest  {:<9.1} {:<10} {:<9} {:<8.2} {:<7.1} {:<10.0} {:<13.1} {:<7.1} {}",
+    println!("stage     file_MB   rows       rejected  seconds  MB/s    rows/s     peak_RSS_MiB  out_MB  parts");
+    let mut results = Vec::new();
+
+    reset_peak_rss();
+    let started = Instant::now();
+    let ingested = lakestar::ingest::ingest(&lake, &contract, &run).await?;
+    let ingest_seconds = started.elapsed().as_secs_f64();
+    let ingest_peak = peak_rss();
+    let raw_bytes = total_size(&s3, &ingested.raw).await?;
+    results.push(report(
+        "ingest",
         megabytes,
-        output.rows,
-        output.rejected,
-        seconds,
-        megabytes / seconds,
-        output.rows as f64 / seconds,
-        peak as f64 / (1024.0 * 1024.0),
-        raw_bytes as f64 / 1e6,
-        output.raw.len()
+        ingested.rows,
+        ingested.rejected,
+        ingest_seconds,
+        ingest_peak,
+        raw_bytes,
+        ingested.raw.len(),
+    ));
+
+    reset_peak_rss();
+    let started = Instant::now();
+    let validated = lakestar::validate::validate(&lake, &contract, &run, &ingested).await?;
+    let validate_seconds = started.elapsed().as_secs_f64();
+    let validate_peak = peak_rss();
+    let processed_bytes = total_size(&s3, &validated.processed).await?;
+    results.push(report(
+        "validate",
+        megabytes,
+        validated.received,
+        validated.rejected,
+        validate_seconds,
+        validate_peak,
+        processed_bytes,
+        validated.processed.len(),
+    ));
+
+    let chain = ingest_seconds + validate_seconds;
+    results.push(report(
+        "chain",
+        megabytes,
+        validated.received,
+        validated.rejected,
+        chain,
+        ingest_peak.max(validate_peak),
+        processed_bytes,
+        validated.processed.len(),
+    ));
+    assert_eq!(validated.received, validated.valid + validated.rejected, "the invariant");
+    println!(
+        "{}",
+        serde_json::json!({ "bench": "ingest+validate", "file_bytes": generated.bytes, "results": results })
     );
-    let json = serde_json::json!({
-        "bench": "ingest",
-        "file_bytes": generated.bytes,
-        "rows": output.rows,
-        "rejected": output.rejected,
-        "seconds": seconds,
-        "mb_per_second": megabytes / seconds,
-        "rows_per_second": output.rows as f64 / seconds,
-        "peak_rss_bytes": peak,
-        "rss_before_bytes": before,
-        "raw_bytes": raw_bytes,
-        "parts": output.raw.len(),
-    });
-    println!("{json}");
     Ok(())
 }
