@@ -9,6 +9,7 @@ use lakestar::contract::Contract;
 use lakestar::lake::{EmbeddedS3, Lake};
 use lakestar::run::RunDescriptor;
 use lakestar_ingest::IngestFunction;
+use lakestar_mask::MaskFunction;
 use lakestar_validate::ValidateFunction;
 use lambda_runtime::{Context as LambdaContext, LambdaEvent};
 
@@ -67,6 +68,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
     lake.put_bytes(lakestar::env::CONFIG_KEY, contract_text, "application/toml").await?;
     let ingest = IngestFunction::new(lake.clone(), contract.clone());
     let validate = ValidateFunction::new(lake.clone(), contract.clone());
+    let key = lakestar::mask::MaskingKey::local(&args.home, &contract.masking.key_version)?;
+    let mask = MaskFunction::new(lake.clone(), contract.clone(), key);
 
     println!("Embedded S3 at {} (bucket {BUCKET}, folder {})", s3.endpoint(), s3.root().display());
     println!("{:<38} {:<10} {:<18} {:>6} {:>6} {:>6}", "run", "dataset", "status", "rows", "valid", "quar.");
@@ -90,16 +93,22 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         let outcome = async {
             let ingested = ingest.handle(LambdaEvent::new(state.clone(), LambdaContext::default())).await?;
             state["ingest"] = serde_json::to_value(&ingested).unwrap_or_default();
-            validate.handle(LambdaEvent::new(state.clone(), LambdaContext::default())).await
+            let validated = validate.handle(LambdaEvent::new(state.clone(), LambdaContext::default())).await?;
+            if validated.gate != "pass" {
+                return Ok((validated, None));
+            }
+            state["validate"] = serde_json::to_value(&validated).unwrap_or_default();
+            let masked = mask.handle(LambdaEvent::new(state.clone(), LambdaContext::default())).await?;
+            Ok::<_, lambda_runtime::Diagnostic>((validated, Some(masked)))
         }
         .await;
         match outcome {
-            Ok(validated) => {
-                let passed = validated.gate == "pass";
+            Ok((validated, masked)) => {
+                let passed = validated.gate == "pass" && masked.is_some();
                 if !passed {
                     failures += 1;
                 }
-                let status = if passed { "validated" } else { "QualityGateFailed" };
+                let status = if passed { "masked" } else { "QualityGateFailed" };
                 println!(
                     "{:<38} {:<10} {:<18} {:>6} {:>6} {:>6}",
                     run.id, dataset, status, validated.received, validated.valid, validated.rejected
@@ -115,7 +124,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     println!(
-        "Mask and load are not built yet: raw/, processed/, archive/ and quarantine/ are under {}.",
+        "Load is not built yet: raw/, processed/, curated/, archive/ and quarantine/ are under {}.",
         s3.root().join(BUCKET).display()
     );
     Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -67,6 +67,21 @@ pub enum Error {
         message: String,
     },
 
+    /// A curated column the contract does not declare as masked holds personal data.
+    #[error(
+        "PII leak: column `{column}` of `{table}` holds {count} value(s) that look like {kind}, but the contract does not mask it; add `pii = {{ method = ... }}` to the column in pipeline.toml (nothing of this run was left in curated/)"
+    )]
+    PiiLeak {
+        /// The star table.
+        table: String,
+        /// The curated column.
+        column: String,
+        /// The kind of personal data (`email`, `card_number`, …).
+        kind: &'static str,
+        /// How many values of the batch looked like it.
+        count: u64,
+    },
+
     /// Writing or reading Parquet or Arrow data failed.
     #[error("{context}: {source}")]
     Arrow {
@@ -111,6 +126,7 @@ impl Error {
             Error::SchemaMismatch { .. } => "SchemaMismatch",
             Error::UnreadableFile { .. } => "UnreadableFile",
             Error::S3 { .. } => "S3Unavailable",
+            Error::PiiLeak { .. } => "PiiLeak",
             Error::Arrow { .. } => "DataWriteFailed",
             Error::Io { .. } => "IoFailed",
             Error::InvalidInput(_) => "InvalidInput",

@@ -7,6 +7,7 @@ pub mod env;
 mod error;
 pub mod ingest;
 pub mod lake;
+pub mod mask;
 pub mod run;
 pub mod state;
 pub mod validate;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::IngestOutput;
+use crate::mask::MaskOutput;
 use crate::run::RunDescriptor;
 use crate::validate::ValidateOutput;
 use crate::{Error, Result};
@@ -19,6 +20,9 @@ pub struct StageInput {
     /// The validate stage's output, once it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validate: Option<ValidateOutput>,
+    /// The mask stage's output, once it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<MaskOutput>,
 }
 
 impl StageInput {
@@ -27,6 +31,16 @@ impl StageInput {
         self.ingest.as_ref().ok_or_else(|| {
             Error::InvalidInput(format!(
                 "run {}: the state has no `ingest` section; run the ingest stage first",
+                self.run.id
+            ))
+        })
+    }
+
+    /// The validate section, which mask and load need.
+    pub fn validate(&self) -> Result<&ValidateOutput> {
+        self.validate.as_ref().ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "run {}: the state has no `validate` section; run the validate stage first",
                 self.run.id
             ))
         })

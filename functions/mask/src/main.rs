@@ -1,9 +1,13 @@
-//! The mask Lambda's entry point.
+//! The mask Lambda's entry point: build once (key included), then serve invocations.
 
-use lambda_runtime::service_fn;
+use lakestar_mask::MaskFunction;
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    lambda_runtime::run(service_fn(lakestar_mask::handle)).await
+    let function = MaskFunction::from_env().await?;
+    let function = &function;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { function.handle(event).await })).await
 }

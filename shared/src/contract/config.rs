@@ -244,7 +244,7 @@ pub struct PiiConfig {
 }
 
 /// A masking method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PiiMethod {
     /// Keyed HMAC-SHA-256.

@@ -1,0 +1,286 @@
+//! The mask stage: processed rows become the star-shaped tables of `curated/`, every PII
+//! column masked as the contract says, then checked by the PII leak guard before anything is
+//! written.
+
+mod key;
+pub mod methods;
+pub mod scan;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
+
+pub use key::{KEY_ENV, KEY_FILE, MaskingKey, SECRET_ENV};
+
+use crate::contract::{Contract, Dataset, Partition, TableKind};
+use crate::lake::{Lake, PartedWriter};
+use crate::run::RunDescriptor;
+use crate::validate::{DatasetPlan, ValidateOutput};
+use crate::{Error, Result};
+
+/// Rows per curated part.
+const PART_ROWS: u64 = 4 * 1024 * 1024;
+
+/// The Parquet (Arrow schema) metadata key holding the masking key's version.
+pub const KEY_VERSION_METADATA: &str = "lakestar.masking_key_version";
+
+/// What the mask stage reports: the `mask` section of the state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskOutput {
+    /// Curated keys per star table.
+    pub curated: BTreeMap<String, Vec<String>>,
+    /// The columns masked (curated names), with their method.
+    pub masked_columns: BTreeMap<String, String>,
+    /// The version of the masking key used.
+    pub key_version: String,
+    /// Rows written to curated.
+    pub rows: u64,
+}
+
+/// `curated/<table>/`: the folder of a star table.
+pub fn curated_prefix(table: &str) -> String {
+    format!("curated/{table}/")
+}
+
+/// Runs the mask stage for `run`, whose validate stage reported `validated`.
+pub async fn mask(
+    lake: &Lake,
+    contract: &Contract,
+    key: &MaskingKey,
+    run: &RunDescriptor,
+    validated: &ValidateOutput,
+) -> Result<MaskOutput> {
+    let dataset = contract.dataset(&run.dataset).ok_or_else(|| Error::UnknownDataset { key: run.key.clone() })?.clone();
+    let started = Instant::now();
+    tracing::info!(run = %run.id, dataset = %run.dataset, parts = validated.processed.len(), "Mask started.");
+    let mut spools = Vec::with_capacity(validated.processed.len());
+    for part in &validated.processed {
+        let spool = tempfile::tempfile().map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
+        let copy = spool.try_clone().map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
+        lake.download(part, copy).await?;
+        spools.push((part.clone(), spool));
+    }
+    let table = dataset.table.name.clone();
+    let job = MaskJob::new(lake.clone(), run.clone(), dataset, key.clone(), Handle::current())?;
+    let masked_columns = job.masked_columns();
+    let result = tokio::task::spawn_blocking(move || job.execute(spools))
+        .await
+        .map_err(|error| Error::InvalidInput(format!("the mask task stopped: {error}")))?;
+
+    // Whatever the outcome, nothing of this run but what was just written stays in curated:
+    // after a leak, nothing at all.
+    let written = match &result {
+        Ok((keys, _)) => keys.clone(),
+        Err(_) => Vec::new(),
+    };
+    let run_marker = format!("/run={}/", run.id);
+    let stale: Vec<String> = lake
+        .list(&curated_prefix(&table))
+        .await?
+        .into_iter()
+        .filter(|existing| existing.contains(&run_marker) && !written.contains(existing))
+        .collect();
+    lake.delete(&stale).await?;
+    let (keys, rows) = result?;
+
+    tracing::info!(run = %run.id, rows, parts = keys.len(), seconds = started.elapsed().as_secs_f64(), "Mask finished.");
+    Ok(MaskOutput {
+        curated: BTreeMap::from([(table, keys)]),
+        masked_columns,
+        key_version: key.version().to_string(),
+        rows,
+    })
+}
+
+/// One column of the curated table: where it comes from and how it is masked.
+struct CuratedColumn {
+    source: String,
+    pii: Option<crate::contract::PiiConfig>,
+}
+
+struct MaskJob {
+    lake: Lake,
+    run: RunDescriptor,
+    dataset: Dataset,
+    key: MaskingKey,
+    handle: Handle,
+    columns: Vec<CuratedColumn>,
+    schema: SchemaRef,
+    /// The curated name of the partition column, and the granularity, for facts.
+    partition: Option<(usize, String, Partition)>,
+}
+
+impl MaskJob {
+    fn new(lake: Lake, run: RunDescriptor, dataset: Dataset, key: MaskingKey, handle: Handle) -> Result<MaskJob> {
+        let plan = DatasetPlan::new(&dataset)?;
+        let processed = plan.processed_schema();
+        let mut fields = Vec::new();
+        let mut columns = Vec::new();
+        for column in &dataset.columns {
+            let original =
+                processed.field_with_name(&column.name).map_err(|error| Error::arrow("the processed schema", error))?;
+            let data_type = match &column.config.pii {
+                Some(pii) => methods::masked_type(pii, original.data_type()),
+                None => original.data_type().clone(),
+            };
+            fields.push(Field::new(column.target_name(), data_type, true));
+            columns.push(CuratedColumn { source: column.name.clone(), pii: column.config.pii.clone() });
+        }
+        for name in crate::ingest::LINEAGE {
+            let field = processed.field_with_name(name).map_err(|error| Error::arrow("the processed schema", error))?;
+            fields.push(field.clone());
+            columns.push(CuratedColumn { source: name.to_string(), pii: None });
+        }
+        let metadata = HashMap::from([(KEY_VERSION_METADATA.to_string(), key.version().to_string())]);
+        let schema = Arc::new(Schema::new(fields).with_metadata(metadata));
+        let partition = match (dataset.table.kind, &dataset.table.date_column) {
+            (TableKind::Fact, Some(date_column)) => {
+                let index = dataset.columns.iter().position(|column| &column.name == date_column).unwrap_or(0);
+                let name = dataset.columns[index].target_name().to_string();
+                Some((index, name, dataset.table.partition.unwrap_or(Partition::Day)))
+            }
+            _ => None,
+        };
+        Ok(MaskJob { lake, run, dataset, key, handle, columns, schema, partition })
+    }
+
+    fn masked_columns(&self) -> BTreeMap<String, String> {
+        self.dataset
+            .columns
+            .iter()
+            .filter_map(|column| {
+                let pii = column.config.pii.as_ref()?;
+                let method = serde_json::to_value(pii.method).ok()?.as_str()?.to_string();
+                let method = match &pii.to {
+                    Some(to) => format!("{method}:{to}"),
+                    None => method,
+                };
+                Some((column.target_name().to_string(), method))
+            })
+            .collect()
+    }
+
+    fn read_error(&self, key: &str, error: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error::arrow(format!("reading processed part {key}"), error)
+    }
+
+    fn execute(self, spools: Vec<(String, std::fs::File)>) -> Result<(Vec<String>, u64)> {
+        let on = self.run.time.date_naive();
+        let mut writers: BTreeMap<String, PartedWriter> = BTreeMap::new();
+        let mut rows = 0u64;
+        for (part, spool) in spools {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(spool)
+                .map_err(|error| self.read_error(&part, error))?
+                .with_batch_size(8192)
+                .build()
+                .map_err(|error| self.read_error(&part, error))?;
+            for batch in reader {
+                let batch = batch.map_err(|error| self.read_error(&part, error))?;
+                let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
+                for column in &self.columns {
+                    let source = batch.column_by_name(&column.source).ok_or_else(|| {
+                        Error::InvalidInput(format!(
+                            "{part} lacks column {}: it is not a processed part of this dataset",
+                            column.source
+                        ))
+                    })?;
+                    arrays.push(match &column.pii {
+                        Some(pii) => methods::mask_array(&self.key, pii, source, on)?,
+                        None => source.clone(),
+                    });
+                }
+                let curated = RecordBatch::try_new(self.schema.clone(), arrays)
+                    .map_err(|error| Error::arrow("building a curated batch", error))?;
+                self.guard(&curated)?;
+                rows += curated.num_rows() as u64;
+                for (partition, rows) in self.partitions(&curated)? {
+                    let writer = writers.entry(partition.clone()).or_insert_with(|| {
+                        let prefix = match partition.as_str() {
+                            "" => format!("{}run={}/", curated_prefix(&self.dataset.table.name), self.run.id),
+                            partition => {
+                                format!("{}{partition}/run={}/", curated_prefix(&self.dataset.table.name), self.run.id)
+                            }
+                        };
+                        PartedWriter::new(&self.lake, &prefix, self.schema.clone(), PART_ROWS, self.handle.clone())
+                    });
+                    writer.write(&rows)?;
+                }
+            }
+        }
+        let mut keys = Vec::new();
+        for (_, writer) in writers {
+            keys.extend(writer.finish()?);
+        }
+        keys.sort();
+        Ok((keys, rows))
+    }
+
+    /// The PII leak guard: no column that the contract does not declare as masked may hold
+    /// values that look like personal data.
+    fn guard(&self, batch: &RecordBatch) -> Result<()> {
+        for (field, column) in self.schema.fields().iter().zip(&self.columns) {
+            if column.pii.is_some() || column.source.starts_with('_') || field.data_type() != &ArrowType::Utf8 {
+                continue;
+            }
+            let Some(values) =
+                batch.column_by_name(field.name()).and_then(|array| array.as_any().downcast_ref::<StringArray>())
+            else {
+                continue;
+            };
+            let found = scan::scan_column(values);
+            if let Some((kind, count)) = found.first() {
+                return Err(Error::PiiLeak {
+                    table: self.dataset.table.name.clone(),
+                    column: field.name().clone(),
+                    kind: kind.name(),
+                    count: *count,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Splits a batch by its Hive partition (`sale_date_month=2024-01`); one empty-named
+    /// partition for dimensions.
+    fn partitions(&self, batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>> {
+        let Some((index, name, granularity)) = &self.partition else {
+            return Ok(vec![(String::new(), batch.clone())]);
+        };
+        let dates = arrow::compute::cast(batch.column(*index), &ArrowType::Date32)
+            .map_err(|error| Error::arrow("partitioning by date", error))?;
+        let dates = dates
+            .as_any()
+            .downcast_ref::<arrow::array::Date32Array>()
+            .ok_or_else(|| Error::InvalidInput("the partition column did not cast to dates".to_string()))?;
+        let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for row in 0..batch.num_rows() {
+            let date = (!dates.is_null(row)).then(|| crate::validate::cast::days_date(dates.value(row))).flatten();
+            let value = match (date, granularity) {
+                (None, _) => "__HIVE_DEFAULT_PARTITION__".to_string(),
+                (Some(date), Partition::Day) => date.format("%Y-%m-%d").to_string(),
+                (Some(date), Partition::Month) => date.format("%Y-%m").to_string(),
+            };
+            let key = match granularity {
+                Partition::Day => format!("{name}={value}"),
+                Partition::Month => format!("{name}_month={value}"),
+            };
+            groups.entry(key).or_default().push(row as u32);
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for (key, rows) in groups {
+            let indices = UInt32Array::from(rows);
+            out.push((
+                key,
+                take_record_batch(batch, &indices).map_err(|error| Error::arrow("partitioning rows", error))?,
+            ));
+        }
+        Ok(out)
+    }
+}
