@@ -46,6 +46,15 @@ def main() -> None:
     assert isla["updated_at"].isoformat() == "2024-01-01T08:00:00+00:00", isla["updated_at"]
     print(f"pyarrow: exported processed file ok ({len(rows)} rows, date32 and UTC timestamps)")
 
+    curated = pq.read_table(exported / "curated_dim_customer.parquet")
+    assert curated.schema.metadata[b"lakestar.masking_key_version"] == b"v1", curated.schema.metadata
+    rows = curated.to_pylist()
+    assert all(row["first_name"] is None for row in rows), "redacted"
+    assert all(row["phone"].startswith("*") for row in rows), "partially revealed"
+    assert all("@example." in row["email"] and len(row["email"].split("@")[0]) == 32 for row in rows)
+    assert curated.schema.field("date_of_birth").type == pa.int64(), "generalised to year"
+    print(f"pyarrow: exported curated dim_customer ok ({len(rows)} rows, masked)")
+
     if len(sys.argv) > 2:
         lake = pathlib.Path(sys.argv[2])
         files = sorted(lake.glob("raw/**/*.parquet"))
@@ -60,6 +69,9 @@ def main() -> None:
             pq.read_table(path).num_rows for path in lake.glob("quarantine/**/ingest_rejected.parquet")
         ), (valid, rejected, rows)
         print(f"pyarrow: offline run: {valid} processed + {rejected} quarantined rows")
+        curated_rows = sum(pq.read_table(path).num_rows for path in lake.glob("curated/**/*.parquet"))
+        assert curated_rows == valid, (curated_rows, valid)
+        print(f"pyarrow: offline run: {curated_rows} curated rows")
 
 
 if __name__ == "__main__":

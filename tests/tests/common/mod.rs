@@ -108,3 +108,9 @@ pub fn int_column(batches: &[RecordBatch], name: &str) -> Vec<i64> {
         })
         .collect()
 }
+
+/// The Arrow schema metadata stored in a Parquet object.
+pub fn parquet_schema_metadata(bytes: Vec<u8>) -> std::collections::HashMap<String, String> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).expect("a Parquet file");
+    builder.schema().metadata().iter().map(|(key, value)| (key.clone(), value.clone())).collect()
+}
