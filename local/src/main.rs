@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod run;
+mod scan;
 
 /// Lakestar offline: check contracts and run the pipeline on this machine, without AWS.
 #[derive(Debug, Parser)]
@@ -25,6 +26,12 @@ enum Command {
     /// Runs an example directory (its `pipeline.toml` and `landing/` files) through the
     /// pipeline against an embedded S3 endpoint.
     Run(run::RunArgs),
+    /// Scans Parquet and CSV files (a file, a folder, or `s3://bucket/prefix`) for values that
+    /// look like personal data; exits non-zero when any is found. Names columns, never values.
+    Scan {
+        /// What to scan.
+        target: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,6 +45,13 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Check { contract } => check(&contract),
+        Command::Scan { target } => match scan::scan(&target) {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run(args) => match run::run(args) {
             Ok(code) => code,
             Err(error) => {

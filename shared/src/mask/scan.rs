@@ -95,7 +95,15 @@ fn detect_whole(value: &str) -> Option<PiiKind> {
 
 fn detect_word(word: &str) -> Option<PiiKind> {
     let word = word.trim_matches(|c: char| matches!(c, '<' | '>' | '(' | ')' | '"' | '\'' | ':'));
-    (word.contains('@') && is_email(word)).then_some(PiiKind::Email)
+    (word.contains('@') && is_email(word) && !is_masked_email(word)).then_some(PiiKind::Email)
+}
+
+/// Lakestar's own `email_hash` output: 32 lower-case hex digits, then the domain. A 128-bit
+/// keyed hash in place of the local part identifies no one.
+fn is_masked_email(word: &str) -> bool {
+    word.split_once('@').is_some_and(|(local, _)| {
+        local.len() == 32 && local.bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+    })
 }
 
 fn is_ssn(value: &str) -> bool {
@@ -170,9 +178,65 @@ mod tests {
     }
 
     #[test]
-    fn masked_email_hash_keeps_only_a_domain_after_a_hash() {
-        // A hashed local part with the real domain is still shaped like an address: callers
-        // skip columns declared as masked, so this is by design reported if undeclared.
+    fn lakestar_email_hashes_are_not_addresses_but_short_hex_locals_are() {
+        assert_eq!(detect("6b046514a8686ddb660eab211d83c6bd@example.com"), None);
         assert_eq!(detect("0a1b@example.com"), Some(PiiKind::Email));
+        assert_eq!(detect("6B046514A8686DDB660EAB211D83C6BD@example.com"), Some(PiiKind::Email));
     }
+}
+
+/// Personal data found in one column of a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The column.
+    pub column: String,
+    /// What it looks like.
+    pub kind: PiiKind,
+    /// How many values.
+    pub count: u64,
+}
+
+fn add(findings: &mut Vec<Finding>, column: &str, kind: PiiKind, count: u64) {
+    match findings.iter_mut().find(|finding| finding.column == column && finding.kind == kind) {
+        Some(finding) => finding.count += count,
+        None => findings.push(Finding { column: column.to_string(), kind, count }),
+    }
+}
+
+/// Scans every text column of a Parquet file.
+pub fn scan_parquet(file: std::fs::File) -> Result<Vec<Finding>, String> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|error| format!("not a readable Parquet file: {error}"))?
+        .build()
+        .map_err(|error| format!("not a readable Parquet file: {error}"))?;
+    let mut findings = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|error| error.to_string())?;
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            let Ok(text) = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8) else { continue };
+            if let Some(text) = text.as_any().downcast_ref::<StringArray>() {
+                for (kind, count) in scan_column(text) {
+                    add(&mut findings, field.name(), kind, count);
+                }
+            }
+        }
+    }
+    Ok(findings)
+}
+
+/// Scans every column of a CSV file with a header line.
+pub fn scan_csv(reader: impl std::io::Read) -> Result<Vec<Finding>, String> {
+    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+    let headers: Vec<String> = csv.headers().map_err(|error| error.to_string())?.iter().map(str::to_string).collect();
+    let mut findings = Vec::new();
+    for record in csv.records() {
+        let record = record.map_err(|error| error.to_string())?;
+        for (index, value) in record.iter().enumerate() {
+            if let Some(kind) = detect(value) {
+                let column = headers.get(index).cloned().unwrap_or_else(|| format!("column_{}", index + 1));
+                add(&mut findings, &column, kind, 1);
+            }
+        }
+    }
+    Ok(findings)
 }

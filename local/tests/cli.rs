@@ -1,0 +1,50 @@
+//! The `lakestar` command line: `check` and `scan`, run as a user would.
+
+use std::process::Command;
+
+fn lakestar(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_lakestar"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("lakestar runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_example_and_names_the_line_of_a_mistake() {
+    let (code, stdout, _) = lakestar(&["check", "examples/retail/pipeline.toml"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("ok, 4 dataset(s)"), "{stdout}");
+
+    let dir = tempfile::tempdir().expect("folder");
+    let path = dir.path().join("pipeline.toml");
+    let text = std::fs::read_to_string("../examples/retail/pipeline.toml")
+        .or_else(|_| std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/retail/pipeline.toml")))
+        .expect("example contract");
+    std::fs::write(&path, text.replacen("type = \"date\"", "type = \"datetime\"", 1)).expect("write");
+    let (code, _, stderr) = lakestar(&["check", &path.to_string_lossy()]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("pipeline.toml:") && stderr.contains("unknown type `datetime`"), "{stderr}");
+}
+
+#[test]
+fn scan_reports_clear_pii_by_column_and_passes_masked_values() {
+    let (code, stdout, _) = lakestar(&["scan", "examples/retail/landing/2024-01-01/customers.csv"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("column `email`: 11 value(s) look like email"), "{stdout}");
+    assert!(stdout.contains("column `phone`: 12 value(s) look like phone"), "{stdout}");
+    assert!(!stdout.contains("amelia"), "values are never printed: {stdout}");
+
+    let dir = tempfile::tempdir().expect("folder");
+    let masked = dir.path().join("masked.csv");
+    std::fs::write(&masked, "id,email,card\nC1,6b046514a8686ddb660eab211d83c6bd@example.com,************1111\n")
+        .expect("write");
+    let (code, stdout, _) = lakestar(&["scan", &dir.path().to_string_lossy()]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("scanned 1 file(s): 0 column finding(s)"), "{stdout}");
+}
