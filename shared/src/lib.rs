@@ -8,8 +8,10 @@ mod error;
 pub mod ingest;
 pub mod lake;
 pub mod mask;
+pub mod metrics;
 pub mod run;
 pub mod state;
+pub mod trigger;
 pub mod validate;
 
 pub use error::{Error, Result};

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 use common::*;
@@ -181,38 +179,6 @@ async fn a_contract_that_forgets_to_mask_an_email_fails_with_pii_leak() {
     );
     assert!(!error.error_message.contains("example.com"), "the message never holds a value");
     assert!(lake.keys().await.iter().all(|key| !key.starts_with("curated/")), "nothing left in curated");
-}
-
-/// A `moto_server` (Python, from PyPI) on a free port, speaking the AWS protocols; killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let port =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address").port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server runs (pip install 'moto[server]')");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        Moto { child, endpoint: format!("http://127.0.0.1:{port}") }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]

@@ -1,9 +1,13 @@
-//! The trigger Lambda's entry point.
+//! The trigger Lambda's entry point: build once, then serve invocations.
 
-use lambda_runtime::service_fn;
+use lakestar_trigger::TriggerFunction;
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    lambda_runtime::run(service_fn(lakestar_trigger::handle)).await
+    let function = TriggerFunction::from_env().await?;
+    let function = &function;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { function.handle(event).await })).await
 }

@@ -40,15 +40,50 @@ pub struct ParquetObjectWriter {
     schema: SchemaRef,
     key: String,
     rows: u64,
+    row_group_bytes: usize,
+}
+
+/// How much memory one object being written may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteBudget {
+    /// A row group is flushed once its encoded data passes this size.
+    pub row_group_bytes: usize,
+    /// The multipart upload's part size.
+    pub part_bytes: usize,
+}
+
+impl WriteBudget {
+    /// One object at a time: large row groups and parts.
+    pub const SINGLE: WriteBudget = WriteBudget { row_group_bytes: ROW_GROUP_BYTES, part_bytes: super::PART_SIZE };
+    /// Many objects at once (one per partition): small row groups and the smallest parts.
+    pub const SHARED: WriteBudget = WriteBudget { row_group_bytes: 4 * 1024 * 1024, part_bytes: super::MIN_PART_SIZE };
 }
 
 impl ParquetObjectWriter {
     /// Starts writing `key` with `schema`. Call from a blocking thread.
     pub fn new(lake: &Lake, key: &str, schema: SchemaRef, handle: Handle) -> Result<ParquetObjectWriter> {
-        let sink = MultipartWriter::new(lake, key, "application/vnd.apache.parquet", handle);
+        Self::with_budget(lake, key, schema, handle, WriteBudget::SINGLE)
+    }
+
+    /// Starts writing `key` within a memory budget.
+    pub fn with_budget(
+        lake: &Lake,
+        key: &str,
+        schema: SchemaRef,
+        handle: Handle,
+        budget: WriteBudget,
+    ) -> Result<ParquetObjectWriter> {
+        let sink =
+            MultipartWriter::new(lake, key, "application/vnd.apache.parquet", handle).with_part_size(budget.part_bytes);
         let writer = ArrowWriter::try_new(sink, schema.clone(), Some((*writer_properties()).clone()))
             .map_err(|error| Error::arrow(format!("starting Parquet object {key}"), error))?;
-        Ok(ParquetObjectWriter { writer, schema, key: key.to_string(), rows: 0 })
+        Ok(ParquetObjectWriter {
+            writer,
+            schema,
+            key: key.to_string(),
+            rows: 0,
+            row_group_bytes: budget.row_group_bytes,
+        })
     }
 
     /// The object's key.
@@ -76,7 +111,7 @@ impl ParquetObjectWriter {
         }
         self.writer.write(batch).map_err(|error| Error::arrow(format!("writing {}", self.key), error))?;
         self.rows += batch.num_rows() as u64;
-        if self.writer.in_progress_size() >= ROW_GROUP_BYTES {
+        if self.writer.in_progress_size() >= self.row_group_bytes {
             self.writer.flush().map_err(|error| Error::arrow(format!("writing {}", self.key), error))?;
         }
         Ok(())
@@ -100,6 +135,7 @@ pub struct PartedWriter {
     part_rows: u64,
     writer: Option<ParquetObjectWriter>,
     parts: Vec<String>,
+    budget: WriteBudget,
 }
 
 impl PartedWriter {
@@ -113,7 +149,14 @@ impl PartedWriter {
             part_rows,
             writer: None,
             parts: Vec::new(),
+            budget: WriteBudget::SINGLE,
         }
+    }
+
+    /// Writes within a memory budget (see [`WriteBudget::SHARED`] for many writers at once).
+    pub fn with_budget(mut self, budget: WriteBudget) -> PartedWriter {
+        self.budget = budget;
+        self
     }
 
     /// Appends a batch (empty batches are skipped).
@@ -123,7 +166,13 @@ impl PartedWriter {
         }
         if self.writer.is_none() {
             let key = format!("{}{}", self.prefix, super::part_name(self.parts.len()));
-            self.writer = Some(ParquetObjectWriter::new(&self.lake, &key, self.schema.clone(), self.handle.clone())?);
+            self.writer = Some(ParquetObjectWriter::with_budget(
+                &self.lake,
+                &key,
+                self.schema.clone(),
+                self.handle.clone(),
+                self.budget,
+            )?);
         }
         if let Some(writer) = &mut self.writer {
             writer.write(batch)?;

@@ -208,7 +208,9 @@ impl MaskJob {
                                 format!("{}{partition}/run={}/", curated_prefix(&self.dataset.table.name), self.run.id)
                             }
                         };
+                        // One writer per partition is open at once: each gets a small budget.
                         PartedWriter::new(&self.lake, &prefix, self.schema.clone(), PART_ROWS, self.handle.clone())
+                            .with_budget(crate::lake::WriteBudget::SHARED)
                     });
                     writer.write(&rows)?;
                 }

@@ -114,3 +114,35 @@ pub fn parquet_schema_metadata(bytes: Vec<u8>) -> std::collections::HashMap<Stri
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).expect("a Parquet file");
     builder.schema().metadata().iter().map(|(key, value)| (key.clone(), value.clone())).collect()
 }
+
+/// A `moto_server` (Python, from PyPI) on a free port, speaking the AWS protocols; killed on drop.
+pub struct Moto {
+    child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address").port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server runs (pip install 'moto[server]')");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Moto { child, endpoint: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
