@@ -128,6 +128,16 @@ pub async fn validate(
         gate: if cause.is_empty() { "pass" } else { "fail" }.to_string(),
         cause,
     };
+    let ratio = if received == 0 { 0.0 } else { rejected as f64 / received as f64 };
+    crate::metrics::emit(
+        &[("Stage", "validate")],
+        &[
+            ("RowsReceived", received as f64, "Count"),
+            ("RowsValid", output.valid as f64, "Count"),
+            ("RowsRejected", rejected as f64, "Count"),
+            ("QuarantineRatio", ratio, "None"),
+        ],
+    );
     tracing::info!(
         run = %run.id,
         received,
