@@ -78,17 +78,7 @@ pub fn read(
         let index = mapper.index(header.trim());
         raw.add_column(&mapper.names()[index])?;
     }
-    let missing = mapper.missing_required();
-    if !missing.is_empty() {
-        return Err(Error::SchemaMismatch {
-            key: key.to_string(),
-            message: format!(
-                "line 1: required column(s) {} not found in the header ({}); add them to the file, or add the file's spelling to the column's `aliases` in pipeline.toml",
-                missing.join(", "),
-                mapper.names().join(", ")
-            ),
-        });
-    }
+    mapper.require(key, "line 1: the header")?;
     let width = record.len();
 
     loop {

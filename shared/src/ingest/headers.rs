@@ -96,6 +96,23 @@ impl<'a> HeaderMapper<'a> {
         Drift { added: self.added.clone(), missing }
     }
 
+    /// Fails with `SchemaMismatch` when the file lacks a required column; `place` says where
+    /// the columns were read (e.g. `line 1: the header`).
+    pub fn require(&self, key: &str, place: &str) -> crate::Result<()> {
+        let missing = self.missing_required();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(crate::Error::SchemaMismatch {
+            key: key.to_string(),
+            message: format!(
+                "required column(s) {} not found in {place} ({}); add them to the file, or add the file's spelling to the column's `aliases` in pipeline.toml",
+                missing.join(", "),
+                self.names.join(", ")
+            ),
+        })
+    }
+
     /// The contract's required columns the file lacks.
     pub fn missing_required(&self) -> Vec<String> {
         self.dataset

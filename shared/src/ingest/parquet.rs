@@ -40,17 +40,7 @@ pub fn read(
         let index = mapper.index(field.name());
         raw.add_column(&mapper.names()[index])?;
     }
-    let missing = mapper.missing_required();
-    if !missing.is_empty() {
-        return Err(Error::SchemaMismatch {
-            key: key.to_string(),
-            message: format!(
-                "required column(s) {} not found among the file's columns ({})",
-                missing.join(", "),
-                mapper.names().join(", ")
-            ),
-        });
-    }
+    mapper.require(key, "the Parquet schema")?;
 
     let mut row = 0u64;
     for batch in batches {

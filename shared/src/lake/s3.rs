@@ -72,6 +72,19 @@ impl Lake {
         Ok(bytes)
     }
 
+    /// Downloads objects into anonymous temporary files (deleted when dropped), in order: the
+    /// stages read Parquet parts from local disk, which needs no memory for the file.
+    pub async fn spool(&self, keys: &[String]) -> Result<Vec<(String, std::fs::File)>> {
+        let mut spools = Vec::with_capacity(keys.len());
+        for key in keys {
+            let io = |source| Error::Io { path: std::env::temp_dir(), source };
+            let spool = tempfile::tempfile().map_err(io)?;
+            self.download(key, spool.try_clone().map_err(io)?).await?;
+            spools.push((key.clone(), spool));
+        }
+        Ok(spools)
+    }
+
     /// The whole object, for small objects such as the contract.
     pub async fn get_bytes(&self, key: &str) -> Result<Vec<u8>> {
         let output = self

@@ -60,13 +60,7 @@ pub async fn mask(
     let dataset = contract.dataset(&run.dataset).ok_or_else(|| Error::UnknownDataset { key: run.key.clone() })?.clone();
     let started = Instant::now();
     tracing::info!(run = %run.id, dataset = %run.dataset, parts = validated.processed.len(), "Mask started.");
-    let mut spools = Vec::with_capacity(validated.processed.len());
-    for part in &validated.processed {
-        let spool = tempfile::tempfile().map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
-        let copy = spool.try_clone().map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
-        lake.download(part, copy).await?;
-        spools.push((part.clone(), spool));
-    }
+    let spools = lake.spool(&validated.processed).await?;
     let table = dataset.table.name.clone();
     let job = MaskJob::new(lake.clone(), run.clone(), dataset, key.clone(), Handle::current())?;
     let masked_columns = job.masked_columns();

@@ -77,13 +77,7 @@ pub async fn validate(
     tracing::info!(run = %run.id, dataset = %run.dataset, parts = ingest.raw.len(), "Validate started.");
     let started = Instant::now();
 
-    let mut spools = Vec::with_capacity(ingest.raw.len());
-    for key in &ingest.raw {
-        let spool = tempfile::tempfile().map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
-        let copy = spool.try_clone().map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
-        lake.download(key, copy).await?;
-        spools.push((key.clone(), spool));
-    }
+    let spools = lake.spool(&ingest.raw).await?;
 
     let job = Job {
         lake: lake.clone(),
