@@ -26,7 +26,7 @@ pub fn writer_properties() -> Arc<WriterProperties> {
             Arc::new(
                 WriterProperties::builder()
                     .set_compression(Compression::ZSTD(level))
-                    .set_max_row_group_row_count(Some(1024 * 1024))
+                    .set_max_row_group_row_count(Some(256 * 1024))
                     .set_created_by(format!("lakestar {}", env!("CARGO_PKG_VERSION")))
                     .build(),
             )

@@ -21,7 +21,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
-pub use dedupe::DuplicateFinder;
+pub use dedupe::{DuplicateFinder, LoserCursor};
 pub use plan::{ColumnPlan, DatasetPlan, Reasons, arrow_type};
 
 use crate::contract::{Contract, Dataset};
@@ -224,7 +224,7 @@ impl Job {
     }
 
     /// Pass 1: the positions of the rows that lose to another row of their key.
-    fn find_duplicates(&self, spools: &[(String, std::fs::File)]) -> Result<Vec<(HashSet<u32>, String)>> {
+    fn find_duplicates(&self, spools: &[(String, std::fs::File)]) -> Result<Vec<(LoserCursor, String)>> {
         let sets = self.key_sets();
         let mut finders: Vec<DuplicateFinder> = sets.iter().map(|_| DuplicateFinder::default()).collect();
         let wanted: HashSet<&str> = sets
@@ -266,7 +266,7 @@ impl Job {
                                     self.run.key
                                 ))
                             })?;
-                            finder.add(slot, &parts.iter().map(|part| part.as_ref()).collect::<Vec<_>>());
+                            finder.add(slot, &parts.iter().map(|part| part.as_ref()).collect::<Vec<_>>())?;
                         }
                     }
                 }
@@ -274,18 +274,17 @@ impl Job {
             }
         }
         let rule = self.dataset.table.dedupe;
-        Ok(finders
-            .into_iter()
-            .zip(sets)
-            .enumerate()
-            .map(|(index, (finder, (_, reason)))| {
-                (finder.losers(if index == 0 { rule } else { crate::contract::Dedupe::KeepFirst }), reason)
-            })
-            .collect())
+        let mut out = Vec::with_capacity(sets.len());
+        for (index, (finder, (_, reason))) in finders.into_iter().zip(sets).enumerate() {
+            // The natural key follows the contract's rule; a `unique` column keeps its first row.
+            let rule = if index == 0 { rule } else { crate::contract::Dedupe::KeepFirst };
+            out.push((LoserCursor::new(finder.losers(rule)?), reason));
+        }
+        Ok(out)
     }
 
     fn execute(self, spools: Vec<(String, std::fs::File)>) -> Result<Outcome> {
-        let losers = self.find_duplicates(&spools)?;
+        let mut losers = self.find_duplicates(&spools)?;
         let mut processed = PartedWriter::new(
             &self.lake,
             &lake::processed_prefix(&self.run),
@@ -313,12 +312,12 @@ impl Job {
                 for (total, count) in nulls.iter_mut().zip(&checked.nulls) {
                     *total += count;
                 }
-                for (set, reason) in &losers {
+                for (set, reason) in &mut losers {
                     if set.is_empty() {
                         continue;
                     }
                     for row in 0..rows {
-                        if set.contains(&((position + row as u64) as u32)) {
+                        if set.contains((position + row as u64) as u32) {
                             reasons.push(row, reason);
                             if reason == DUPLICATE {
                                 duplicates += 1;
