@@ -20,18 +20,32 @@ const ROW_GROUP_BYTES: usize = 32 * 1024 * 1024;
 /// statistics, and a fixed `created_by` so that the same rows give the same bytes.
 pub fn writer_properties() -> Arc<WriterProperties> {
     static PROPERTIES: OnceLock<Arc<WriterProperties>> = OnceLock::new();
+    PROPERTIES.get_or_init(|| Arc::new(properties_builder().build())).clone()
+}
+
+/// The same with small pages and dictionaries, for many files written at once: every open
+/// column writer buffers a data page and a dictionary, so their limits bound the memory.
+fn shared_writer_properties() -> Arc<WriterProperties> {
+    static PROPERTIES: OnceLock<Arc<WriterProperties>> = OnceLock::new();
     PROPERTIES
         .get_or_init(|| {
-            let level = ZstdLevel::try_new(3).unwrap_or_default();
             Arc::new(
-                WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(level))
-                    .set_max_row_group_row_count(Some(256 * 1024))
-                    .set_created_by(format!("lakestar {}", env!("CARGO_PKG_VERSION")))
+                properties_builder()
+                    .set_data_page_size_limit(64 * 1024)
+                    .set_dictionary_page_size_limit(64 * 1024)
+                    .set_write_batch_size(1024)
                     .build(),
             )
         })
         .clone()
+}
+
+fn properties_builder() -> parquet::file::properties::WriterPropertiesBuilder {
+    let level = ZstdLevel::try_new(3).unwrap_or_default();
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .set_created_by(format!("lakestar {}", env!("CARGO_PKG_VERSION")))
 }
 
 /// One Parquet object being written to S3.
@@ -57,6 +71,10 @@ impl WriteBudget {
     pub const SINGLE: WriteBudget = WriteBudget { row_group_bytes: ROW_GROUP_BYTES, part_bytes: super::PART_SIZE };
     /// Many objects at once (one per partition): small row groups and the smallest parts.
     pub const SHARED: WriteBudget = WriteBudget { row_group_bytes: 4 * 1024 * 1024, part_bytes: super::MIN_PART_SIZE };
+
+    fn properties(self) -> Arc<WriterProperties> {
+        if self == WriteBudget::SHARED { shared_writer_properties() } else { writer_properties() }
+    }
 }
 
 impl ParquetObjectWriter {
@@ -75,7 +93,7 @@ impl ParquetObjectWriter {
     ) -> Result<ParquetObjectWriter> {
         let sink =
             MultipartWriter::new(lake, key, "application/vnd.apache.parquet", handle).with_part_size(budget.part_bytes);
-        let writer = ArrowWriter::try_new(sink, schema.clone(), Some((*writer_properties()).clone()))
+        let writer = ArrowWriter::try_new(sink, schema.clone(), Some((*budget.properties()).clone()))
             .map_err(|error| Error::arrow(format!("starting Parquet object {key}"), error))?;
         Ok(ParquetObjectWriter {
             writer,
