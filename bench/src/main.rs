@@ -1,6 +1,9 @@
 //! `lakestar-bench`: generates test data and measures the stages on it, printing a table and
 //! a JSON line. Numbers, not assertions: targets are judged by reading them.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod generate;
 
 use std::io::{BufWriter, Write};

@@ -1,5 +1,8 @@
 //! `lakestar`: the offline Lakestar stack on the command line.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -1,5 +1,8 @@
 //! The ingest Lambda's entry point: build once, then serve invocations.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use lakestar_ingest::IngestFunction;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;

@@ -1,5 +1,8 @@
 //! The load Lambda's entry point.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use lambda_runtime::service_fn;
 
 #[tokio::main]

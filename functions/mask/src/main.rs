@@ -1,5 +1,8 @@
 //! The mask Lambda's entry point: build once (key included), then serve invocations.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use lakestar_mask::MaskFunction;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;

@@ -1,5 +1,8 @@
 //! The trigger Lambda's entry point: build once, then serve invocations.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use lakestar_trigger::TriggerFunction;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;

@@ -1,5 +1,8 @@
 //! The validate Lambda's entry point: build once, then serve invocations.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use lakestar_validate::ValidateFunction;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;

@@ -7,12 +7,15 @@ pub mod methods;
 pub mod scan;
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::{BufReader, BufWriter, Seek};
 use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
@@ -165,9 +168,13 @@ impl MaskJob {
         Error::arrow(format!("reading processed part {key}"), error)
     }
 
+    /// Masks every batch, checks it, and spills its rows to a local Arrow IPC file per
+    /// partition; then writes the partitions' Parquet objects one after the other. Only one
+    /// Parquet writer is open at a time, however many partitions the run touches.
     fn execute(self, spools: Vec<(String, std::fs::File)>) -> Result<(Vec<String>, u64)> {
         let on = self.run.time.date_naive();
-        let mut writers: BTreeMap<String, PartedWriter> = BTreeMap::new();
+        let mut partitions: BTreeMap<String, StreamWriter<BufWriter<std::fs::File>>> = BTreeMap::new();
+        let io = |source| Error::Io { path: std::env::temp_dir(), source };
         let mut rows = 0u64;
         for (part, spool) in spools {
             let reader = ParquetRecordBatchReaderBuilder::try_new(spool)
@@ -194,24 +201,39 @@ impl MaskJob {
                     .map_err(|error| Error::arrow("building a curated batch", error))?;
                 self.guard(&curated)?;
                 rows += curated.num_rows() as u64;
-                for (partition, rows) in self.partitions(&curated)? {
-                    let writer = writers.entry(partition.clone()).or_insert_with(|| {
-                        let prefix = match partition.as_str() {
-                            "" => format!("{}run={}/", curated_prefix(&self.dataset.table.name), self.run.id),
-                            partition => {
-                                format!("{}{partition}/run={}/", curated_prefix(&self.dataset.table.name), self.run.id)
-                            }
-                        };
-                        // One writer per partition is open at once: each gets a small budget.
-                        PartedWriter::new(&self.lake, &prefix, self.schema.clone(), PART_ROWS, self.handle.clone())
-                            .with_budget(crate::lake::WriteBudget::SHARED)
-                    });
-                    writer.write(&rows)?;
+                for (partition, partition_rows) in self.partitions(&curated)? {
+                    let writer = match partitions.entry(partition) {
+                        std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(entry) => {
+                            let file = BufWriter::with_capacity(64 * 1024, tempfile::tempfile().map_err(io)?);
+                            let writer = StreamWriter::try_new(file, &self.schema)
+                                .map_err(|error| Error::arrow("spilling a partition", error))?;
+                            entry.insert(writer)
+                        }
+                    };
+                    writer.write(&partition_rows).map_err(|error| Error::arrow("spilling a partition", error))?;
                 }
             }
         }
         let mut keys = Vec::new();
-        for (_, writer) in writers {
+        for (partition, writer) in partitions {
+            let mut file = writer
+                .into_inner()
+                .map_err(|error| Error::arrow("spilling a partition", error))?
+                .into_inner()
+                .map_err(|error| io(error.into_error()))?;
+            file.rewind().map_err(io)?;
+            let prefix = match partition.as_str() {
+                "" => format!("{}run={}/", curated_prefix(&self.dataset.table.name), self.run.id),
+                partition => format!("{}{partition}/run={}/", curated_prefix(&self.dataset.table.name), self.run.id),
+            };
+            let mut writer =
+                PartedWriter::new(&self.lake, &prefix, self.schema.clone(), PART_ROWS, self.handle.clone());
+            let reader = StreamReader::try_new(BufReader::with_capacity(64 * 1024, file), None)
+                .map_err(|error| Error::arrow("reading a spilled partition", error))?;
+            for batch in reader {
+                writer.write(&batch.map_err(|error| Error::arrow("reading a spilled partition", error))?)?;
+            }
             keys.extend(writer.finish()?);
         }
         keys.sort();
