@@ -40,9 +40,25 @@ enum Command {
     Ingest {
         #[command(flatten)]
         size: Size,
+        /// Run every stage in this process instead of one child process per stage (as
+        /// Lambda does); per-stage peak RSS is then polluted by the earlier stages.
+        #[arg(long)]
+        in_process: bool,
         /// Where to keep the generated file and the embedded S3 folder (default: a temporary folder).
         #[arg(long)]
         work: Option<PathBuf>,
+    },
+    /// Runs one stage against a running endpoint (used by `ingest`, one process per stage):
+    /// reads the state document, writes it back with the stage's section, prints figures.
+    Stage {
+        /// `ingest`, `validate` or `mask`.
+        stage: String,
+        /// The S3 endpoint URL.
+        #[arg(long)]
+        endpoint: String,
+        /// The state document.
+        #[arg(long)]
+        state: PathBuf,
     },
 }
 
@@ -71,9 +87,13 @@ fn main() -> anyhow::Result<()> {
             println!("{}: {} rows ({} bad), {} bytes", out.display(), generated.rows, generated.bad, generated.bytes);
             Ok(())
         }
-        Command::Ingest { size, work } => {
+        Command::Ingest { size, work, in_process } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(ingest(size, work))
+            runtime.block_on(ingest(size, work, in_process))
+        }
+        Command::Stage { stage, endpoint, state } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(run_stage(&stage, &endpoint, &state))
         }
     }
 }
@@ -138,7 +158,52 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-async fn ingest(size: Size, work: Option<PathBuf>) -> anyhow::Result<()> {
+fn contract() -> anyhow::Result<Contract> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/retail/pipeline.toml");
+    Ok(Contract::load(&path)?)
+}
+
+fn bench_key() -> anyhow::Result<lakestar::mask::MaskingKey> {
+    Ok(lakestar::mask::MaskingKey::new(b"benchmark-key-0123456789abcdef-0123".to_vec(), "v1")?)
+}
+
+/// One stage in this process: state in, state out, figures on stdout as JSON.
+async fn run_stage(stage: &str, endpoint: &str, state_path: &Path) -> anyhow::Result<()> {
+    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(state_path)?)?;
+    let input = lakestar::state::StageInput::from_value(state.clone())?;
+    let lake = Lake::new(EmbeddedS3::client_for(endpoint), "bench");
+    let contract = contract()?;
+    let started = Instant::now();
+    let section = match stage {
+        "ingest" => serde_json::to_value(lakestar::ingest::ingest(&lake, &contract, &input.run).await?)?,
+        "validate" => {
+            serde_json::to_value(lakestar::validate::validate(&lake, &contract, &input.run, input.ingest()?).await?)?
+        }
+        "mask" => serde_json::to_value(
+            lakestar::mask::mask(&lake, &contract, &bench_key()?, &input.run, input.validate()?).await?,
+        )?,
+        other => anyhow::bail!("unknown stage {other}: use ingest, validate or mask"),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    state[stage] = section;
+    std::fs::write(state_path, serde_json::to_vec(&state)?)?;
+    println!("{}", serde_json::json!({ "seconds": seconds, "peak_rss_bytes": peak_rss() }));
+    Ok(())
+}
+
+/// Runs a stage in a child process and returns its seconds and peak RSS.
+fn child_stage(stage: &str, endpoint: &str, state: &Path) -> anyhow::Result<(f64, u64)> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args(["stage", stage, "--endpoint", endpoint, "--state"])
+        .arg(state)
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    anyhow::ensure!(output.status.success(), "the {stage} stage failed");
+    let figures: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    Ok((figures["seconds"].as_f64().unwrap_or_default(), figures["peak_rss_bytes"].as_u64().unwrap_or_default()))
+}
+
+async fn ingest(size: Size, work: Option<PathBuf>, in_process: bool) -> anyhow::Result<()> {
     let temporary = tempfile::tempdir()?;
     let work = work.unwrap_or_else(|| temporary.path().to_path_buf());
     std::fs::create_dir_all(&work)?;
@@ -160,19 +225,55 @@ async fn ingest(size: Size, work: Option<PathBuf>) -> anyhow::Result<()> {
     s3.client().put_object().bucket("bench").key(key).body(body).send().await.context("uploading the file")?;
     std::fs::remove_file(&source)?;
 
-    let contract_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/retail/pipeline.toml");
-    let contract = Contract::load(&contract_path)?;
+    let contract = contract()?;
     let run = RunDescriptor::new("sales", "bench", key, None, None, generated.bytes, chrono::Utc::now());
 
     let megabytes = generated.bytes as f64 / 1e6;
     println!("stage     file_MB   rows       rejected  seconds  MB/s    rows/s     peak_RSS_MiB  out_MB  parts");
     let mut results = Vec::new();
 
-    reset_peak_rss();
-    let started = Instant::now();
-    let ingested = lakestar::ingest::ingest(&lake, &contract, &run).await?;
-    let ingest_seconds = started.elapsed().as_secs_f64();
-    let ingest_peak = peak_rss();
+    let key = bench_key()?;
+    let state_path = work.join("state.json");
+    std::fs::write(&state_path, serde_json::to_vec(&serde_json::json!({ "run": run }))?)?;
+    let endpoint = s3.endpoint();
+    let stage = |name: &str| -> anyhow::Result<(f64, u64)> {
+        if in_process {
+            reset_peak_rss();
+            let runtime_handle = tokio::runtime::Handle::current();
+            let started = Instant::now();
+            let state = tokio::task::block_in_place(|| -> anyhow::Result<serde_json::Value> {
+                let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path)?)?;
+                let input = lakestar::state::StageInput::from_value(state.clone())?;
+                let section = runtime_handle.block_on(async {
+                    anyhow::Ok(match name {
+                        "ingest" => {
+                            serde_json::to_value(lakestar::ingest::ingest(&lake, &contract, &input.run).await?)?
+                        }
+                        "validate" => serde_json::to_value(
+                            lakestar::validate::validate(&lake, &contract, &input.run, input.ingest()?).await?,
+                        )?,
+                        _ => serde_json::to_value(
+                            lakestar::mask::mask(&lake, &contract, &key, &input.run, input.validate()?).await?,
+                        )?,
+                    })
+                })?;
+                state[name] = section;
+                Ok(state)
+            })?;
+            std::fs::write(&state_path, serde_json::to_vec(&state)?)?;
+            Ok((started.elapsed().as_secs_f64(), peak_rss()))
+        } else {
+            tokio::task::block_in_place(|| child_stage(name, &endpoint, &state_path))
+        }
+    };
+    let (ingest_seconds, ingest_peak) = stage("ingest")?;
+    let (validate_seconds, validate_peak) = stage("validate")?;
+    let (mask_seconds, mask_peak) = stage("mask")?;
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path)?)?;
+    let ingested: lakestar::ingest::IngestOutput = serde_json::from_value(state["ingest"].clone())?;
+    let validated: lakestar::validate::ValidateOutput = serde_json::from_value(state["validate"].clone())?;
+    let masked: lakestar::mask::MaskOutput = serde_json::from_value(state["mask"].clone())?;
+
     let raw_bytes = total_size(&s3, &ingested.raw).await?;
     results.push(report(
         "ingest",
@@ -184,12 +285,6 @@ async fn ingest(size: Size, work: Option<PathBuf>) -> anyhow::Result<()> {
         raw_bytes,
         ingested.raw.len(),
     ));
-
-    reset_peak_rss();
-    let started = Instant::now();
-    let validated = lakestar::validate::validate(&lake, &contract, &run, &ingested).await?;
-    let validate_seconds = started.elapsed().as_secs_f64();
-    let validate_peak = peak_rss();
     let processed_bytes = total_size(&s3, &validated.processed).await?;
     results.push(report(
         "validate",
@@ -201,13 +296,6 @@ async fn ingest(size: Size, work: Option<PathBuf>) -> anyhow::Result<()> {
         processed_bytes,
         validated.processed.len(),
     ));
-
-    reset_peak_rss();
-    let key = lakestar::mask::MaskingKey::new(b"benchmark-key-0123456789abcdef-0123".to_vec(), "v1")?;
-    let started = Instant::now();
-    let masked = lakestar::mask::mask(&lake, &contract, &key, &run, &validated).await?;
-    let mask_seconds = started.elapsed().as_secs_f64();
-    let mask_peak = peak_rss();
     let curated_keys: Vec<String> = masked.curated.values().flatten().cloned().collect();
     let curated_bytes = total_size(&s3, &curated_keys).await?;
     // Mask's input is the processed data: its MB/s is over the processed bytes.

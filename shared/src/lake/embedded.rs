@@ -85,10 +85,15 @@ impl EmbeddedS3 {
 
     /// An `aws-sdk-s3` client for this endpoint (path-style, static credentials).
     pub fn client(&self) -> Client {
+        Self::client_for(&self.endpoint())
+    }
+
+    /// A client for an embedded endpoint running elsewhere (another process), by URL.
+    pub fn client_for(endpoint: &str) -> Client {
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .endpoint_url(self.endpoint())
+            .endpoint_url(endpoint)
             .force_path_style(true)
             .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "lakestar-embedded"))
             .build();
