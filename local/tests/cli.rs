@@ -48,3 +48,33 @@ fn scan_reports_clear_pii_by_column_and_passes_masked_values() {
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains("scanned 1 file(s): 0 column finding(s)"), "{stdout}");
 }
+
+#[tokio::test]
+async fn serve_keeps_an_s3_endpoint_up_that_the_sdk_can_use() {
+    use std::io::BufRead;
+    let home = tempfile::tempdir().expect("folder");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lakestar"))
+        .args(["serve", "--port", "0", "--home"])
+        .arg(home.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("lakestar serve runs");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a line");
+    let endpoint = first.split_whitespace().nth(3).expect("the URL").to_string();
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "{first}");
+    let client = lakestar::lake::EmbeddedS3::client_for(&endpoint);
+    client
+        .put_object()
+        .bucket("lakestar-lake")
+        .key("landing/x.csv")
+        .body(b"a\n1\n".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+    let listed = client.list_objects_v2().bucket("lakestar-lake").send().await.expect("list");
+    assert_eq!(listed.contents().len(), 1);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(home.path().join("s3/lakestar-lake/landing/x.csv").is_file(), "buckets are folders under <home>/s3");
+}
