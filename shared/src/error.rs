@@ -82,6 +82,14 @@ pub enum Error {
         count: u64,
     },
 
+    /// The warehouse cannot be reached or refused a statement; worth retrying once it is back.
+    #[error("warehouse unavailable: {0}")]
+    WarehouseUnavailable(String),
+
+    /// A warehouse table conflicts with the contract in a way Lakestar will not change itself.
+    #[error("warehouse schema: {0}")]
+    WarehouseSchema(String),
+
     /// Writing or reading Parquet or Arrow data failed.
     #[error("{context}: {source}")]
     Arrow {
@@ -127,6 +135,8 @@ impl Error {
             Error::UnreadableFile { .. } => "UnreadableFile",
             Error::S3 { .. } => "S3Unavailable",
             Error::PiiLeak { .. } => "PiiLeak",
+            Error::WarehouseUnavailable(_) => "WarehouseUnavailable",
+            Error::WarehouseSchema(_) => "WarehouseSchemaConflict",
             Error::Arrow { .. } => "DataWriteFailed",
             Error::Io { .. } => "IoFailed",
             Error::InvalidInput(_) => "InvalidInput",
@@ -137,7 +147,7 @@ impl Error {
 
     /// Whether retrying the same call may succeed without anyone changing anything.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::S3 { .. } | Error::Io { .. })
+        matches!(self, Error::S3 { .. } | Error::Io { .. } | Error::WarehouseUnavailable(_))
     }
 
     /// Wraps an Arrow or Parquet error with what was being done.

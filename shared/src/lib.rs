@@ -13,5 +13,6 @@ pub mod run;
 pub mod state;
 pub mod trigger;
 pub mod validate;
+pub mod warehouse;
 
 pub use error::{Error, Result};

@@ -96,6 +96,22 @@ pub async fn mask(
     })
 }
 
+/// The curated table's contract columns: their star-table names and their types once masked.
+pub fn curated_fields(dataset: &Dataset) -> Result<Vec<Field>> {
+    let processed = DatasetPlan::new(dataset)?.processed_schema();
+    let mut fields = Vec::with_capacity(dataset.columns.len());
+    for column in &dataset.columns {
+        let original =
+            processed.field_with_name(&column.name).map_err(|error| Error::arrow("the processed schema", error))?;
+        let data_type = match &column.config.pii {
+            Some(pii) => methods::masked_type(pii, original.data_type()),
+            None => original.data_type().clone(),
+        };
+        fields.push(Field::new(column.target_name(), data_type, true));
+    }
+    Ok(fields)
+}
+
 /// One column of the curated table: where it comes from and how it is masked.
 struct CuratedColumn {
     source: String,
@@ -116,20 +132,13 @@ struct MaskJob {
 
 impl MaskJob {
     fn new(lake: Lake, run: RunDescriptor, dataset: Dataset, key: MaskingKey, handle: Handle) -> Result<MaskJob> {
-        let plan = DatasetPlan::new(&dataset)?;
-        let processed = plan.processed_schema();
-        let mut fields = Vec::new();
-        let mut columns = Vec::new();
-        for column in &dataset.columns {
-            let original =
-                processed.field_with_name(&column.name).map_err(|error| Error::arrow("the processed schema", error))?;
-            let data_type = match &column.config.pii {
-                Some(pii) => methods::masked_type(pii, original.data_type()),
-                None => original.data_type().clone(),
-            };
-            fields.push(Field::new(column.target_name(), data_type, true));
-            columns.push(CuratedColumn { source: column.name.clone(), pii: column.config.pii.clone() });
-        }
+        let processed = DatasetPlan::new(&dataset)?.processed_schema();
+        let mut fields = curated_fields(&dataset)?;
+        let mut columns: Vec<CuratedColumn> = dataset
+            .columns
+            .iter()
+            .map(|column| CuratedColumn { source: column.name.clone(), pii: column.config.pii.clone() })
+            .collect();
         for name in crate::ingest::LINEAGE {
             let field = processed.field_with_name(name).map_err(|error| Error::arrow("the processed schema", error))?;
             fields.push(field.clone());
