@@ -23,8 +23,7 @@ fn check_accepts_the_example_and_names_the_line_of_a_mistake() {
 
     let dir = tempfile::tempdir().expect("folder");
     let path = dir.path().join("pipeline.toml");
-    let text = std::fs::read_to_string("../examples/retail/pipeline.toml")
-        .or_else(|_| std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/retail/pipeline.toml")))
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/retail/pipeline.toml"))
         .expect("example contract");
     std::fs::write(&path, text.replacen("type = \"date\"", "type = \"datetime\"", 1)).expect("write");
     let (code, _, stderr) = lakestar(&["check", &path.to_string_lossy()]);

@@ -59,6 +59,16 @@ struct Ingested {
     drift: Drift,
 }
 
+/// A format's reader: rows into raw, unparseable rows into quarantine.
+type FormatReader = fn(
+    Box<dyn std::io::BufRead + Send>,
+    &Dataset,
+    &str,
+    &mut RawWriter,
+    &mut RejectWriter,
+    &mut Progress,
+) -> Result<Ingested>;
+
 /// Counts rows and logs progress on long files.
 #[derive(Debug)]
 pub struct Progress {
@@ -133,28 +143,14 @@ fn ingest_blocking(
     let mut rejects = RejectWriter::new(context.clone());
     let mut progress = Progress::new(&context.run.id);
     let format = opened.format;
-    let ingested = match format {
-        SourceFormat::Csv => {
-            csv::read(source::decode(opened.reader, dataset), dataset, &key, &mut raw, &mut rejects, &mut progress)?
-        }
-        SourceFormat::Ndjson => json::read_ndjson(
-            source::decode(opened.reader, dataset),
-            dataset,
-            &key,
-            &mut raw,
-            &mut rejects,
-            &mut progress,
-        )?,
-        SourceFormat::Json => json::read_json(
-            source::decode(opened.reader, dataset),
-            dataset,
-            &key,
-            &mut raw,
-            &mut rejects,
-            &mut progress,
-        )?,
-        SourceFormat::Parquet => parquet::read(opened.reader, dataset, &key, &mut raw, &mut rejects, &mut progress)?,
+    // Text formats are decoded to UTF-8 first; Parquet carries its own encoding.
+    let (reader, read): (Box<dyn std::io::BufRead + Send>, FormatReader) = match format {
+        SourceFormat::Csv => (source::decode(opened.reader, dataset), csv::read),
+        SourceFormat::Ndjson => (source::decode(opened.reader, dataset), json::read_ndjson),
+        SourceFormat::Json => (source::decode(opened.reader, dataset), json::read_json),
+        SourceFormat::Parquet => (opened.reader, parquet::read),
     };
+    let ingested = read(reader, dataset, &key, &mut raw, &mut rejects, &mut progress)?;
     let raw_rows = raw.rows();
     let rejected = rejects.rows();
     let raw_keys = raw.finish()?;
