@@ -69,6 +69,11 @@ async fn schema_cases(warehouse: &Warehouse, contract: &Contract) {
         warehouse.existing_columns("fact_sales").await.expect("catalog").into_iter().map(|(name, _)| name).collect();
     assert!(sales.contains(&"customer_key".to_string()) && sales.contains(&"store_key".to_string()), "{sales:?}");
 
+    // dim_date holds each date once, generated.
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2024, 2, d).expect("date");
+    assert_eq!(warehouse.ensure_dates(&[day(29), day(28), day(29)]).await.expect("dates"), 2);
+    assert_eq!(warehouse.ensure_dates(&[day(28), day(27)]).await.expect("dates"), 1, "only the missing one");
+
     // A column the contract gains is added.
     let grown = RETAIL_CONTRACT.replacen(
         "[[datasets.customers.columns]]\nname = \"city\"",

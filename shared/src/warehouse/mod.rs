@@ -3,6 +3,7 @@
 //! from the contract and evolved additively. The load itself (SCD2 merge, facts, `dim_date`
 //! rows) is the load stage's work and is not built yet.
 
+pub mod dates;
 pub mod ddl;
 
 use sqlx::postgres::PgPoolOptions;
@@ -150,5 +151,67 @@ impl Warehouse {
             }
         }
         Ok(())
+    }
+
+    /// Adds the `dim_date` rows of `dates` that are missing (idempotent), in batches of bound
+    /// parameters. Returns how many rows were inserted.
+    pub async fn ensure_dates(&self, dates: &[chrono::NaiveDate]) -> Result<u64> {
+        let mut rows: Vec<dates::DateRow> = dates.iter().copied().map(dates::DateRow::of).collect();
+        rows.sort_by_key(|row| row.date_key);
+        rows.dedup_by_key(|row| row.date_key);
+        const COLUMNS: &str = "\"date_key\", \"date\", \"year\", \"quarter\", \"month\", \"month_name\", \"day\", \"day_of_week\", \"day_name\", \"iso_week\", \"is_weekend\"";
+        let mut inserted = 0;
+        for chunk in rows.chunks(500) {
+            let placeholders: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    let values: Vec<String> = (1..=11).map(|column| format!("${}", row * 11 + column)).collect();
+                    format!("({})", values.join(", "))
+                })
+                .collect();
+            let statement = format!(
+                "INSERT INTO \"dim_date\" ({COLUMNS}) VALUES {} ON CONFLICT (\"date_key\") DO NOTHING",
+                placeholders.join(", ")
+            );
+            inserted += match self {
+                Warehouse::Postgres(pool) => {
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+                    for row in chunk {
+                        query = query
+                            .bind(row.date_key)
+                            .bind(row.date)
+                            .bind(row.year)
+                            .bind(row.quarter)
+                            .bind(row.month)
+                            .bind(row.month_name)
+                            .bind(row.day)
+                            .bind(row.day_of_week)
+                            .bind(row.day_name)
+                            .bind(row.iso_week)
+                            .bind(row.is_weekend);
+                    }
+                    query.execute(pool).await.map(|done| done.rows_affected())
+                }
+                Warehouse::Sqlite(pool) => {
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+                    for row in chunk {
+                        query = query
+                            .bind(row.date_key)
+                            .bind(row.date.format("%Y-%m-%d").to_string())
+                            .bind(row.year)
+                            .bind(row.quarter)
+                            .bind(row.month)
+                            .bind(row.month_name)
+                            .bind(row.day)
+                            .bind(row.day_of_week)
+                            .bind(row.day_name)
+                            .bind(row.iso_week)
+                            .bind(row.is_weekend);
+                    }
+                    query.execute(pool).await.map(|done| done.rows_affected())
+                }
+            }
+            .map_err(|error| unavailable("adding dim_date rows", error))?;
+        }
+        Ok(inserted)
     }
 }
