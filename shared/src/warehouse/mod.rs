@@ -172,42 +172,31 @@ impl Warehouse {
                 "INSERT INTO \"dim_date\" ({COLUMNS}) VALUES {} ON CONFLICT (\"date_key\") DO NOTHING",
                 placeholders.join(", ")
             );
+            // The same binds for both backends; SQLite stores the date as ISO text.
+            macro_rules! bind_rows {
+                ($pool:expr, $date:expr) => {{
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+                    for row in chunk {
+                        query = query
+                            .bind(row.date_key)
+                            .bind($date(row))
+                            .bind(row.year)
+                            .bind(row.quarter)
+                            .bind(row.month)
+                            .bind(row.month_name)
+                            .bind(row.day)
+                            .bind(row.day_of_week)
+                            .bind(row.day_name)
+                            .bind(row.iso_week)
+                            .bind(row.is_weekend);
+                    }
+                    query.execute($pool).await.map(|done| done.rows_affected())
+                }};
+            }
             inserted += match self {
-                Warehouse::Postgres(pool) => {
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
-                    for row in chunk {
-                        query = query
-                            .bind(row.date_key)
-                            .bind(row.date)
-                            .bind(row.year)
-                            .bind(row.quarter)
-                            .bind(row.month)
-                            .bind(row.month_name)
-                            .bind(row.day)
-                            .bind(row.day_of_week)
-                            .bind(row.day_name)
-                            .bind(row.iso_week)
-                            .bind(row.is_weekend);
-                    }
-                    query.execute(pool).await.map(|done| done.rows_affected())
-                }
+                Warehouse::Postgres(pool) => bind_rows!(pool, |row: &dates::DateRow| row.date),
                 Warehouse::Sqlite(pool) => {
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
-                    for row in chunk {
-                        query = query
-                            .bind(row.date_key)
-                            .bind(row.date.format("%Y-%m-%d").to_string())
-                            .bind(row.year)
-                            .bind(row.quarter)
-                            .bind(row.month)
-                            .bind(row.month_name)
-                            .bind(row.day)
-                            .bind(row.day_of_week)
-                            .bind(row.day_name)
-                            .bind(row.iso_week)
-                            .bind(row.is_weekend);
-                    }
-                    query.execute(pool).await.map(|done| done.rows_affected())
+                    bind_rows!(pool, |row: &dates::DateRow| row.date.format("%Y-%m-%d").to_string())
                 }
             }
             .map_err(|error| unavailable("adding dim_date rows", error))?;
