@@ -348,3 +348,31 @@ proptest! {
         })?;
     }
 }
+
+#[tokio::test]
+async fn a_fixed_quarantine_csv_dropped_back_into_landing_is_validated_again() {
+    let lake = TestLake::start().await;
+    let contract = retail_contract();
+    let (_, first) = run_both(
+        &lake,
+        &contract,
+        "customers",
+        "landing/2024-01-01/customers.csv",
+        &example_file("2024-01-01/customers.csv"),
+    )
+    .await;
+    let csv_key = first.quarantine.iter().find(|key| key.ends_with("/rejected.csv")).expect("rejected.csv");
+    let rejected = String::from_utf8(lake.get(csv_key).await).expect("UTF-8");
+    assert!(rejected.starts_with("customer_id,first_name,last_name,email,"), "{rejected}");
+    let fixed = rejected.replace("jack.brown(at)example.com", "jack.brown@example.com");
+
+    let (ingested, second) =
+        run_both(&lake, &contract, "customers", "landing/2024-01-05/customers_fixes.csv", fixed.as_bytes()).await;
+    assert_eq!(ingested.drift.added, ["reasons", "source_line"], "the two extra columns are drift, nothing more");
+    assert_eq!((second.received, second.valid, second.rejected), (5, 2, 3));
+    let (_, batches) = processed_rows(&lake, &second).await;
+    let ids: Vec<String> = text_column(&batches, "customer_id").into_iter().flatten().collect();
+    assert_eq!(ids, ["C1002", "C1006"], "the fixed row and the one that was only a duplicate");
+    let reasons: Vec<String> = quarantined(&lake, &second).await.into_iter().map(|(_, reason)| reason).collect();
+    assert_eq!(reasons, ["date_of_birth:type(date)", "segment:allowed", "customer_id:required"]);
+}
