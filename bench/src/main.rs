@@ -44,6 +44,10 @@ enum Command {
         /// Lambda does); per-stage peak RSS is then polluted by the earlier stages.
         #[arg(long)]
         in_process: bool,
+        /// Also run the same job in DuckDB (`pip install duckdb`), on one thread and on all,
+        /// and print the ratio.
+        #[arg(long)]
+        duckdb: bool,
         /// Where to keep the generated file and the embedded S3 folder (default: a temporary folder).
         #[arg(long)]
         work: Option<PathBuf>,
@@ -87,9 +91,9 @@ fn main() -> anyhow::Result<()> {
             println!("{}: {} rows ({} bad), {} bytes", out.display(), generated.rows, generated.bad, generated.bytes);
             Ok(())
         }
-        Command::Ingest { size, work, in_process } => {
+        Command::Ingest { size, work, in_process, duckdb } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(ingest(size, work, in_process))
+            runtime.block_on(ingest(size, work, in_process, duckdb))
         }
         Command::Stage { stage, endpoint, state } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -203,7 +207,23 @@ fn child_stage(stage: &str, endpoint: &str, state: &Path) -> anyhow::Result<(f64
     Ok((figures["seconds"].as_f64().unwrap_or_default(), figures["peak_rss_bytes"].as_u64().unwrap_or_default()))
 }
 
-async fn ingest(size: Size, work: Option<PathBuf>, in_process: bool) -> anyhow::Result<()> {
+/// Runs `duckdb_job.py` on the generated file and returns its figures.
+fn duckdb_job(source: &Path, work: &Path, threads: usize) -> anyhow::Result<serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("duckdb_job.py");
+    let out = work.join(format!("duckdb-{threads}"));
+    std::fs::create_dir_all(&out)?;
+    let output = std::process::Command::new("python3")
+        .arg(script)
+        .arg(source)
+        .arg(&out)
+        .arg(threads.to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    anyhow::ensure!(output.status.success(), "the DuckDB job failed (pip install duckdb)");
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+async fn ingest(size: Size, work: Option<PathBuf>, in_process: bool, duckdb: bool) -> anyhow::Result<()> {
     let temporary = tempfile::tempdir()?;
     let work = work.unwrap_or_else(|| temporary.path().to_path_buf());
     std::fs::create_dir_all(&work)?;
@@ -223,7 +243,9 @@ async fn ingest(size: Size, work: Option<PathBuf>, in_process: bool) -> anyhow::
     let key = "landing/bench/sales.csv";
     let body = ByteStream::from_path(&source).await?;
     s3.client().put_object().bucket("bench").key(key).body(body).send().await.context("uploading the file")?;
-    std::fs::remove_file(&source)?;
+    if !duckdb {
+        std::fs::remove_file(&source)?;
+    }
 
     let contract = contract()?;
     let run = RunDescriptor::new("sales", "bench", key, None, None, generated.bytes, chrono::Utc::now());
@@ -322,6 +344,24 @@ async fn ingest(size: Size, work: Option<PathBuf>, in_process: bool) -> anyhow::
         curated_keys.len(),
     ));
     assert_eq!(validated.received, validated.valid + validated.rejected, "the invariant");
+    if duckdb {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        for threads in [1, cores] {
+            let figures = duckdb_job(&source, &work, threads)?;
+            let seconds = figures["seconds"].as_f64().unwrap_or(f64::NAN);
+            let peak = figures["peak_rss_bytes"].as_u64().unwrap_or_default();
+            let stage = format!("duckdb/{threads}");
+            let mut line = report(&stage, megabytes, generated.rows, 0, seconds, peak, 0, 0);
+            line["valid"] = figures["valid"].clone();
+            println!(
+                "          Lakestar chain / DuckDB {threads} thread(s): {:.2}x the speed (valid rows: {} vs {})",
+                seconds / chain,
+                validated.valid,
+                figures["valid"]
+            );
+            results.push(line);
+        }
+    }
     assert_eq!(masked.rows, validated.valid, "every valid row is curated");
     println!(
         "{}",
