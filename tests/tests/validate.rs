@@ -39,6 +39,16 @@ async fn run_both(
     (ingested, validated)
 }
 
+/// Ingests and validates an example landing file under its own key.
+async fn run_example(
+    lake: &TestLake,
+    contract: &Contract,
+    dataset: &str,
+    relative: &str,
+) -> (IngestOutput, ValidateOutput) {
+    run_both(lake, contract, dataset, &format!("landing/{relative}"), &example_file(relative)).await
+}
+
 /// (line, reasons) of the run's validate quarantine file.
 async fn quarantined(lake: &TestLake, output: &ValidateOutput) -> Vec<(i64, String)> {
     let Some(key) = output.quarantine.iter().find(|key| key.ends_with("/rejected.parquet")) else { return Vec::new() };
@@ -60,14 +70,7 @@ async fn processed_rows(lake: &TestLake, output: &ValidateOutput) -> (usize, Vec
 #[tokio::test]
 async fn customers_are_typed_checked_and_deduplicated() {
     let lake = TestLake::start().await;
-    let (ingested, output) = run_both(
-        &lake,
-        &retail_contract(),
-        "customers",
-        "landing/2024-01-01/customers.csv",
-        &example_file("2024-01-01/customers.csv"),
-    )
-    .await;
+    let (ingested, output) = run_example(&lake, &retail_contract(), "customers", "2024-01-01/customers.csv").await;
     assert_eq!((output.received, output.valid, output.rejected), (12, 6, 6));
     assert_eq!(output.duplicates, 1);
     assert_eq!(output.gate, "pass");
@@ -140,14 +143,7 @@ async fn a_row_collects_every_reason_and_rules_compare_columns() {
 #[tokio::test]
 async fn decimals_thousands_and_case_rules() {
     let lake = TestLake::start().await;
-    let (_, output) = run_both(
-        &lake,
-        &retail_contract(),
-        "products",
-        "landing/2024-01-01/products_erp.csv",
-        &example_file("2024-01-01/products_erp.csv"),
-    )
-    .await;
+    let (_, output) = run_example(&lake, &retail_contract(), "products", "2024-01-01/products_erp.csv").await;
     assert_eq!((output.valid, output.rejected), (5, 3));
     let (_, batches) = processed_rows(&lake, &output).await;
     let prices = batches[0].column_by_name("unit_price").expect("column").as_primitive::<Decimal128Type>();
@@ -205,14 +201,7 @@ async fn the_quality_gate_fails_with_the_ratio_and_top_rules() {
         1,
     );
     let contract = Contract::parse("pipeline.toml", &text).expect("valid");
-    let (_, output) = run_both(
-        &lake,
-        &contract,
-        "customers",
-        "landing/2024-01-01/customers.csv",
-        &example_file("2024-01-01/customers.csv"),
-    )
-    .await;
+    let (_, output) = run_example(&lake, &contract, "customers", "2024-01-01/customers.csv").await;
     assert_eq!(output.gate, "fail");
     assert!(output.cause.contains("6 of 12 rows rejected (50.0%), above max_reject_ratio 20.0%"), "{}", output.cause);
     assert!(output.cause.contains("6 valid rows, below min_rows 100"), "{}", output.cause);
@@ -353,14 +342,7 @@ proptest! {
 async fn a_fixed_quarantine_csv_dropped_back_into_landing_is_validated_again() {
     let lake = TestLake::start().await;
     let contract = retail_contract();
-    let (_, first) = run_both(
-        &lake,
-        &contract,
-        "customers",
-        "landing/2024-01-01/customers.csv",
-        &example_file("2024-01-01/customers.csv"),
-    )
-    .await;
+    let (_, first) = run_example(&lake, &contract, "customers", "2024-01-01/customers.csv").await;
     let csv_key = first.quarantine.iter().find(|key| key.ends_with("/rejected.csv")).expect("rejected.csv");
     let rejected = String::from_utf8(lake.get(csv_key).await).expect("UTF-8");
     assert!(rejected.starts_with("customer_id,first_name,last_name,email,"), "{rejected}");

@@ -74,6 +74,7 @@ pub async fn validate(
 ) -> Result<ValidateOutput> {
     let dataset = contract.dataset(&run.dataset).ok_or_else(|| Error::UnknownDataset { key: run.key.clone() })?.clone();
     let plan = DatasetPlan::new(&dataset)?;
+    let quality = dataset.config.quality.clone();
     tracing::info!(run = %run.id, dataset = %run.dataset, parts = ingest.raw.len(), "Validate started.");
     let started = Instant::now();
 
@@ -106,8 +107,7 @@ pub async fn validate(
             run.id, outcome.valid
         )));
     }
-    let quality = &contract.dataset(&run.dataset).map(|dataset| dataset.config.quality.clone()).unwrap_or_default();
-    let cause = gate_cause(run, received, outcome.valid, rejected, &rejects_per_rule, quality);
+    let cause = gate_cause(run, received, outcome.valid, rejected, &rejects_per_rule, &quality);
     let mut quarantine = ingest.quarantine.clone();
     quarantine.extend(outcome.quarantine);
     let output = ValidateOutput {

@@ -8,7 +8,7 @@ pub mod ddl;
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::{PgPool, Row, SqlitePool};
+use sqlx::{PgPool, SqlitePool};
 
 pub use ddl::Dialect;
 
@@ -91,25 +91,14 @@ impl Warehouse {
 
     /// The columns a table has, with the types the database reports; empty when it does not exist.
     pub async fn existing_columns(&self, table: &str) -> Result<Vec<(String, String)>> {
-        let rows: Vec<(String, String)> = match self {
-            Warehouse::Postgres(pool) => sqlx::query("SELECT column_name::text, data_type::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position")
-                .bind(table)
-                .fetch_all(pool)
-                .await
-                .map_err(|error| unavailable("reading the catalog", error))?
-                .iter()
-                .map(|row| (row.get::<String, _>(0), row.get::<String, _>(1)))
-                .collect(),
-            Warehouse::Sqlite(pool) => sqlx::query("SELECT name, type FROM pragma_table_info(?1)")
-                .bind(table)
-                .fetch_all(pool)
-                .await
-                .map_err(|error| unavailable("reading the catalog", error))?
-                .iter()
-                .map(|row| (row.get::<String, _>(0), row.get::<String, _>(1)))
-                .collect(),
-        };
-        Ok(rows)
+        const POSTGRES: &str = "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position";
+        const SQLITE: &str = "SELECT name, type FROM pragma_table_info(?1)";
+        match self {
+            Warehouse::Postgres(pool) => sqlx::query_as(POSTGRES).bind(table).fetch_all(pool).await,
+            Warehouse::Sqlite(pool) => sqlx::query_as(SQLITE).bind(table).fetch_all(pool).await,
+        }
+        .map_err(|error| unavailable("reading the catalog", error))
     }
 
     /// Creates every star table of the contract and `dim_date`, and adds columns the contract
