@@ -86,6 +86,11 @@ pub enum Error {
     #[error("warehouse unavailable: {0}")]
     WarehouseUnavailable(String),
 
+    /// The warehouse rejected a load statement for a reason a retry will not fix (a constraint,
+    /// a value its column type refuses); the message names the table and the step.
+    #[error("warehouse load: {0}")]
+    WarehouseLoad(String),
+
     /// A warehouse table conflicts with the contract in a way Lakestar will not change itself.
     #[error("warehouse schema: {0}")]
     WarehouseSchema(String),
@@ -137,6 +142,7 @@ impl Error {
             Error::PiiLeak { .. } => "PiiLeak",
             Error::WarehouseUnavailable(_) => "WarehouseUnavailable",
             Error::WarehouseSchema(_) => "WarehouseSchemaConflict",
+            Error::WarehouseLoad(_) => "WarehouseLoadFailed",
             Error::Arrow { .. } => "DataWriteFailed",
             Error::Io { .. } => "IoFailed",
             Error::InvalidInput(_) => "InvalidInput",
@@ -148,6 +154,28 @@ impl Error {
     /// Whether retrying the same call may succeed without anyone changing anything.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::S3 { .. } | Error::Io { .. } | Error::WarehouseUnavailable(_))
+    }
+
+    /// Classifies a database error: connection trouble, serialization failures, deadlocks and
+    /// an overloaded or restarting server are worth a retry; anything else is the statement's.
+    pub(crate) fn database(context: impl std::fmt::Display, error: sqlx::Error) -> Self {
+        let transient = match &error {
+            sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+                ["08", "40", "53", "57"].iter().any(|class| code.starts_with(class)) || code == "5" || code == "6"
+            }),
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => true,
+            _ => false,
+        };
+        if transient {
+            Error::WarehouseUnavailable(format!("{context}: {error}"))
+        } else {
+            Error::WarehouseLoad(format!("{context}: {error}"))
+        }
     }
 
     /// Wraps an Arrow or Parquet error with what was being done.

@@ -7,6 +7,7 @@ pub mod env;
 mod error;
 pub mod ingest;
 pub mod lake;
+pub mod load;
 pub mod mask;
 pub mod metrics;
 pub mod run;

@@ -7,42 +7,6 @@ use common::*;
 use lakestar::contract::Contract;
 use lakestar::warehouse::Warehouse;
 
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// A fresh PostgreSQL database, dropped at the end of the test.
-struct PostgresDatabase {
-    name: String,
-}
-
-impl PostgresDatabase {
-    async fn create() -> (PostgresDatabase, String) {
-        let name = format!(
-            "lakestar_test_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_nanos()
-        );
-        let admin =
-            sqlx::PgPool::connect(ADMIN_URL).await.expect("PostgreSQL on 127.0.0.1:5432 (bash .ci/run starts it)");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&admin)
-            .await
-            .expect("create database");
-        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-        (PostgresDatabase { name }, url)
-    }
-
-    async fn drop_database(self, warehouse: Warehouse) {
-        if let Warehouse::Postgres(pool) = warehouse {
-            pool.close().await;
-        }
-        let admin = sqlx::PgPool::connect(ADMIN_URL).await.expect("admin connection");
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)))
-            .execute(&admin)
-            .await
-            .expect("drop database");
-    }
-}
-
 /// The cases, for either backend.
 async fn schema_cases(warehouse: &Warehouse, contract: &Contract) {
     warehouse.ensure_tables(contract).await.expect("tables created");

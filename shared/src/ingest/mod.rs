@@ -50,6 +50,9 @@ pub struct IngestOutput {
     pub gzip: bool,
     /// Where the original bytes were archived.
     pub archive: String,
+    /// How long the stage took, in milliseconds (a quality metric; not part of any data).
+    #[serde(default)]
+    pub duration_ms: u64,
 }
 
 /// What a format reader reports besides the rows it wrote.
@@ -116,6 +119,7 @@ pub async fn ingest(lake: &Lake, contract: &Contract, run: &RunDescriptor) -> Re
 
     output.archive = lake::archive_key(run);
     lake.copy(&run.key, run.version.as_deref(), &output.archive).await?;
+    output.duration_ms = started.elapsed().as_millis() as u64;
     tracing::info!(
         run = %run.id,
         rows = output.rows,
@@ -166,5 +170,6 @@ fn ingest_blocking(
         format: format.name().to_string(),
         gzip: opened.gzip,
         archive: String::new(),
+        duration_ms: 0,
     })
 }

@@ -45,6 +45,9 @@ pub struct MaskOutput {
     pub key_version: String,
     /// Rows written to curated.
     pub rows: u64,
+    /// How long the stage took, in milliseconds (a quality metric; not part of any data).
+    #[serde(default)]
+    pub duration_ms: u64,
 }
 
 /// `curated/<table>/`: the folder of a star table.
@@ -93,6 +96,7 @@ pub async fn mask(
         masked_columns,
         key_version: key.version().to_string(),
         rows,
+        duration_ms: started.elapsed().as_millis() as u64,
     })
 }
 

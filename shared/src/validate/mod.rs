@@ -63,6 +63,9 @@ pub struct ValidateOutput {
     pub gate: String,
     /// Why the gate failed (empty when it passed): the ratio, the threshold, the top rules.
     pub cause: String,
+    /// How long the stage took, in milliseconds (a quality metric; not part of any data).
+    #[serde(default)]
+    pub duration_ms: u64,
 }
 
 /// Runs the validate stage for `run`, whose ingest reported `ingest`.
@@ -121,6 +124,7 @@ pub async fn validate(
         duplicates: outcome.duplicates,
         gate: if cause.is_empty() { "pass" } else { "fail" }.to_string(),
         cause,
+        duration_ms: started.elapsed().as_millis() as u64,
     };
     let ratio = if received == 0 { 0.0 } else { rejected as f64 / received as f64 };
     crate::metrics::emit(

@@ -69,6 +69,9 @@ pub fn table_columns(dataset: &Dataset, contract: &Contract, dialect: Dialect) -
                 columns.push(column(&surrogate_key(&reference.dimension), key_type));
             }
         }
+        if dataset.table.date_column.is_some() {
+            columns.push(column("date_key", "INTEGER"));
+        }
     }
     for field in crate::mask::curated_fields(dataset)? {
         columns.push(ColumnDef { name: field.name().clone(), sql_type: sql_type(field.data_type(), dialect) });
@@ -125,7 +128,30 @@ pub fn create_table(dataset: &Dataset, contract: &Contract, dialect: Dialect) ->
             ));
         }
     }
+    statements.extend(indexes(dataset)?);
     Ok(statements)
+}
+
+/// The indexes the loads rely on besides the keys: a dimension's versions by natural key and
+/// time, for the as-of lookups of facts.
+pub fn indexes(dataset: &Dataset) -> Result<Vec<String>> {
+    if dataset.table.kind != TableKind::Dimension {
+        return Ok(Vec::new());
+    }
+    let mut columns: Vec<String> = dataset
+        .table
+        .natural_key
+        .iter()
+        .map(|name| dataset.column(name).map_or(name.as_str(), |column| column.target_name()))
+        .map(quote)
+        .collect::<Result<_>>()?;
+    columns.push("\"valid_from\"".to_string());
+    Ok(vec![format!(
+        "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+        quote(&format!("{}_versions", dataset.table.name))?,
+        quote(&dataset.table.name)?,
+        columns.join(", ")
+    )])
 }
 
 /// `CREATE TABLE IF NOT EXISTS dim_date`.

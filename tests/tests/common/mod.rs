@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use lakestar::contract::Contract;
 use lakestar::lake::{EmbeddedS3, Lake};
 use lakestar::run::RunDescriptor;
+use lakestar::warehouse::Warehouse;
 use lambda_runtime::{Context, LambdaEvent};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -144,5 +145,76 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fresh PostgreSQL database, dropped at the end of the test.
+pub struct PostgresDatabase {
+    name: String,
+}
+
+impl PostgresDatabase {
+    pub async fn create() -> (PostgresDatabase, String) {
+        let name = format!(
+            "lakestar_test_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_nanos()
+        );
+        let admin =
+            sqlx::PgPool::connect(ADMIN_URL).await.expect("PostgreSQL on 127.0.0.1:5432 (bash .ci/run starts it)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        (PostgresDatabase { name }, url)
+    }
+
+    pub async fn drop_database(self, warehouse: Warehouse) {
+        if let Warehouse::Postgres(pool) = warehouse {
+            pool.close().await;
+        }
+        let admin = sqlx::PgPool::connect(ADMIN_URL).await.expect("admin connection");
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)))
+            .execute(&admin)
+            .await
+            .expect("drop database");
+    }
+}
+
+/// Runs a query whose every column is cast to text, on either backend.
+pub async fn query_text(warehouse: &Warehouse, statement: &str) -> Vec<Vec<Option<String>>> {
+    use sqlx::Row;
+    fn texts<R: Row>(rows: Vec<R>) -> Vec<Vec<Option<String>>>
+    where
+        for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        usize: sqlx::ColumnIndex<R>,
+    {
+        rows.into_iter()
+            .map(|row| (0..row.len()).map(|index| row.try_get::<Option<String>, _>(index).expect("text")).collect())
+            .collect()
+    }
+    let statement = sqlx::AssertSqlSafe(statement.to_string());
+    match warehouse {
+        Warehouse::Postgres(pool) => texts(sqlx::query(statement).fetch_all(pool).await.expect("query")),
+        Warehouse::Sqlite(pool) => texts(sqlx::query(statement).fetch_all(pool).await.expect("query")),
+    }
+}
+
+/// An instant column as fixed-width UTC text in either backend's SQL.
+pub fn instant_text(warehouse: &Warehouse, column: &str) -> String {
+    match warehouse {
+        Warehouse::Postgres(_) => format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"),
+        Warehouse::Sqlite(_) => column.to_string(),
+    }
+}
+
+/// A boolean column as `1`/`0` text in either backend's SQL.
+pub fn flag_text(warehouse: &Warehouse, column: &str) -> String {
+    match warehouse {
+        Warehouse::Postgres(_) => format!("CASE WHEN {column} THEN '1' ELSE '0' END"),
+        Warehouse::Sqlite(_) => format!("CAST({column} AS TEXT)"),
     }
 }

@@ -1,0 +1,412 @@
+//! The slowly-changing-dimension merge, planned in memory: the versions a run's staged rows
+//! touch are read once, each staged row is applied in turn, and what changed becomes a
+//! handful of set-based statements. Pure, so every case is a unit test.
+//!
+//! Times are the fixed-width UTC text `YYYY-MM-DDTHH:MM:SS.ffffffZ` ([`timestamp_text`]),
+//! which orders like the instants it names, in both warehouses.
+
+use std::collections::BTreeMap;
+
+/// `valid_from` of an inferred member: early enough that every fact finds it.
+pub const INFERRED_FROM: &str = "1900-01-01T00:00:00.000000Z";
+
+/// The fixed-width text of an instant, as the warehouse stores and compares it.
+pub fn timestamp_text(instant: chrono::DateTime<chrono::Utc>) -> String {
+    instant.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// One version of a dimension row, as it is in the warehouse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// The surrogate key.
+    pub key: i64,
+    /// The hash of the tracked (type 2) columns; `None` for an inferred member.
+    pub hash: Option<String>,
+    /// Valid from (inclusive).
+    pub valid_from: String,
+    /// Valid to (exclusive); `None` while open.
+    pub valid_to: Option<String>,
+    /// The current version of its natural key.
+    pub is_current: bool,
+    /// Created by a fact before the dimension row arrived.
+    pub is_inferred: bool,
+}
+
+/// One staged row of the run: its natural key, tracked hash and effective time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    /// The staged row's number in the staging table.
+    pub row: i64,
+    /// The natural key's text.
+    pub natural_key: String,
+    /// The hash of the tracked columns.
+    pub hash: String,
+    /// When this version takes effect.
+    pub effective: String,
+}
+
+/// What the plan does to one warehouse row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A new version from staged row `row`.
+    Insert,
+    /// An existing version's validity changes; with `row`, its columns are overwritten from
+    /// that staged row too (a completed inferred member, a correction at the same instant).
+    Update,
+    /// The current version, unchanged in its tracked columns: its type 1 columns are
+    /// overwritten from `row` where they differ.
+    Type1,
+}
+
+/// One row of the plan, staged and applied set-based.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanRow {
+    /// The surrogate key (new for inserts).
+    pub key: i64,
+    /// The staged row providing the columns, if any.
+    pub row: Option<i64>,
+    /// What to do.
+    pub action: Action,
+    /// The version's validity after the load.
+    pub valid_from: String,
+    /// Valid to, `None` while open.
+    pub valid_to: Option<String>,
+    /// Whether it is current after the load.
+    pub is_current: bool,
+}
+
+/// How a staged row ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A natural key seen for the first time.
+    Inserted,
+    /// A new version, a slotted back-dated version, a completed inferred member or a
+    /// correction.
+    Updated,
+    /// Tracked columns unchanged; type 1 columns may still differ (the database decides).
+    Type1,
+    /// Nothing to do: a back-dated row equal to the version of its time.
+    Unchanged,
+}
+
+/// The plan for one load of a dimension.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The rows to apply.
+    pub rows: Vec<PlanRow>,
+    /// Rows inserted with a new natural key.
+    pub inserted: u64,
+    /// Rows that changed the history of an existing key.
+    pub updated: u64,
+    /// Rows left to the type 1 comparison (unchanged unless a type 1 column differs).
+    pub type1: u64,
+    /// Rows with nothing to do.
+    pub unchanged: u64,
+}
+
+/// A version while the plan is built: where it came from and whether it changed.
+#[derive(Debug, Clone)]
+struct Working {
+    version: Version,
+    /// The warehouse's version before the load, for existing ones.
+    before: Option<Version>,
+    /// The staged row whose columns it takes.
+    row: Option<i64>,
+    /// Left to the type 1 comparison with this staged row.
+    type1: Option<i64>,
+}
+
+/// Plans the merge of `staged` into the versions of the touched keys. New surrogate keys
+/// start after `max_key`, handed out in the order of `staged` (sort it for determinism).
+pub fn plan(staged: &[Staged], existing: BTreeMap<String, Vec<Version>>, max_key: i64) -> Plan {
+    let mut keys: BTreeMap<String, Vec<Working>> = existing
+        .into_iter()
+        .map(|(natural_key, mut versions)| {
+            versions.sort_by(|a, b| a.valid_from.cmp(&b.valid_from));
+            let working = versions
+                .into_iter()
+                .map(|version| Working { before: Some(version.clone()), version, row: None, type1: None })
+                .collect();
+            (natural_key, working)
+        })
+        .collect();
+    let mut next_key = max_key;
+    let mut plan = Plan::default();
+    let mut outcomes = Vec::with_capacity(staged.len());
+    for row in staged {
+        let versions = keys.entry(row.natural_key.clone()).or_default();
+        let outcome = apply(versions, row, &mut next_key);
+        outcomes.push(outcome);
+    }
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Inserted => plan.inserted += 1,
+            Outcome::Updated => plan.updated += 1,
+            Outcome::Type1 => plan.type1 += 1,
+            Outcome::Unchanged => plan.unchanged += 1,
+        }
+    }
+    for versions in keys.into_values() {
+        for working in versions {
+            let version = &working.version;
+            let action = match (&working.before, working.row) {
+                (None, _) => Some(Action::Insert),
+                (Some(before), row) if row.is_some() || before != version => Some(Action::Update),
+                _ if working.type1.is_some() => Some(Action::Type1),
+                _ => None,
+            };
+            if let Some(action) = action {
+                plan.rows.push(PlanRow {
+                    key: version.key,
+                    row: working.row.or(working.type1),
+                    action,
+                    valid_from: version.valid_from.clone(),
+                    valid_to: version.valid_to.clone(),
+                    is_current: version.is_current,
+                });
+            }
+        }
+    }
+    plan.rows.sort_by_key(|row| row.key);
+    plan
+}
+
+fn new_version(row: &Staged, next_key: &mut i64, valid_to: Option<String>) -> Working {
+    *next_key += 1;
+    Working {
+        version: Version {
+            key: *next_key,
+            hash: Some(row.hash.clone()),
+            valid_from: row.effective.clone(),
+            is_current: valid_to.is_none(),
+            valid_to,
+            is_inferred: false,
+        },
+        before: None,
+        row: Some(row.row),
+        type1: None,
+    }
+}
+
+/// Takes `row`'s columns into `working` (its tracked hash included).
+fn overwrite(working: &mut Working, row: &Staged) {
+    working.version.hash = Some(row.hash.clone());
+    working.version.is_inferred = false;
+    working.row = Some(row.row);
+    working.type1 = None;
+}
+
+/// Applies one staged row to the versions of its key (sorted by `valid_from`).
+fn apply(versions: &mut Vec<Working>, row: &Staged, next_key: &mut i64) -> Outcome {
+    let Some(current) = versions.last_mut() else {
+        versions.push(new_version(row, next_key, None));
+        return Outcome::Inserted;
+    };
+    let same = current.version.hash.as_deref() == Some(row.hash.as_str());
+    if current.version.is_inferred {
+        // The real row completes the member a fact created, keeping its surrogate key.
+        overwrite(current, row);
+        return Outcome::Updated;
+    }
+    if row.effective >= current.version.valid_from {
+        return if same {
+            if current.before.is_none() || current.row.is_some() {
+                // Created or rewritten by this same load: the later row's columns win.
+                overwrite(current, row);
+            } else {
+                current.type1 = Some(row.row);
+            }
+            Outcome::Type1
+        } else if row.effective == current.version.valid_from {
+            overwrite(current, row);
+            Outcome::Updated
+        } else {
+            current.version.valid_to = Some(row.effective.clone());
+            current.version.is_current = false;
+            versions.push(new_version(row, next_key, None));
+            Outcome::Updated
+        };
+    }
+    // Back-dated: older than the current version, slotted into history.
+    let covering = versions.iter().rposition(|working| working.version.valid_from <= row.effective);
+    match covering {
+        Some(index) => {
+            let version = &versions[index].version;
+            if version.hash.as_deref() == Some(row.hash.as_str()) {
+                return Outcome::Unchanged;
+            }
+            if version.valid_from == row.effective {
+                overwrite(&mut versions[index], row);
+                return Outcome::Updated;
+            }
+            let valid_to = version.valid_to.clone();
+            versions[index].version.valid_to = Some(row.effective.clone());
+            let slotted = new_version(row, next_key, valid_to.or_else(|| Some(row.effective.clone())));
+            versions.insert(index + 1, slotted);
+            Outcome::Updated
+        }
+        None => {
+            let first = versions[0].version.valid_from.clone();
+            versions.insert(0, new_version(row, next_key, Some(first)));
+            Outcome::Updated
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staged(row: i64, key: &str, hash: &str, effective: &str) -> Staged {
+        Staged { row, natural_key: key.to_string(), hash: hash.to_string(), effective: effective.to_string() }
+    }
+
+    fn version(key: i64, hash: &str, from: &str, to: Option<&str>) -> Version {
+        Version {
+            key,
+            hash: Some(hash.to_string()),
+            valid_from: from.to_string(),
+            valid_to: to.map(str::to_string),
+            is_current: to.is_none(),
+            is_inferred: false,
+        }
+    }
+
+    fn existing(key: &str, versions: Vec<Version>) -> BTreeMap<String, Vec<Version>> {
+        BTreeMap::from([(key.to_string(), versions)])
+    }
+
+    #[test]
+    fn new_keys_get_new_surrogate_keys_in_order() {
+        let plan = plan(&[staged(0, "C1", "a", "2024-01-01"), staged(1, "C2", "b", "2024-01-01")], BTreeMap::new(), 7);
+        assert_eq!(plan.inserted, 2);
+        assert_eq!(plan.rows.iter().map(|row| (row.key, row.row)).collect::<Vec<_>>(), [(8, Some(0)), (9, Some(1))]);
+        assert!(plan.rows.iter().all(|row| row.action == Action::Insert && row.is_current && row.valid_to.is_none()));
+    }
+
+    #[test]
+    fn a_tracked_change_closes_the_current_version_and_opens_a_new_one() {
+        let plan =
+            plan(&[staged(0, "C1", "b", "2024-02-01")], existing("C1", vec![version(3, "a", "2024-01-01", None)]), 10);
+        assert_eq!(plan.updated, 1);
+        assert_eq!(
+            plan.rows,
+            [
+                PlanRow {
+                    key: 3,
+                    row: None,
+                    action: Action::Update,
+                    valid_from: "2024-01-01".into(),
+                    valid_to: Some("2024-02-01".into()),
+                    is_current: false,
+                },
+                PlanRow {
+                    key: 11,
+                    row: Some(0),
+                    action: Action::Insert,
+                    valid_from: "2024-02-01".into(),
+                    valid_to: None,
+                    is_current: true,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unchanged_hash_leaves_type_one_columns_to_the_database() {
+        let plan =
+            plan(&[staged(0, "C1", "a", "2024-02-01")], existing("C1", vec![version(3, "a", "2024-01-01", None)]), 10);
+        assert_eq!((plan.type1, plan.updated, plan.inserted), (1, 0, 0));
+        assert_eq!(plan.rows.len(), 1);
+        assert_eq!((plan.rows[0].action.clone(), plan.rows[0].row, plan.rows[0].key), (Action::Type1, Some(0), 3));
+    }
+
+    #[test]
+    fn a_back_dated_change_is_slotted_into_history_and_does_not_become_current() {
+        let existing = existing(
+            "C1",
+            vec![version(3, "a", "2024-01-01", Some("2024-03-01")), version(4, "c", "2024-03-01", None)],
+        );
+        let plan = plan(&[staged(0, "C1", "b", "2024-02-01")], existing.clone(), 10);
+        assert_eq!(plan.updated, 1);
+        let rows: Vec<_> = plan
+            .rows
+            .iter()
+            .map(|row| (row.key, row.valid_from.as_str(), row.valid_to.as_deref(), row.is_current))
+            .collect();
+        assert_eq!(rows, [(3, "2024-01-01", Some("2024-02-01"), false), (11, "2024-02-01", Some("2024-03-01"), false)]);
+
+        // Before every version: a new first version ending where the old first began.
+        let plan = super::plan(&[staged(0, "C1", "z", "2023-06-01")], existing.clone(), 10);
+        assert_eq!(plan.rows.len(), 1);
+        assert_eq!(
+            (plan.rows[0].valid_from.as_str(), plan.rows[0].valid_to.as_deref()),
+            ("2023-06-01", Some("2024-01-01"))
+        );
+
+        // Equal to the version of its time: nothing to do.
+        let plan = super::plan(&[staged(0, "C1", "a", "2024-02-01")], existing, 10);
+        assert_eq!((plan.unchanged, plan.rows.len()), (1, 0));
+    }
+
+    #[test]
+    fn an_inferred_member_is_completed_in_place() {
+        let inferred = Version {
+            key: 5,
+            hash: None,
+            valid_from: INFERRED_FROM.to_string(),
+            valid_to: None,
+            is_current: true,
+            is_inferred: true,
+        };
+        let plan = plan(&[staged(2, "C9", "a", "2024-01-03")], existing("C9", vec![inferred]), 10);
+        assert_eq!(plan.updated, 1);
+        assert_eq!(plan.rows.len(), 1);
+        let row = &plan.rows[0];
+        assert_eq!(
+            (row.key, row.row, row.action.clone(), row.valid_from.as_str()),
+            (5, Some(2), Action::Update, INFERRED_FROM)
+        );
+        assert!(row.is_current);
+    }
+
+    #[test]
+    fn applying_the_result_again_changes_nothing() {
+        // Replaying each case against the versions it produced plans no history change.
+        let cases = [
+            (vec![], staged(0, "C1", "a", "2024-01-01")),
+            (vec![version(3, "a", "2024-01-01", None)], staged(0, "C1", "b", "2024-02-01")),
+            (
+                vec![version(3, "a", "2024-01-01", Some("2024-03-01")), version(4, "c", "2024-03-01", None)],
+                staged(0, "C1", "b", "2024-02-01"),
+            ),
+            (vec![version(3, "a", "2024-01-01", None)], staged(0, "C1", "z", "2023-01-01")),
+        ];
+        for (versions, row) in cases {
+            let first = plan(std::slice::from_ref(&row), existing("C1", versions.clone()), 10);
+            let mut after: BTreeMap<i64, Version> =
+                versions.into_iter().map(|version| (version.key, version)).collect();
+            for planned in &first.rows {
+                let hash = if planned.row.is_some() {
+                    Some(row.hash.clone())
+                } else {
+                    after.get(&planned.key).and_then(|v| v.hash.clone())
+                };
+                after.insert(
+                    planned.key,
+                    Version {
+                        key: planned.key,
+                        hash,
+                        valid_from: planned.valid_from.clone(),
+                        valid_to: planned.valid_to.clone(),
+                        is_current: planned.is_current,
+                        is_inferred: false,
+                    },
+                );
+            }
+            let again = plan(std::slice::from_ref(&row), existing("C1", after.into_values().collect()), 20);
+            assert_eq!(again.inserted + again.updated, 0, "{row:?}: {again:?}");
+            assert!(again.rows.iter().all(|planned| planned.action == Action::Type1), "{again:?}");
+        }
+    }
+}

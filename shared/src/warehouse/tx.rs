@@ -1,0 +1,249 @@
+//! One warehouse transaction, whichever the backend: statements, text reads, per-table locks
+//! and bulk staging (PostgreSQL `COPY … FROM STDIN`, SQLite batched multi-row inserts).
+
+use sqlx::postgres::PgCopyIn;
+use sqlx::{PgConnection, Postgres, Row, Sqlite, Transaction};
+
+use super::Dialect;
+use super::text::{TextColumn, push_csv_field};
+use crate::{Error, Result};
+
+/// An open transaction.
+pub(crate) enum Tx {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// A column of a staged batch: from the curated file, computed per row, or one value.
+pub(crate) enum Cells {
+    Arrow(TextColumn),
+    Texts(Vec<Option<String>>),
+}
+
+impl Cells {
+    fn write(&self, row: usize, out: &mut String) -> bool {
+        match self {
+            Cells::Arrow(column) => column.write(row, out),
+            Cells::Texts(texts) => match &texts[row] {
+                Some(text) => {
+                    out.push_str(text);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
+    pub fn text(&self, row: usize) -> Option<String> {
+        let mut out = String::new();
+        self.write(row, &mut out).then_some(out)
+    }
+}
+
+/// Rows to stage: columns in the staging table's order.
+pub(crate) struct StageBatch {
+    pub columns: Vec<Cells>,
+    pub rows: usize,
+}
+
+/// An open bulk load into a staging table.
+pub(crate) enum Stager<'a> {
+    Postgres { copy: PgCopyIn<&'a mut PgConnection>, buffer: String },
+    Sqlite { tx: &'a mut Transaction<'static, Sqlite>, table: String, columns: Vec<String>, staged: u64 },
+}
+
+/// SQLite's limit on bound parameters per statement is 32 766.
+const SQLITE_BINDS: usize = 30_000;
+
+impl Stager<'_> {
+    /// Sends one batch.
+    pub async fn send(&mut self, batch: &StageBatch) -> Result<()> {
+        match self {
+            Stager::Postgres { copy, buffer } => {
+                buffer.clear();
+                let mut value = String::new();
+                for row in 0..batch.rows {
+                    for (index, column) in batch.columns.iter().enumerate() {
+                        if index > 0 {
+                            buffer.push(',');
+                        }
+                        value.clear();
+                        if column.write(row, &mut value) {
+                            push_csv_field(Some(&value), buffer);
+                        }
+                    }
+                    buffer.push('\n');
+                }
+                copy.send(buffer.as_bytes()).await.map_err(|error| Error::database("staging rows with COPY", error))?;
+                Ok(())
+            }
+            Stager::Sqlite { tx, table, columns, staged } => {
+                let per_statement = (SQLITE_BINDS / columns.len().max(1)).clamp(1, 2_000);
+                let names = columns.join(", ");
+                let mut start = 0;
+                while start < batch.rows {
+                    let end = (start + per_statement).min(batch.rows);
+                    let placeholder = format!("({})", vec!["?"; columns.len()].join(", "));
+                    let statement = format!(
+                        "INSERT INTO {table} ({names}) VALUES {}",
+                        vec![placeholder.as_str(); end - start].join(", ")
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+                    for row in start..end {
+                        for column in &batch.columns {
+                            query = query.bind(column.text(row));
+                        }
+                    }
+                    query.execute(&mut ***tx).await.map_err(|error| Error::database("staging rows", error))?;
+                    *staged += (end - start) as u64;
+                    start = end;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the load; returns the rows staged.
+    pub async fn finish(self) -> Result<u64> {
+        match self {
+            Stager::Postgres { copy, .. } => {
+                copy.finish().await.map_err(|error| Error::database("finishing COPY into staging", error))
+            }
+            Stager::Sqlite { staged, .. } => Ok(staged),
+        }
+    }
+}
+
+impl Tx {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Postgres(_) => Dialect::Postgres,
+            Tx::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Serialises this transaction against every other load of the same tables (PostgreSQL
+    /// advisory transaction locks, taken in name order so two loads cannot deadlock). SQLite
+    /// transactions begin `IMMEDIATE`, which already holds the database's write lock.
+    pub async fn lock(&mut self, tables: &[&str]) -> Result<()> {
+        let mut names: Vec<String> = tables.iter().map(|table| format!("lakestar:{table}")).collect();
+        names.sort();
+        names.dedup();
+        if let Tx::Postgres(tx) = self {
+            for name in names {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(&name)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|error| Error::database(format!("waiting for the lock on {name}"), error))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a statement built from quoted contract identifiers and constants; `run_id` is
+    /// bound wherever the statement says `$1`. Returns the rows affected.
+    pub async fn execute(&mut self, what: &str, statement: String, run_id: Option<&str>) -> Result<u64> {
+        let context = |error| Error::database(what, error);
+        match self {
+            Tx::Postgres(tx) => {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+                if let Some(run_id) = run_id {
+                    query = query.bind(run_id);
+                }
+                query.execute(&mut **tx).await.map(|done| done.rows_affected()).map_err(context)
+            }
+            Tx::Sqlite(tx) => {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+                if let Some(run_id) = run_id {
+                    query = query.bind(run_id);
+                }
+                query.execute(&mut **tx).await.map(|done| done.rows_affected()).map_err(context)
+            }
+        }
+    }
+
+    /// Reads rows whose every column the statement casts to text.
+    pub async fn fetch_text(&mut self, what: &str, statement: String) -> Result<Vec<Vec<Option<String>>>> {
+        let context = |error| Error::database(what, error);
+        macro_rules! texts {
+            ($rows:expr) => {{
+                let mut out = Vec::with_capacity($rows.len());
+                for row in $rows {
+                    let mut values = Vec::with_capacity(row.len());
+                    for index in 0..row.len() {
+                        values.push(row.try_get::<Option<String>, _>(index).map_err(context)?);
+                    }
+                    out.push(values);
+                }
+                out
+            }};
+        }
+        Ok(match self {
+            Tx::Postgres(tx) => {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(statement)).fetch_all(&mut **tx).await.map_err(context)?;
+                texts!(rows)
+            }
+            Tx::Sqlite(tx) => {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(statement)).fetch_all(&mut **tx).await.map_err(context)?;
+                texts!(rows)
+            }
+        })
+    }
+
+    /// Reads one integer (cast to text by the statement).
+    pub async fn fetch_count(&mut self, what: &str, statement: String) -> Result<i64> {
+        let rows = self.fetch_text(what, statement).await?;
+        rows.first()
+            .and_then(|row| row.first().cloned().flatten())
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| Error::WarehouseLoad(format!("{what}: the warehouse returned no number")))
+    }
+
+    /// Starts a bulk load of `columns` (quoted) into the staging table `table`.
+    pub async fn stager(&mut self, table: &str, columns: &[String]) -> Result<Stager<'_>> {
+        match self {
+            Tx::Postgres(tx) => {
+                let statement = format!("COPY {table} ({}) FROM STDIN WITH (FORMAT csv)", columns.join(", "));
+                let copy = tx
+                    .copy_in_raw(&statement)
+                    .await
+                    .map_err(|error| Error::database("starting COPY into staging", error))?;
+                Ok(Stager::Postgres { copy, buffer: String::new() })
+            }
+            Tx::Sqlite(tx) => Ok(Stager::Sqlite { tx, table: table.to_string(), columns: columns.to_vec(), staged: 0 }),
+        }
+    }
+
+    /// Creates a temporary table for this transaction only.
+    pub async fn create_temp(&mut self, table: &str, definitions: &[String]) -> Result<()> {
+        let statement = match self.dialect() {
+            Dialect::Postgres => format!("CREATE TEMP TABLE {table} ({}) ON COMMIT DROP", definitions.join(", ")),
+            Dialect::Sqlite => {
+                self.execute("dropping a leftover staging table", format!("DROP TABLE IF EXISTS temp.{table}"), None)
+                    .await?;
+                format!("CREATE TEMP TABLE {table} ({})", definitions.join(", "))
+            }
+        };
+        self.execute("creating a staging table", statement, None).await.map(|_| ())
+    }
+
+    /// Drops the temporary tables (PostgreSQL drops them at commit by itself).
+    pub async fn drop_temp(&mut self, tables: &[&str]) -> Result<()> {
+        if self.dialect() == Dialect::Sqlite {
+            for table in tables {
+                self.execute("dropping a staging table", format!("DROP TABLE IF EXISTS temp.{table}"), None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Postgres(tx) => tx.commit().await,
+            Tx::Sqlite(tx) => tx.commit().await,
+        }
+        .map_err(|error| Error::database("committing the load", error))
+    }
+}

@@ -1,0 +1,450 @@
+//! The load stage through its Lambda handler, after the real ingest, validate and mask, into
+//! the machine's real PostgreSQL (a database of its own per test) and into SQLite — the same
+//! cases for both: SCD2 history across deliveries, back-dated changes, inferred members
+//! completed later, as-of fact keys, idempotent reloads, and concurrent loads.
+
+mod common;
+
+use chrono::{DateTime, Utc};
+use common::*;
+use lakestar::contract::Contract;
+use lakestar::load::LoadOutput;
+use lakestar::mask::MaskingKey;
+use lakestar::run::RunDescriptor;
+use lakestar::warehouse::Warehouse;
+use lakestar_ingest::IngestFunction;
+use lakestar_load::LoadFunction;
+use lakestar_mask::MaskFunction;
+use lakestar_validate::ValidateFunction;
+use lambda_runtime::LambdaEvent;
+
+const CUSTOMER_HEADER: &str =
+    "customer_id,first_name,last_name,email,phone,dob,postcode,city,segment,tier,updated_at\n";
+
+fn customer(id: &str, city: &str, tier: &str, updated_at: &str) -> String {
+    format!(
+        "{id},Ann,Lee,{}@example.com,07700 900101,14/03/1985,LS1 4AP,{city},consumer,{tier},{updated_at}\n",
+        id.to_lowercase()
+    )
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).expect("time").with_timezone(&Utc)
+}
+
+struct Pipeline {
+    lake: TestLake,
+    contract: Contract,
+    key: MaskingKey,
+    warehouse: Warehouse,
+}
+
+impl Pipeline {
+    async fn new(warehouse: Warehouse) -> Pipeline {
+        Pipeline {
+            lake: TestLake::start().await,
+            contract: retail_contract(),
+            key: MaskingKey::new(b"test-key-0123456789abcdef-0123456789".to_vec(), "v1").expect("key"),
+            warehouse,
+        }
+    }
+
+    /// Ingest, validate and mask a landed file; returns the state the load receives.
+    async fn prepare(&self, dataset: &str, key: &str, bytes: &[u8], time: &str) -> serde_json::Value {
+        self.lake.put(key, bytes).await;
+        let run = RunDescriptor::new(dataset, BUCKET, key, None, Some("etag"), bytes.len() as u64, at(time));
+        let mut state = serde_json::json!({ "run": run });
+        let event = |state: &serde_json::Value| LambdaEvent::new(state.clone(), Default::default());
+        let ingested = IngestFunction::new(self.lake.lake.clone(), self.contract.clone())
+            .handle(event(&state))
+            .await
+            .expect("ingest");
+        state["ingest"] = serde_json::to_value(ingested).expect("JSON");
+        let validated = ValidateFunction::new(self.lake.lake.clone(), self.contract.clone())
+            .handle(event(&state))
+            .await
+            .expect("validate");
+        state["validate"] = serde_json::to_value(validated).expect("JSON");
+        let masked = MaskFunction::new(self.lake.lake.clone(), self.contract.clone(), self.key.clone())
+            .handle(event(&state))
+            .await
+            .expect("mask");
+        state["mask"] = serde_json::to_value(masked).expect("JSON");
+        state
+    }
+
+    async fn load(&self, state: &serde_json::Value) -> LoadOutput {
+        LoadFunction::new(self.lake.lake.clone(), self.contract.clone(), self.warehouse.clone())
+            .handle(LambdaEvent::new(state.clone(), Default::default()))
+            .await
+            .expect("load")
+    }
+
+    async fn deliver(&self, dataset: &str, key: &str, bytes: &[u8], time: &str) -> LoadOutput {
+        let state = self.prepare(dataset, key, bytes, time).await;
+        self.load(&state).await
+    }
+
+    /// `customer_id`, city, tier, valid_from, valid_to, current, inferred, key — by key and time.
+    async fn customers(&self) -> Vec<Vec<Option<String>>> {
+        let w = &self.warehouse;
+        query_text(
+            w,
+            &format!(
+                "SELECT customer_id, city, loyalty_tier, {}, {}, {}, {}, CAST(customer_key AS TEXT) FROM dim_customer ORDER BY customer_id, valid_from",
+                instant_text(w, "valid_from"),
+                instant_text(w, "valid_to"),
+                flag_text(w, "is_current"),
+                flag_text(w, "is_inferred"),
+            ),
+        )
+        .await
+    }
+
+    /// Every star table, whole, as text: to compare a warehouse before and after a reload.
+    async fn snapshot(&self) -> Vec<Vec<Vec<Option<String>>>> {
+        let mut tables = Vec::new();
+        for (table, order) in [
+            ("dim_customer", "customer_key"),
+            ("dim_product", "product_key"),
+            ("dim_store", "store_key"),
+            ("fact_sales", "order_id, line"),
+            ("dim_date", "date_key"),
+        ] {
+            let columns: Vec<String> = self
+                .warehouse
+                .existing_columns(table)
+                .await
+                .expect("catalog")
+                .into_iter()
+                .map(|(name, _)| format!("CAST(\"{name}\" AS TEXT)"))
+                .collect();
+            tables.push(
+                query_text(&self.warehouse, &format!("SELECT {} FROM {table} ORDER BY {order}", columns.join(", ")))
+                    .await,
+            );
+        }
+        tables
+    }
+}
+
+fn text(value: &str) -> Option<String> {
+    Some(value.to_string())
+}
+
+/// One current version per key and versions of a key that tile time without overlap.
+fn assert_history_is_consistent(rows: &[Vec<Option<String>>]) {
+    let mut by_key: std::collections::BTreeMap<String, Vec<&Vec<Option<String>>>> = Default::default();
+    for row in rows {
+        by_key.entry(row[0].clone().expect("key")).or_default().push(row);
+    }
+    for (key, versions) in by_key {
+        let current = versions.iter().filter(|row| row[5].as_deref() == Some("1")).count();
+        assert_eq!(current, 1, "{key}: one current version in {versions:?}");
+        for pair in versions.windows(2) {
+            assert_eq!(pair[0][4], pair[1][3], "{key}: each version ends where the next begins: {versions:?}");
+        }
+        assert_eq!(versions.last().and_then(|row| row[4].clone()), None, "{key}: the last version is open");
+        assert_eq!(versions.last().and_then(|row| row[5].clone()).as_deref(), Some("1"), "{key}: the last is current");
+    }
+}
+
+async fn scd_history_cases(pipeline: &Pipeline) {
+    // Day 1: two customers.
+    let day1 = format!(
+        "{CUSTOMER_HEADER}{}{}",
+        customer("C1001", "Leeds", "gold", "2024-01-01T08:00:00"),
+        customer("C1002", "Manchester", "silver", "2024-01-01T08:00:00")
+    );
+    let loaded =
+        pipeline.deliver("customers", "landing/d1/customers.csv", day1.as_bytes(), "2024-01-01T02:00:00Z").await;
+    let counts = loaded.tables["dim_customer"];
+    assert_eq!((counts.inserted, counts.updated, counts.unchanged), (2, 0, 0));
+    assert!(
+        loaded.quality.starts_with("curated/_quality/customers/run=customers-") && loaded.quality.ends_with(".json")
+    );
+
+    // Day 2: C1001 moves (tracked, new version); C1002 changes tier (type 1, in place); C1003 is new.
+    let day2 = format!(
+        "{CUSTOMER_HEADER}{}{}{}",
+        customer("C1001", "York", "gold", "2024-01-02T09:00:00"),
+        customer("C1002", "Manchester", "gold", "2024-01-02T09:00:00"),
+        customer("C1003", "Hull", "bronze", "2024-01-02T09:00:00")
+    );
+    let loaded =
+        pipeline.deliver("customers", "landing/d2/customers.csv", day2.as_bytes(), "2024-01-02T02:00:00Z").await;
+    let counts = loaded.tables["dim_customer"];
+    assert_eq!((counts.inserted, counts.updated, counts.unchanged), (1, 2, 0));
+    let rows = pipeline.customers().await;
+    let summary: Vec<_> = rows.iter().map(|row| row[..6].to_vec()).collect();
+    assert_eq!(
+        summary,
+        [
+            vec![
+                text("C1001"),
+                text("Leeds"),
+                text("gold"),
+                text("2024-01-01T08:00:00.000000Z"),
+                text("2024-01-02T09:00:00.000000Z"),
+                text("0")
+            ],
+            vec![text("C1001"), text("York"), text("gold"), text("2024-01-02T09:00:00.000000Z"), None, text("1")],
+            vec![text("C1002"), text("Manchester"), text("gold"), text("2024-01-01T08:00:00.000000Z"), None, text("1")],
+            vec![text("C1003"), text("Hull"), text("bronze"), text("2024-01-02T09:00:00.000000Z"), None, text("1")],
+        ]
+    );
+    let keys: Vec<_> = rows.iter().map(|row| row[7].clone()).collect();
+    assert_eq!(
+        keys,
+        [text("1"), text("3"), text("2"), text("4")],
+        "surrogate keys in load order, natural key order within a load"
+    );
+
+    // Day 3, back-dated: C1001 at 20:00 on day 1 (inside the Leeds version: split it); C1002 in
+    // December (before its first version: a new first version). Neither becomes current.
+    let day3 = format!(
+        "{CUSTOMER_HEADER}{}{}",
+        customer("C1001", "Wakefield", "gold", "2024-01-01T20:00:00"),
+        customer("C1002", "Bradford", "silver", "2023-12-15T10:00:00")
+    );
+    let state =
+        pipeline.prepare("customers", "landing/d3/customers.csv", day3.as_bytes(), "2024-01-03T02:00:00Z").await;
+    let loaded = pipeline.load(&state).await;
+    let counts = loaded.tables["dim_customer"];
+    assert_eq!((counts.inserted, counts.updated, counts.unchanged), (0, 2, 0));
+    let rows = pipeline.customers().await;
+    let summary: Vec<_> = rows
+        .iter()
+        .map(|row| (row[0].clone(), row[1].clone(), row[3].clone(), row[4].clone(), row[5].clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                text("C1001"),
+                text("Leeds"),
+                text("2024-01-01T08:00:00.000000Z"),
+                text("2024-01-01T20:00:00.000000Z"),
+                text("0")
+            ),
+            (
+                text("C1001"),
+                text("Wakefield"),
+                text("2024-01-01T20:00:00.000000Z"),
+                text("2024-01-02T09:00:00.000000Z"),
+                text("0")
+            ),
+            (text("C1001"), text("York"), text("2024-01-02T09:00:00.000000Z"), None, text("1")),
+            (
+                text("C1002"),
+                text("Bradford"),
+                text("2023-12-15T10:00:00.000000Z"),
+                text("2024-01-01T08:00:00.000000Z"),
+                text("0")
+            ),
+            (text("C1002"), text("Manchester"), text("2024-01-01T08:00:00.000000Z"), None, text("1")),
+            (text("C1003"), text("Hull"), text("2024-01-02T09:00:00.000000Z"), None, text("1")),
+        ]
+    );
+    assert_history_is_consistent(&rows);
+
+    // The same run again: nothing changes, and it says so.
+    let before = pipeline.snapshot().await;
+    let again = pipeline.load(&state).await;
+    let counts = again.tables["dim_customer"];
+    assert_eq!((counts.inserted, counts.updated, counts.unchanged), (0, 0, 2));
+    assert_eq!(pipeline.snapshot().await, before);
+
+    // The quality report and the warehouse's own tables.
+    let report: serde_json::Value = serde_json::from_slice(&pipeline.lake.get(&again.quality).await).expect("report");
+    assert_eq!(report["received"], 2);
+    assert_eq!(report["tables"]["dim_customer"]["unchanged"], 2);
+    let metrics = query_text(
+        &pipeline.warehouse,
+        "SELECT metric, dimension, CAST(CAST(value AS INTEGER) AS TEXT) FROM quality_metrics WHERE metric IN ('rows_received', 'unchanged') ORDER BY metric",
+    )
+    .await;
+    assert!(metrics.contains(&vec![text("rows_received"), text(""), text("2")]), "{metrics:?}");
+    let audits = query_text(&pipeline.warehouse, "SELECT CAST(COUNT(*) AS TEXT) FROM load_audit").await;
+    assert_eq!(audits, [vec![text("4")]], "one audit row per load of the table");
+}
+
+async fn fact_cases(pipeline: &Pipeline) {
+    let customers = format!("{CUSTOMER_HEADER}{}", customer("C1001", "Leeds", "gold", "2024-01-01T08:00:00"));
+    pipeline.deliver("customers", "landing/d1/customers.csv", customers.as_bytes(), "2024-01-01T02:00:00Z").await;
+    let moved = format!("{CUSTOMER_HEADER}{}", customer("C1001", "York", "gold", "2024-01-03T09:00:00"));
+    pipeline.deliver("customers", "landing/d3/customers.csv", moved.as_bytes(), "2024-01-03T02:00:00Z").await;
+
+    // Sales for a known customer on either side of the move, and for a customer, a product
+    // and a store no dimension has yet: inferred members.
+    let sales = "order_id,line_no,sale_date,ship_date,customer_id,sku,store_id,qty,unit_price,card_number,channel\n\
+                 O00001,1,2024-01-02,2024-01-02,C1001,P001,S01,2,1.85,,store\n\
+                 O00002,1,2024-01-04,2024-01-04,C1001,P001,S01,1,1.85,,store\n\
+                 O00003,1,2024-01-04,2024-01-05,C1099,P001,S01,3,2.50,,web\n";
+    let state = pipeline.prepare("sales", "landing/d4/sales.csv", sales.as_bytes(), "2024-01-04T02:00:00Z").await;
+    let loaded = pipeline.load(&state).await;
+    let counts = loaded.tables["fact_sales"];
+    assert_eq!((counts.inserted, counts.updated, counts.unchanged), (3, 0, 0));
+    assert_eq!(
+        (
+            loaded.tables["dim_customer"].inferred,
+            loaded.tables["dim_product"].inferred,
+            loaded.tables["dim_store"].inferred
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(loaded.tables["dim_date"].inserted, 2);
+
+    let keys = |order: &str| {
+        format!(
+            "SELECT c.customer_id, c.city, {} FROM fact_sales f JOIN dim_customer c ON c.customer_key = f.customer_key WHERE f.order_id = '{order}'",
+            flag_text(&pipeline.warehouse, "c.is_inferred")
+        )
+    };
+    assert_eq!(
+        query_text(&pipeline.warehouse, &keys("O00001")).await,
+        [vec![text("C1001"), text("Leeds"), text("0")]],
+        "as of 2 January"
+    );
+    assert_eq!(
+        query_text(&pipeline.warehouse, &keys("O00002")).await,
+        [vec![text("C1001"), text("York"), text("0")]],
+        "as of 4 January"
+    );
+    assert_eq!(
+        query_text(&pipeline.warehouse, &keys("O00003")).await,
+        [vec![text("C1099"), None, text("1")]],
+        "inferred"
+    );
+
+    // Every fact's keys resolve, and dim_date covers every sale date.
+    let dangling = query_text(
+        &pipeline.warehouse,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM fact_sales f \
+         LEFT JOIN dim_customer c ON c.customer_key = f.customer_key \
+         LEFT JOIN dim_product p ON p.product_key = f.product_key \
+         LEFT JOIN dim_store s ON s.store_key = f.store_key \
+         LEFT JOIN dim_date d ON d.date_key = f.date_key \
+         WHERE c.customer_key IS NULL OR p.product_key IS NULL OR s.store_key IS NULL OR d.date_key IS NULL",
+    )
+    .await;
+    assert_eq!(dangling, [vec![text("0")]]);
+    let inferred_key = query_text(
+        &pipeline.warehouse,
+        "SELECT CAST(customer_key AS TEXT) FROM dim_customer WHERE customer_id = 'C1099'",
+    )
+    .await;
+
+    // The same sales again: unchanged.
+    let before = pipeline.snapshot().await;
+    let again = pipeline.load(&state).await;
+    let counts = again.tables["fact_sales"];
+    assert_eq!((counts.inserted, counts.updated, counts.unchanged), (0, 0, 3));
+    assert_eq!(again.tables["dim_customer"].inferred, 0);
+    assert_eq!(pipeline.snapshot().await, before);
+
+    // The real C1099 arrives: it completes the inferred member, keeping its surrogate key.
+    let late = format!("{CUSTOMER_HEADER}{}", customer("C1099", "Leeds", "bronze", "2024-01-05T09:00:00"));
+    let loaded =
+        pipeline.deliver("customers", "landing/d5/customers.csv", late.as_bytes(), "2024-01-05T02:00:00Z").await;
+    assert_eq!(loaded.tables["dim_customer"].updated, 1);
+    let completed = query_text(
+        &pipeline.warehouse,
+        &format!(
+            "SELECT CAST(customer_key AS TEXT), city, {}, {} FROM dim_customer WHERE customer_id = 'C1099'",
+            flag_text(&pipeline.warehouse, "is_inferred"),
+            flag_text(&pipeline.warehouse, "is_current")
+        ),
+    )
+    .await;
+    assert_eq!(completed, [vec![inferred_key[0][0].clone(), text("Leeds"), text("0"), text("1")]]);
+    assert_eq!(query_text(&pipeline.warehouse, &keys("O00003")).await, [vec![text("C1099"), text("Leeds"), text("0")]]);
+    assert_history_is_consistent(&pipeline.customers().await);
+}
+
+async fn concurrent_cases(pipeline: &Pipeline) {
+    // Eight deliveries of the same customers, each moving them at another time, prepared one
+    // by one and then loaded all at once in shuffled order.
+    let cities = ["Leeds", "York", "Hull", "Bath", "Ely", "Wells", "Derby", "Truro"];
+    let mut states = Vec::new();
+    for (day, city) in cities.iter().enumerate() {
+        let updated = format!("2024-02-{:02}T09:00:00", day + 1);
+        let body = format!(
+            "{CUSTOMER_HEADER}{}{}",
+            customer("C2001", city, "gold", &updated),
+            customer("C2002", city, "gold", &updated)
+        );
+        let time = format!("2024-02-{:02}T02:00:00Z", day + 1);
+        states.push(
+            pipeline.prepare("customers", &format!("landing/c{day}/customers.csv"), body.as_bytes(), &time).await,
+        );
+    }
+    states.reverse();
+    states.swap(1, 5);
+    let function = LoadFunction::new(pipeline.lake.lake.clone(), pipeline.contract.clone(), pipeline.warehouse.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    for state in states {
+        let function = function.clone();
+        tasks.spawn(async move { function.handle(LambdaEvent::new(state, Default::default())).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.expect("task").expect("concurrent load");
+    }
+    let rows = pipeline.customers().await;
+    assert_eq!(rows.len(), 16, "eight versions per key: {rows:?}");
+    assert_history_is_consistent(&rows);
+    let current: Vec<_> = rows.iter().filter(|row| row[5].as_deref() == Some("1")).map(|row| row[1].clone()).collect();
+    assert_eq!(
+        current,
+        [text("Truro"), text("Truro")],
+        "the latest version is current, whatever order the loads ran in"
+    );
+}
+
+async fn postgres() -> (PostgresDatabase, Warehouse) {
+    let (database, url) = PostgresDatabase::create().await;
+    (database, Warehouse::connect(&url).await.expect("connected"))
+}
+
+async fn sqlite(dir: &tempfile::TempDir) -> Warehouse {
+    Warehouse::connect(&format!("sqlite://{}", dir.path().join("warehouse.db").display())).await.expect("connected")
+}
+
+#[tokio::test]
+async fn postgres_keeps_scd2_history_with_back_dated_changes_and_reloads_idempotently() {
+    let (database, warehouse) = postgres().await;
+    scd_history_cases(&Pipeline::new(warehouse.clone()).await).await;
+    database.drop_database(warehouse).await;
+}
+
+#[tokio::test]
+async fn sqlite_keeps_scd2_history_with_back_dated_changes_and_reloads_idempotently() {
+    let dir = tempfile::tempdir().expect("folder");
+    scd_history_cases(&Pipeline::new(sqlite(&dir).await).await).await;
+}
+
+#[tokio::test]
+async fn postgres_facts_look_keys_up_as_of_their_date_and_complete_inferred_members() {
+    let (database, warehouse) = postgres().await;
+    fact_cases(&Pipeline::new(warehouse.clone()).await).await;
+    database.drop_database(warehouse).await;
+}
+
+#[tokio::test]
+async fn sqlite_facts_look_keys_up_as_of_their_date_and_complete_inferred_members() {
+    let dir = tempfile::tempdir().expect("folder");
+    fact_cases(&Pipeline::new(sqlite(&dir).await).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_eight_concurrent_loads_leave_one_current_row_per_key() {
+    let (database, warehouse) = postgres().await;
+    concurrent_cases(&Pipeline::new(warehouse.clone()).await).await;
+    database.drop_database(warehouse).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_eight_concurrent_loads_leave_one_current_row_per_key() {
+    let dir = tempfile::tempdir().expect("folder");
+    concurrent_cases(&Pipeline::new(sqlite(&dir).await).await).await;
+}
