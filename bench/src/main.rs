@@ -5,6 +5,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod generate;
+mod load;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -52,6 +53,26 @@ enum Command {
         #[arg(long)]
         work: Option<PathBuf>,
     },
+    /// Loads generated curated Parquet (1 000 000 fact rows and 200 000 dimension rows, 10 %
+    /// of them changed, by default) into a fresh PostgreSQL database, next to a bare COPY of
+    /// the same rows, and prints rows/s and the ratio.
+    Load {
+        /// Fact rows.
+        #[arg(long, default_value_t = 1_000_000)]
+        facts: u64,
+        /// Rows of the large dimension (`dim_customer`).
+        #[arg(long, default_value_t = 200_000)]
+        dimension_rows: u64,
+        /// Fraction of dimension rows whose tracked columns change in the second delivery.
+        #[arg(long, default_value_t = 0.1)]
+        changed: f64,
+        /// A PostgreSQL URL whose server may create and drop a scratch database.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database: String,
+        /// Where to keep the generated Parquet (default: a temporary folder).
+        #[arg(long)]
+        work: Option<PathBuf>,
+    },
     /// Runs one stage against a running endpoint (used by `ingest`, one process per stage):
     /// reads the state document, writes it back with the stage's section, prints figures.
     Stage {
@@ -94,6 +115,12 @@ fn main() -> anyhow::Result<()> {
         Command::Ingest { size, work, in_process, duckdb } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(ingest(size, work, in_process, duckdb))
+        }
+        Command::Load { facts, dimension_rows, changed, database, work } => {
+            let temporary = tempfile::tempdir()?;
+            let work = work.unwrap_or_else(|| temporary.path().to_path_buf());
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(load::bench(load::LoadBench { facts, dimension_rows, changed, admin_url: database, work }))
         }
         Command::Stage { stage, endpoint, state } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -250,6 +250,7 @@ pub(crate) async fn load_dimension(
         }
         stager.finish().await?;
     }
+    tx.analyze(STAGE).await?;
 
     // The versions of the touched keys, and the highest surrogate key.
     let mut select = vec![format!("CAST(d.{key} AS TEXT)")];
@@ -339,6 +340,7 @@ pub(crate) async fn load_dimension(
         }
         stager.finish().await?;
     }
+    tx.analyze(PLAN).await?;
 
     // Apply: validity first (closing current versions before new ones open), then columns.
     let target = |column: &str| format!("{table}.{column}");
@@ -536,6 +538,7 @@ pub(crate) async fn load_fact(
         }
         stager.finish().await?;
     }
+    tx.analyze(STAGE).await?;
 
     // Inferred members for natural keys a dimension does not have yet.
     let mut inferred = BTreeMap::new();

@@ -55,9 +55,12 @@ impl Warehouse {
     /// then applies Lakestar's migrations.
     pub async fn connect(url: &str) -> Result<Warehouse> {
         let warehouse = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options: sqlx::postgres::PgConnectOptions = url
+                .parse()
+                .map_err(|error| Error::Configuration(format!("`{url}` is not a PostgreSQL URL: {error}")))?;
             let pool = PgPoolOptions::new()
                 .max_connections(4)
-                .connect(url)
+                .connect_with(tuned(options))
                 .await
                 .map_err(|error| unavailable("connecting to PostgreSQL", error))?;
             Warehouse::Postgres(pool)
@@ -86,7 +89,7 @@ impl Warehouse {
     pub async fn connect_postgres(options: sqlx::postgres::PgConnectOptions) -> Result<Warehouse> {
         let pool = PgPoolOptions::new()
             .max_connections(2)
-            .connect_with(options)
+            .connect_with(tuned(options))
             .await
             .map_err(|error| unavailable("connecting to PostgreSQL", error))?;
         let warehouse = Warehouse::Postgres(pool);
@@ -196,6 +199,45 @@ impl Warehouse {
         tracing::info!(run = %run.id, dataset = %run.dataset, tables = tables.len(), "Load committed.");
         Ok(tables)
     }
+}
+
+impl Warehouse {
+    /// A bare bulk copy of Parquet files into an existing table, matching columns by name:
+    /// `COPY` on PostgreSQL, batched inserts on SQLite, one transaction, no merge. The load
+    /// benchmark's baseline, and a quick way to pull a curated table into a scratch table.
+    pub async fn bulk_copy(&self, table: &str, files: Vec<std::fs::File>) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let columns: Vec<String> = existing_columns(&mut tx, table).await?.into_iter().map(|(name, _)| name).collect();
+        if columns.is_empty() {
+            return Err(Error::WarehouseLoad(format!("bulk copy: table `{table}` does not exist")));
+        }
+        let quoted: Vec<String> = columns.iter().map(|name| ddl::quote(name)).collect::<Result<_>>()?;
+        let mut copied = 0;
+        {
+            let mut stager = tx.stager(&ddl::quote(table)?, &quoted).await?;
+            for batch in merge::batches(files) {
+                let batch = batch?;
+                let cells = columns
+                    .iter()
+                    .map(|name| match batch.column_by_name(name) {
+                        Some(array) => text::TextColumn::new(array).map(tx::Cells::Arrow),
+                        None => Ok(tx::Cells::Texts(vec![None; batch.num_rows()])),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                stager.send(&tx::StageBatch { columns: cells, rows: batch.num_rows() }).await?;
+                copied += batch.num_rows() as u64;
+            }
+            stager.finish().await?;
+        }
+        tx.commit().await?;
+        Ok(copied)
+    }
+}
+
+/// Session settings for loads: staging tables are temporary, and PostgreSQL keeps them in
+/// `temp_buffers` (8 MB by default, settable only before a session first uses one).
+fn tuned(options: sqlx::postgres::PgConnectOptions) -> sqlx::postgres::PgConnectOptions {
+    options.options([("temp_buffers", "256MB")])
 }
 
 /// The columns of `table` with their reported types.

@@ -1,0 +1,272 @@
+//! The load benchmark: curated Parquet of the retail star schema, generated, loaded into a
+//! fresh PostgreSQL database by the load stage, next to a bare `COPY` of the same rows into
+//! empty tables in the same run.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Schema};
+use lakestar::contract::{Contract, Dataset};
+use lakestar::run::RunDescriptor;
+use lakestar::warehouse::Warehouse;
+use parquet::arrow::ArrowWriter;
+
+/// 2024-01-01 as days since the epoch.
+const JANUARY_2024: i32 = 19_723;
+/// 2023-06-01T00:00:00Z, when every first version takes effect.
+const FIRST_VERSION_MICROS: i64 = 1_685_577_600_000_000;
+/// 2024-06-01T00:00:00Z, when the changed rows' new versions take effect.
+const CHANGE_MICROS: i64 = 1_717_200_000_000_000;
+
+/// What to generate.
+pub struct LoadBench {
+    pub facts: u64,
+    pub dimension_rows: u64,
+    pub changed: f64,
+    pub admin_url: String,
+    pub work: PathBuf,
+}
+
+/// The rows of a dimension (`version` 1 changes every `1/changed`-th row's tracked columns).
+fn dimension_batch(
+    dataset: &Dataset,
+    start: u64,
+    rows: u64,
+    version: u32,
+    changed_every: u64,
+) -> anyhow::Result<RecordBatch> {
+    let fields = lakestar::mask::curated_fields(dataset)?;
+    let natural_key = &dataset.table.natural_key;
+    let effective = dataset.table.effective_from.clone();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (field, column) in fields.iter().zip(&dataset.columns) {
+        let changed = |index: u64| version > 0 && changed_every > 0 && index.is_multiple_of(changed_every);
+        let indexes = start..start + rows;
+        let array: ArrayRef = if natural_key.contains(&column.name) {
+            Arc::new(StringArray::from_iter_values(indexes.map(|index| format!("K{index}"))))
+        } else if effective.as_deref() == Some(column.name.as_str()) {
+            let values =
+                indexes.map(|index| if changed(index) { CHANGE_MICROS + index as i64 } else { FIRST_VERSION_MICROS });
+            Arc::new(TimestampMicrosecondArray::from_iter_values(values).with_timezone("UTC"))
+        } else if column.config.scd == Some(2) {
+            let values = indexes.map(|index| {
+                if changed(index) {
+                    format!("{}-{}-v{version}", column.name, index % 97)
+                } else {
+                    format!("{}-{}", column.name, index % 97)
+                }
+            });
+            Arc::new(StringArray::from_iter_values(values))
+        } else {
+            value_array(field.data_type(), &column.name, indexes)?
+        };
+        arrays.push(array);
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+}
+
+/// Generic values of a type for rows `indexes`.
+fn value_array(data_type: &DataType, name: &str, indexes: std::ops::Range<u64>) -> anyhow::Result<ArrayRef> {
+    Ok(match data_type {
+        DataType::Utf8 => {
+            Arc::new(StringArray::from_iter_values(indexes.map(|index| format!("{name}-{}", index % 1013))))
+        }
+        DataType::Int64 => Arc::new(Int64Array::from_iter_values(indexes.map(|index| (index % 1000) as i64 + 1))),
+        DataType::Float64 => Arc::new(Float64Array::from_iter_values(indexes.map(|index| index as f64 * 0.5))),
+        DataType::Boolean => Arc::new(BooleanArray::from_iter(indexes.map(|index| Some(index.is_multiple_of(2))))),
+        DataType::Decimal128(precision, scale) => Arc::new(
+            Decimal128Array::from_iter_values(indexes.map(|index| (index % 100_000) as i128 * 7))
+                .with_precision_and_scale(*precision, *scale)?,
+        ),
+        DataType::Date32 => {
+            Arc::new(Date32Array::from_iter_values(indexes.map(|index| JANUARY_2024 + (index % 366) as i32)))
+        }
+        DataType::Timestamp(_, _) => Arc::new(
+            TimestampMicrosecondArray::from_iter_values(indexes.map(|index| FIRST_VERSION_MICROS + index as i64))
+                .with_timezone("UTC"),
+        ),
+        other => anyhow::bail!("the load benchmark cannot generate {other} values"),
+    })
+}
+
+/// The rows of a fact, referencing dimensions of the given sizes.
+fn fact_batch(
+    dataset: &Dataset,
+    contract: &Contract,
+    start: u64,
+    rows: u64,
+    sizes: &[(String, u64)],
+) -> anyhow::Result<RecordBatch> {
+    let fields = lakestar::mask::curated_fields(dataset)?;
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (field, column) in fields.iter().zip(&dataset.columns) {
+        let indexes = start..start + rows;
+        let reference = dataset.table.references.iter().find(|reference| reference.columns.contains(&column.name));
+        let array: ArrayRef = if let Some(reference) = reference {
+            let size = sizes.iter().find(|(name, _)| name == &reference.dimension).map_or(1, |(_, size)| *size).max(1);
+            let _ = contract;
+            Arc::new(StringArray::from_iter_values(
+                indexes.map(|index| format!("K{}", index.wrapping_mul(7919) % size)),
+            ))
+        } else if dataset.table.natural_key.first() == Some(&column.name) {
+            Arc::new(StringArray::from_iter_values(indexes.map(|index| format!("K{}", index / 4))))
+        } else if dataset.table.natural_key.get(1) == Some(&column.name) {
+            Arc::new(Int64Array::from_iter_values(indexes.map(|index| (index % 4) as i64 + 1)))
+        } else if dataset.table.date_column.as_deref() == Some(column.name.as_str()) {
+            Arc::new(Date32Array::from_iter_values(indexes.map(|index| JANUARY_2024 + (index % 366) as i32)))
+        } else {
+            value_array(field.data_type(), &column.name, indexes)?
+        };
+        arrays.push(array);
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+}
+
+/// Writes batches produced by `make(start, rows)` to a Parquet file.
+fn write_parquet(
+    path: &Path,
+    total: u64,
+    make: impl Fn(u64, u64) -> anyhow::Result<RecordBatch>,
+) -> anyhow::Result<PathBuf> {
+    let first = make(0, total.min(65_536))?;
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(path)?, first.schema(), None)?;
+    writer.write(&first)?;
+    let mut start = first.num_rows() as u64;
+    while start < total {
+        let rows = (total - start).min(65_536);
+        writer.write(&make(start, rows)?)?;
+        start += rows;
+    }
+    writer.close()?;
+    Ok(path.to_path_buf())
+}
+
+fn run(dataset: &str, name: &str, time_micros: i64) -> RunDescriptor {
+    let time = chrono::DateTime::from_timestamp_micros(time_micros).unwrap_or_default();
+    RunDescriptor::new(dataset, "bench", &format!("landing/bench/{name}"), None, Some(name), 0, time)
+}
+
+async fn load(
+    warehouse: &Warehouse,
+    contract: &Contract,
+    run: &RunDescriptor,
+    file: &Path,
+) -> anyhow::Result<(f64, lakestar::warehouse::TableCounts)> {
+    let started = Instant::now();
+    let tables = warehouse.load(contract, run, vec![std::fs::File::open(file)?], |_| Vec::new()).await?;
+    let table = contract.dataset(&run.dataset).map(|dataset| dataset.table.name.clone()).unwrap_or_default();
+    Ok((started.elapsed().as_secs_f64(), tables.get(&table).copied().unwrap_or_default()))
+}
+
+async fn bare_copy(warehouse: &Warehouse, admin: &sqlx::PgPool, table: &str, file: &Path) -> anyhow::Result<f64> {
+    let copy = format!("bench_copy_{table}");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE TABLE \"{copy}\" AS SELECT * FROM \"{table}\" WHERE FALSE")))
+        .execute(admin)
+        .await?;
+    let started = Instant::now();
+    warehouse.bulk_copy(&copy, vec![std::fs::File::open(file)?]).await?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Runs the benchmark and prints its table and a JSON line.
+pub async fn bench(options: LoadBench) -> anyhow::Result<()> {
+    let contract = crate::contract()?;
+    let dataset = |name: &str| contract.dataset(name).cloned().ok_or_else(|| anyhow::anyhow!("no {name} dataset"));
+    let (customers, products, stores, sales) =
+        (dataset("customers")?, dataset("products")?, dataset("stores")?, dataset("sales")?);
+    std::fs::create_dir_all(&options.work)?;
+    let changed_every = if options.changed > 0.0 { (1.0 / options.changed).round() as u64 } else { 0 };
+    let dims = options.dimension_rows;
+    let sizes =
+        vec![("dim_customer".to_string(), dims), ("dim_product".to_string(), 1_000), ("dim_store".to_string(), 50)];
+    eprintln!("Generating {dims} dimension rows and {} fact rows in {} ...", options.facts, options.work.display());
+    let work = &options.work;
+    let customers_v0 = write_parquet(&work.join("dim_customer_v0.parquet"), dims, |start, rows| {
+        dimension_batch(&customers, start, rows, 0, 0)
+    })?;
+    let customers_v1 = write_parquet(&work.join("dim_customer_v1.parquet"), dims, |start, rows| {
+        dimension_batch(&customers, start, rows, 1, changed_every)
+    })?;
+    let products_file = write_parquet(&work.join("dim_product.parquet"), 1_000, |start, rows| {
+        dimension_batch(&products, start, rows, 0, 0)
+    })?;
+    let stores_file =
+        write_parquet(&work.join("dim_store.parquet"), 50, |start, rows| dimension_batch(&stores, start, rows, 0, 0))?;
+    let facts = write_parquet(&work.join("fact_sales.parquet"), options.facts, |start, rows| {
+        fact_batch(&sales, &contract, start, rows, &sizes)
+    })?;
+
+    // A fresh database.
+    let name = format!("lakestar_bench_{}", std::process::id());
+    let admin = sqlx::PgPool::connect(&options.admin_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\""))).execute(&admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&admin).await?;
+    let base = options.admin_url.rsplit_once('/').map_or(options.admin_url.as_str(), |(base, _)| base);
+    let url = format!("{base}/{name}");
+    let result = async {
+        let warehouse = Warehouse::connect(&url).await?;
+        let database = sqlx::PgPool::connect(&url).await?;
+        let (seconds_products, _) =
+            load(&warehouse, &contract, &run("products", "products", FIRST_VERSION_MICROS), &products_file).await?;
+        let (seconds_stores, _) =
+            load(&warehouse, &contract, &run("stores", "stores", FIRST_VERSION_MICROS), &stores_file).await?;
+        let (first, first_counts) =
+            load(&warehouse, &contract, &run("customers", "customers_v0", FIRST_VERSION_MICROS), &customers_v0).await?;
+        let (second, second_counts) =
+            load(&warehouse, &contract, &run("customers", "customers_v1", CHANGE_MICROS), &customers_v1).await?;
+        let (fact_seconds, fact_counts) =
+            load(&warehouse, &contract, &run("sales", "sales", CHANGE_MICROS), &facts).await?;
+        let copy_dim = bare_copy(&warehouse, &database, "dim_customer", &customers_v1).await?;
+        let copy_fact = bare_copy(&warehouse, &database, "fact_sales", &facts).await?;
+        let versions: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM dim_customer").fetch_one(&database).await?;
+        database.close().await;
+        if let Warehouse::Postgres(pool) = warehouse {
+            pool.close().await;
+        }
+
+        let rate = |rows: u64, seconds: f64| rows as f64 / seconds;
+        println!("{:<34} {:>9} {:>8} {:>11}", "load into PostgreSQL", "rows", "seconds", "rows/s");
+        let line = |what: &str, rows: u64, seconds: f64| {
+            println!("{what:<34} {rows:>9} {seconds:>8.2} {:>11.0}", rate(rows, seconds))
+        };
+        line("dim_product (new)", 1_000, seconds_products);
+        line("dim_store (new)", 50, seconds_stores);
+        line("dim_customer, first delivery", dims, first);
+        line(&format!("dim_customer, {:.0} % changed", options.changed * 100.0), dims, second);
+        line("fact_sales", options.facts, fact_seconds);
+        line("bare COPY dim_customer rows", dims, copy_dim);
+        line("bare COPY fact_sales rows", options.facts, copy_fact);
+        let dim_ratio = rate(dims, second) / rate(dims, copy_dim);
+        let fact_ratio = rate(options.facts, fact_seconds) / rate(options.facts, copy_fact);
+        let combined =
+            rate(dims + options.facts, second + fact_seconds) / rate(dims + options.facts, copy_dim + copy_fact);
+        println!(
+            "load ÷ bare COPY: dimension merge {dim_ratio:.2}, facts {fact_ratio:.2}, both {combined:.2} (target ≥ 0.5)"
+        );
+        println!(
+            "counts: first {:?}; changed {:?}; facts {:?}; dim_customer versions {}",
+            first_counts, second_counts, fact_counts, versions.0
+        );
+        println!(
+            "{}",
+            serde_json::json!({
+                "dimension_rows": dims, "fact_rows": options.facts, "changed": options.changed,
+                "dimension_first_seconds": first, "dimension_changed_seconds": second, "fact_seconds": fact_seconds,
+                "copy_dimension_seconds": copy_dim, "copy_fact_seconds": copy_fact,
+                "ratio_dimension": dim_ratio, "ratio_fact": fact_ratio, "ratio_combined": combined,
+                "updated": second_counts.updated, "versions": versions.0,
+            })
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+        .execute(&admin)
+        .await?;
+    result
+}

@@ -1,0 +1,5 @@
+//! The offline Lakestar stack as a library: the Amazon States Language interpreter and the
+//! local stack that runs the real state machine over the embedded S3 (the `lakestar` binary
+//! is a thin command line over it).
+
+pub mod asl;
