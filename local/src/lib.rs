@@ -3,3 +3,5 @@
 //! is a thin command line over it).
 
 pub mod asl;
+pub mod sfn;
+pub mod stack;

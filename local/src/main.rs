@@ -26,9 +26,47 @@ enum Command {
         /// The contract file.
         contract: PathBuf,
     },
-    /// Runs an example directory (its `pipeline.toml` and `landing/` files) through the
-    /// pipeline against an embedded S3 endpoint.
+    /// Runs an example directory (its `pipeline.toml` and `landing/` files) through the real
+    /// state machine: each file lands in the embedded S3, its S3 event goes through the
+    /// trigger handler, and each started execution runs ingest → validate → mask → load.
     Run(run::RunArgs),
+    /// Watches a folder: files dropped into it (or its `landing/`) start executions, as S3
+    /// events do in the cloud.
+    Watch {
+        /// The folder.
+        dir: PathBuf,
+        #[command(flatten)]
+        stack: run::StackArgs,
+        /// Stop after this many executions (for scripts and tests).
+        #[arg(long, hide = true)]
+        max_runs: Option<usize>,
+    },
+    /// Lists the executions under the home, with their status.
+    Executions {
+        /// The stack's home.
+        #[arg(long, default_value = ".lakestar")]
+        home: PathBuf,
+    },
+    /// Prints an execution's event history (states entered and exited, tasks scheduled,
+    /// succeeded and failed with error and cause).
+    History {
+        /// The run id (execution name).
+        run: String,
+        /// The stack's home.
+        #[arg(long, default_value = ".lakestar")]
+        home: PathBuf,
+    },
+    /// Re-drives failed executions from their failed state with the same input, keeping what
+    /// the states before it produced (as Step Functions' RedriveExecution).
+    Redrive {
+        /// Run ids to re-drive.
+        runs: Vec<String>,
+        /// Re-drive every failed execution, in the order the runs started.
+        #[arg(long, conflicts_with = "runs")]
+        all_failed: bool,
+        #[command(flatten)]
+        stack: run::StackArgs,
+    },
     /// Keeps the embedded S3 endpoint over `<home>/s3` up and prints its URL and credentials,
     /// so that the AWS CLI, DuckDB or a Lambda under `cargo lambda watch` can use the lake.
     Serve {
@@ -72,14 +110,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run(args) => match run::run(args) {
-            Ok(code) => code,
-            Err(error) => {
-                eprintln!("error: {error:#}");
-                ExitCode::FAILURE
+        Command::Run(args) => report(run::run(args)),
+        Command::Watch { dir, stack, max_runs } => report(run::watch(&stack, &dir, max_runs)),
+        Command::Executions { home } => report(run::executions(&home)),
+        Command::History { run, home } => report(run::history(&home, &run)),
+        Command::Redrive { runs, all_failed, stack } => {
+            if runs.is_empty() && !all_failed {
+                eprintln!("error: name the runs to re-drive, or give --all-failed");
+                return ExitCode::FAILURE;
             }
-        },
+            report(run::redrive(&stack, &runs, all_failed))
+        }
     }
+}
+
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
+    result.unwrap_or_else(|error| {
+        eprintln!("error: {error:#}");
+        ExitCode::FAILURE
+    })
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
@@ -108,11 +157,11 @@ fn serve(home: &std::path::Path, port: u16) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let s3 = lakestar::lake::EmbeddedS3::start_on(&home.join("s3"), port).await?;
-        s3.create_bucket(run::BUCKET).await?;
+        s3.create_bucket(lakestar_local::stack::BUCKET).await?;
         let (access, secret) = s3.credentials();
-        println!("Embedded S3 at {} (bucket {}, folder {})", s3.endpoint(), run::BUCKET, s3.root().display());
+        println!("Embedded S3 at {} (bucket {}, folder {})", s3.endpoint(), lakestar_local::stack::BUCKET, s3.root().display());
         println!("  export AWS_ENDPOINT_URL_S3={} AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY={secret} AWS_REGION=us-east-1 LAKESTAR_S3_PATH_STYLE=true", s3.endpoint());
-        println!("  aws s3 ls --recursive s3://{}/curated/", run::BUCKET);
+        println!("  aws s3 ls --recursive s3://{}/curated/", lakestar_local::stack::BUCKET);
         println!("Press Ctrl-C to stop.");
         tokio::signal::ctrl_c().await?;
         anyhow::Ok(())
