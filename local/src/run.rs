@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
-use lakestar_local::stack::{BUCKET, ExecutionRecord, Stack, StackConfig, list_executions, load_execution};
+use lakestar_local::stack::{
+    BUCKET, ExecutionRecord, Stack, StackConfig, collect_drops, list_executions, load_execution,
+};
 
 /// Where the stack lives and what it loads into.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,12 +36,6 @@ pub struct RunArgs {
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
     pub stack: StackArgs,
-}
-
-/// One landing file and the key it lands under.
-struct Drop {
-    path: PathBuf,
-    key: String,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -299,43 +295,4 @@ pub fn watch(args: &StackArgs, dir: &Path, max_runs: Option<usize>) -> anyhow::R
             }
         }
     })
-}
-
-/// Every file under each input's `landing/` folder (or the file itself), keyed
-/// `landing/<relative path>`, in key order as a delivery would land.
-fn collect_drops(inputs: &[PathBuf]) -> anyhow::Result<Vec<Drop>> {
-    let mut drops = Vec::new();
-    for input in inputs {
-        if input.is_file() {
-            let name = input.file_name().context("a file name")?.to_string_lossy();
-            drops.push(Drop { path: input.clone(), key: format!("landing/{name}") });
-            continue;
-        }
-        let landing = input.join("landing");
-        let root = if landing.is_dir() { landing } else { input.clone() };
-        walk(&root, &root, &mut drops)?;
-    }
-    drops.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(drops)
-}
-
-fn walk(root: &Path, dir: &Path, drops: &mut Vec<Drop>) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(root, &path, drops)?;
-        } else if !path.file_name().is_some_and(|name| {
-            let name = name.to_string_lossy();
-            name.starts_with('.') || name == "pipeline.toml"
-        }) {
-            let relative = path.strip_prefix(root).context("a path under the landing folder")?;
-            let key = relative
-                .components()
-                .map(|part| part.as_os_str().to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join("/");
-            drops.push(Drop { path, key: format!("landing/{key}") });
-        }
-    }
-    Ok(())
 }

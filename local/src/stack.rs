@@ -26,6 +26,15 @@ use serde_json::{Value, json};
 use crate::asl::{self, BoxFuture, Event, Failure, Interpreter, Invoker, Machine, Outcome, Timing};
 use crate::sfn::{LocalStepFunctions, STATE_MACHINE_ARN};
 
+/// One landing file and the key it lands under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drop {
+    /// The file.
+    pub path: PathBuf,
+    /// `landing/<relative path>`.
+    pub key: String,
+}
+
 /// The lake bucket of the offline stack.
 pub const BUCKET: &str = "lakestar-lake";
 /// The environment variable that injects a fault into one stage (a testing aid).
@@ -585,6 +594,45 @@ pub fn list_executions(home: &Path) -> anyhow::Result<Vec<ExecutionRecord>> {
     }
     records.sort_by(|a, b| a.start_date.cmp(&b.start_date).then(a.name.cmp(&b.name)));
     Ok(records)
+}
+
+/// Every file under each input's `landing/` folder (or the file itself), keyed
+/// `landing/<relative path>`, in key order as a delivery would land.
+pub fn collect_drops(inputs: &[PathBuf]) -> anyhow::Result<Vec<Drop>> {
+    let mut drops = Vec::new();
+    for input in inputs {
+        if input.is_file() {
+            let name = input.file_name().context("a file name")?.to_string_lossy();
+            drops.push(Drop { path: input.clone(), key: format!("landing/{name}") });
+            continue;
+        }
+        let landing = input.join("landing");
+        let root = if landing.is_dir() { landing } else { input.clone() };
+        walk(&root, &root, &mut drops)?;
+    }
+    drops.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(drops)
+}
+
+fn walk(root: &Path, dir: &Path, drops: &mut Vec<Drop>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(root, &path, drops)?;
+        } else if !path.file_name().is_some_and(|name| {
+            let name = name.to_string_lossy();
+            name.starts_with('.') || name == "pipeline.toml"
+        }) {
+            let relative = path.strip_prefix(root).context("a path under the landing folder")?;
+            let key = relative
+                .components()
+                .map(|part| part.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            drops.push(Drop { path, key: format!("landing/{key}") });
+        }
+    }
+    Ok(())
 }
 
 /// The interpreter's time scaling used by `lakestar` (exposed for tests).

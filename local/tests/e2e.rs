@@ -1,0 +1,317 @@
+//! End to end: the retail example through the offline stack — S3 events, the trigger handler,
+//! the real state machine in the local interpreter, every stage's handler — into SQLite and
+//! into the machine's PostgreSQL; duplicate drops; a fault injected into each stage, re-driven,
+//! compared with a clean run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use lakestar::mask::MaskingKey;
+use lakestar::warehouse::Warehouse;
+use lakestar_local::stack::{BUCKET, ExecutionRecord, Stack, StackConfig, collect_drops, timing};
+
+const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/retail")
+}
+
+fn config(home: &Path, warehouse: Option<String>, fault: Option<&str>) -> StackConfig {
+    let mut config = StackConfig::new(home, example().join("pipeline.toml"));
+    config.warehouse = warehouse;
+    config.key = Some(MaskingKey::new(b"e2e-test-key-0123456789abcdef-0123".to_vec(), "v1").expect("key"));
+    config.timing = timing(0.0);
+    config.fault = fault.map(str::to_string);
+    config
+}
+
+/// Drops every example file and runs what the trigger started.
+async fn run_example(stack: &Stack) -> Vec<ExecutionRecord> {
+    for drop in collect_drops(&[example()]).expect("landing files") {
+        let output = stack.drop_file(&drop.key, &drop.path).await.expect("dropped");
+        assert_eq!(output.started.len(), 1, "{}: {output:?}", drop.key);
+    }
+    stack.run_started(|_| {}).await.expect("executions ran")
+}
+
+async fn query(warehouse: &Warehouse, statement: &str) -> Vec<Vec<Option<String>>> {
+    use sqlx::Row;
+    let statement = sqlx::AssertSqlSafe(statement.to_string());
+    match warehouse {
+        Warehouse::Postgres(pool) => sqlx::query(statement)
+            .fetch_all(pool)
+            .await
+            .expect("query")
+            .iter()
+            .map(|row| (0..row.len()).map(|index| row.try_get::<Option<String>, _>(index).expect("text")).collect())
+            .collect(),
+        Warehouse::Sqlite(pool) => sqlx::query(statement)
+            .fetch_all(pool)
+            .await
+            .expect("query")
+            .iter()
+            .map(|row| (0..row.len()).map(|index| row.try_get::<Option<String>, _>(index).expect("text")).collect())
+            .collect(),
+    }
+}
+
+fn instant(warehouse: &Warehouse, column: &str) -> String {
+    match warehouse {
+        Warehouse::Postgres(_) => format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"),
+        Warehouse::Sqlite(_) => format!("substr({column}, 1, 19) || 'Z'"),
+    }
+}
+
+fn flag(warehouse: &Warehouse, column: &str) -> String {
+    match warehouse {
+        Warehouse::Postgres(_) => format!("CASE WHEN {column} THEN '1' ELSE '0' END"),
+        Warehouse::Sqlite(_) => format!("CAST({column} AS TEXT)"),
+    }
+}
+
+fn text(value: &str) -> Option<String> {
+    Some(value.to_string())
+}
+
+/// Every star table, whole, as text.
+async fn snapshot(warehouse: &Warehouse) -> Vec<Vec<Vec<Option<String>>>> {
+    let mut tables = Vec::new();
+    for (table, order) in [
+        ("dim_customer", "customer_key"),
+        ("dim_product", "product_key"),
+        ("dim_store", "store_key"),
+        ("fact_sales", "order_id, line"),
+        ("dim_date", "date_key"),
+    ] {
+        let columns: Vec<String> = warehouse
+            .existing_columns(table)
+            .await
+            .expect("catalog")
+            .into_iter()
+            .map(|(name, _)| format!("CAST(\"{name}\" AS TEXT)"))
+            .collect();
+        tables.push(query(warehouse, &format!("SELECT {} FROM {table} ORDER BY {order}", columns.join(", "))).await);
+    }
+    tables
+}
+
+/// Every object of the lake bucket with its bytes.
+async fn lake_objects(stack: &Stack) -> BTreeMap<String, Vec<u8>> {
+    let mut objects = BTreeMap::new();
+    for key in stack.lake().list("").await.expect("list") {
+        objects.insert(key.clone(), stack.lake().get_bytes(&key).await.expect("get"));
+    }
+    objects
+}
+
+/// What the example must leave behind, in either warehouse.
+async fn assert_example_result(stack: &Stack, records: &[ExecutionRecord]) {
+    let warehouse = stack.warehouse();
+    assert_eq!(records.len(), 9);
+    for record in records {
+        assert_eq!(record.status, "SUCCEEDED", "{}: {:?} {:?}", record.name, record.error, record.cause);
+        let (received, valid, rejected) = record.rows().expect("validate ran");
+        assert_eq!(received, valid + rejected, "{}: received = valid + quarantined", record.name);
+    }
+    let mut quarantined: BTreeMap<&str, u64> = BTreeMap::new();
+    for record in records {
+        *quarantined.entry(record.dataset()).or_default() += record.rows().map_or(0, |(_, _, rejected)| rejected);
+    }
+    assert_eq!(quarantined, BTreeMap::from([("customers", 7), ("products", 4), ("sales", 7), ("stores", 3)]));
+
+    // SCD2 history of the changed customers, the back-dated change and the inferred member.
+    let rows = query(
+        warehouse,
+        &format!(
+            "SELECT customer_id, city, segment, {}, {}, {}, {}, CAST(customer_key AS TEXT) FROM dim_customer \
+             WHERE customer_id IN ('C1001', 'C1002', 'C1003', 'C1011') ORDER BY customer_id, valid_from",
+            instant(warehouse, "valid_from"),
+            instant(warehouse, "valid_to"),
+            flag(warehouse, "is_current"),
+            flag(warehouse, "is_inferred")
+        ),
+    )
+    .await;
+    let history: Vec<Vec<Option<String>>> = rows.iter().map(|row| row[..7].to_vec()).collect();
+    let row = |id: &str, city: &str, segment: &str, from: &str, to: Option<&str>, current: &str| {
+        vec![text(id), text(city), text(segment), text(from), to.map(str::to_string), text(current), text("0")]
+    };
+    assert_eq!(
+        history,
+        [
+            row("C1001", "Leeds", "consumer", "2024-01-01T08:00:00Z", Some("2024-01-02T08:00:00Z"), "0"),
+            row("C1001", "York", "consumer", "2024-01-02T08:00:00Z", None, "1"),
+            row("C1002", "Manchester", "business", "2024-01-01T09:30:00Z", Some("2024-01-02T08:00:00Z"), "0"),
+            row("C1002", "Manchester", "consumer", "2024-01-02T08:00:00Z", None, "1"),
+            row("C1003", "Birmingham", "business", "2023-12-15T08:00:00Z", Some("2024-01-01T08:00:00Z"), "0"),
+            row("C1003", "Birmingham", "consumer", "2024-01-01T08:00:00Z", None, "1"),
+            row("C1011", "Oxford", "consumer", "1900-01-01T00:00:00Z", None, "1"),
+        ]
+    );
+    // C1011's sale arrived a day before C1011 validly did: the inferred member the sale
+    // created was completed in place, so the sale still points at it.
+    let sale = query(warehouse, "SELECT CAST(customer_key AS TEXT) FROM fact_sales WHERE order_id = 'O00011'").await;
+    assert_eq!(sale, [vec![rows[6][7].clone()]]);
+
+    // Facts: counts, every key resolves, dim_date covers every sale date.
+    assert_eq!(query(warehouse, "SELECT CAST(COUNT(*) AS TEXT) FROM fact_sales").await, [vec![text("11")]]);
+    let dangling = query(
+        warehouse,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM fact_sales f \
+         LEFT JOIN dim_customer c ON c.customer_key = f.customer_key \
+         LEFT JOIN dim_product p ON p.product_key = f.product_key \
+         LEFT JOIN dim_store s ON s.store_key = f.store_key \
+         LEFT JOIN dim_date d ON d.date_key = f.date_key \
+         WHERE c.customer_key IS NULL OR p.product_key IS NULL OR s.store_key IS NULL OR d.date_key IS NULL",
+    )
+    .await;
+    assert_eq!(dangling, [vec![text("0")]]);
+    // P999 is sold but never delivered: an inferred member that stays flagged.
+    let unknown = query(
+        warehouse,
+        &format!("SELECT {} FROM dim_product WHERE product_id = 'P999'", flag(warehouse, "is_inferred")),
+    )
+    .await;
+    assert_eq!(unknown, [vec![text("1")]]);
+
+    // No clear personal data in the curated lake or the warehouse.
+    let folder = tempfile::tempdir().expect("folder");
+    for key in stack.lake().list("curated/").await.expect("list") {
+        if key.ends_with(".parquet") {
+            let path = folder.path().join("part.parquet");
+            std::fs::write(&path, stack.lake().get_bytes(&key).await.expect("get")).expect("write");
+            let findings = lakestar::mask::scan::scan_parquet(std::fs::File::open(&path).expect("open")).expect("scan");
+            assert!(findings.is_empty(), "{key}: {findings:?}");
+        }
+    }
+    for (table, columns) in [
+        ("dim_customer", "first_name, last_name, email, phone, postcode"),
+        ("dim_store", "manager_email"),
+        ("fact_sales", "card_number"),
+    ] {
+        for row in query(warehouse, &format!("SELECT {columns} FROM {table}")).await {
+            for value in row.into_iter().flatten() {
+                assert_eq!(lakestar::mask::scan::detect(&value), None, "{table}: a value looks like personal data");
+            }
+        }
+    }
+}
+
+struct Postgres {
+    name: String,
+    url: String,
+}
+
+impl Postgres {
+    async fn create(tag: &str) -> Postgres {
+        let name = format!("lakestar_e2e_{tag}_{}", std::process::id());
+        let admin =
+            sqlx::PgPool::connect(ADMIN_URL).await.expect("PostgreSQL on 127.0.0.1:5432 (bash .ci/run starts it)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+            .execute(&admin)
+            .await
+            .expect("drop");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&admin).await.expect("create");
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        Postgres { name, url }
+    }
+
+    async fn drop_database(self) {
+        let admin = sqlx::PgPool::connect(ADMIN_URL).await.expect("admin");
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)))
+            .execute(&admin)
+            .await
+            .expect("drop");
+    }
+}
+
+#[tokio::test]
+async fn the_retail_example_into_sqlite_then_a_duplicate_drop_changes_nothing() {
+    let home = tempfile::tempdir().expect("home");
+    let stack = Stack::open(config(home.path(), None, None)).await.expect("stack");
+    let records = run_example(&stack).await;
+    assert_example_result(&stack, &records).await;
+    assert!(home.path().join("warehouse.db").is_file(), "SQLite in the home by default");
+    assert_eq!(std::fs::read_dir(home.path().join("executions")).expect("executions").count(), 9);
+
+    // The same object dropped again: the trigger counts a duplicate, nothing runs.
+    let before = snapshot(stack.warehouse()).await;
+    let drop = &collect_drops(&[example()]).expect("files")[0];
+    let output = stack.drop_file(&drop.key, &drop.path).await.expect("dropped");
+    assert_eq!((output.started.len(), output.duplicates.len()), (0, 1));
+    assert!(stack.run_started(|_| {}).await.expect("nothing").is_empty());
+    assert_eq!(snapshot(stack.warehouse()).await, before);
+    drop_stack(stack).await;
+
+    // A new process over the same home knows the executions: still a duplicate.
+    let stack = Stack::open(config(home.path(), None, None)).await.expect("reopened");
+    let output = stack.drop_file(&drop.key, &drop.path).await.expect("dropped");
+    assert_eq!(output.duplicates.len(), 1);
+}
+
+async fn drop_stack(stack: Stack) {
+    if let Warehouse::Sqlite(pool) = stack.warehouse() {
+        pool.close().await;
+    }
+}
+
+#[tokio::test]
+async fn the_retail_example_into_postgresql() {
+    let database = Postgres::create("example").await;
+    let home = tempfile::tempdir().expect("home");
+    let stack = Stack::open(config(home.path(), Some(database.url.clone()), None)).await.expect("stack");
+    let records = run_example(&stack).await;
+    assert_example_result(&stack, &records).await;
+    if let Warehouse::Postgres(pool) = stack.warehouse() {
+        pool.close().await;
+    }
+    drop(stack);
+    database.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_fault_in_each_stage_re_driven_equals_a_clean_run() {
+    let clean_home = tempfile::tempdir().expect("home");
+    let clean = Stack::open(config(clean_home.path(), None, None)).await.expect("stack");
+    run_example(&clean).await;
+    let clean_warehouse = snapshot(clean.warehouse()).await;
+    let clean_lake = lake_objects(&clean).await;
+
+    for stage in ["ingest", "validate", "mask", "load"] {
+        let home = tempfile::tempdir().expect("home");
+        let stack = Stack::open(config(home.path(), None, Some(stage))).await.expect("stack");
+        let records = run_example(&stack).await;
+        let expected_state = match stage {
+            "ingest" => "Ingest",
+            "validate" => "Validate",
+            "mask" => "Mask",
+            _ => "Load",
+        };
+        for record in &records {
+            assert_eq!(record.status, "FAILED", "{stage}: {}", record.name);
+            assert_eq!(record.error.as_deref(), Some("InjectedFault"), "{stage}: not retried by the state machine");
+            assert_eq!(record.failed_state.as_deref(), Some(expected_state));
+        }
+        // Re-drive every failed execution in the order the runs started.
+        let mut failed = records.clone();
+        failed.sort_by(|a, b| a.start_date.cmp(&b.start_date).then(a.name.cmp(&b.name)));
+        for record in &failed {
+            let redriven = stack.redrive(&record.name).await.expect("re-driven");
+            assert_eq!(redriven.status, "SUCCEEDED", "{stage}: {} {:?}", redriven.name, redriven.cause);
+            assert_eq!(redriven.redrive_count, 1);
+            let kinds: Vec<&str> = redriven.history.iter().map(|event| event.kind.as_str()).collect();
+            assert!(kinds.contains(&"ExecutionRedriven") && kinds.last() == Some(&"ExecutionSucceeded"), "{kinds:?}");
+            // The states before the failed one ran once: their task was scheduled once.
+            let scheduled = redriven.history.iter().filter(|event| event.kind == "TaskScheduled").count();
+            assert_eq!(scheduled, 5, "{stage}: four stages plus the failed attempt, none repeated: {kinds:?}");
+        }
+        assert_eq!(snapshot(stack.warehouse()).await, clean_warehouse, "{stage}: the warehouse equals a clean run's");
+        let lake = lake_objects(&stack).await;
+        assert_eq!(lake.keys().collect::<Vec<_>>(), clean_lake.keys().collect::<Vec<_>>(), "{stage}: the same objects");
+        for (key, bytes) in &lake {
+            assert!(clean_lake.get(key) == Some(bytes), "{stage}: {key} differs from a clean run's");
+        }
+        drop_stack(stack).await;
+    }
+    let _ = BUCKET;
+}
