@@ -9,7 +9,7 @@
 //! one `INSERT … SELECT … ON CONFLICT DO UPDATE` looks every dimension key up as of the
 //! fact's date and upserts on the fact's natural key, touching only rows that differ.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 
 use arrow::array::{Array, RecordBatch};
@@ -453,7 +453,77 @@ fn effective_text(cells: &Cells, row: usize) -> Option<String> {
     }
 }
 
-/// Loads a fact run: stage, add inferred members, upsert with keys looked up as of the date.
+/// The versions of one dimension, by natural key, for the facts' as-of lookups.
+struct DimensionIndex {
+    versions: HashMap<String, Vec<(String, Option<String>, i64)>>,
+    max_key: i64,
+}
+
+impl DimensionIndex {
+    /// The version in effect at `as_of` (exclusive of its end), else the key's first version.
+    fn lookup(&self, natural_key: &str, as_of: &str) -> Option<i64> {
+        let versions = self.versions.get(natural_key)?;
+        versions
+            .iter()
+            .rev()
+            .find(|(from, to, _)| from.as_str() < as_of && to.as_deref().is_none_or(|to| to >= as_of))
+            .or(versions.first())
+            .map(|(_, _, key)| *key)
+    }
+}
+
+/// A dimension a fact references: its table, key, natural key, and the fact's columns.
+struct Reference {
+    table: String,
+    key: String,
+    natural_key: Vec<String>,
+    natural_types: Vec<String>,
+    fact_columns: Vec<String>,
+}
+
+/// Reads every version of a dimension (natural key, validity, surrogate key).
+async fn dimension_index(tx: &mut Tx, sql: &Sql, reference: &Reference) -> Result<DimensionIndex> {
+    let mut select: Vec<String> =
+        reference.natural_key.iter().map(|column| format!("CAST({column} AS TEXT)")).collect();
+    select.push(format!("CAST({} AS TEXT)", reference.key));
+    select.push(sql.timestamp_text("\"valid_from\""));
+    select.push(sql.timestamp_text("\"valid_to\""));
+    let rows = tx
+        .fetch_text(
+            &format!("reading the versions of {}", reference.table),
+            format!("SELECT {} FROM {}", select.join(", "), reference.table),
+        )
+        .await?;
+    let width = reference.natural_key.len();
+    let mut versions: HashMap<String, Vec<(String, Option<String>, i64)>> = HashMap::with_capacity(rows.len());
+    let mut max_key = 0;
+    for row in rows {
+        let natural: Vec<String> = row[..width].iter().map(|value| value.clone().unwrap_or_default()).collect();
+        let key: i64 = row[width].as_deref().and_then(|key| key.parse().ok()).unwrap_or_default();
+        max_key = max_key.max(key);
+        let from = row[width + 1].clone().unwrap_or_else(|| INFERRED_FROM.to_string());
+        versions.entry(natural.join("\u{1f}")).or_default().push((from, row[width + 2].clone(), key));
+    }
+    for list in versions.values_mut() {
+        list.sort();
+    }
+    Ok(DimensionIndex { versions, max_key })
+}
+
+/// The natural key text of a fact row's reference, `None` when a part is null.
+fn reference_text(cells: &[Cells], row: usize) -> Option<String> {
+    let mut parts = Vec::with_capacity(cells.len());
+    for cell in cells {
+        parts.push(cell.text(row)?);
+    }
+    Some(parts.join("\u{1f}"))
+}
+
+/// Loads a fact run. The dimension versions are read once; natural keys no dimension has get
+/// inferred members; each row's dimension keys are looked up as of its date while the rows
+/// stream to the warehouse. New facts are copied straight into the fact table; when the run
+/// holds facts the table has already, the rows go through a staging table and one upsert
+/// that touches only rows that differ.
 /// Returns the fact's counts, the inferred members per dimension, and the dates used.
 pub(crate) async fn load_fact(
     tx: &mut Tx,
@@ -472,143 +542,179 @@ pub(crate) async fn load_fact(
         .date_column
         .as_ref()
         .map(|name| dataset.column(name).map_or(name.clone(), |column| column.target_name().to_string()));
+    let mut references = Vec::new();
+    for reference in &dataset.table.references {
+        let Some(dimension) = contract.datasets.iter().find(|other| other.table.name == reference.dimension) else {
+            continue;
+        };
+        let dimension_names = Names::of(dimension);
+        let dimension_types: BTreeMap<String, String> = ddl::table_columns(dimension, contract, sql.dialect)?
+            .into_iter()
+            .map(|column| (column.name, column.sql_type))
+            .collect();
+        references.push(Reference {
+            table: quote(&dimension.table.name)?,
+            key: quote(&surrogate_key(&dimension.table.name))?,
+            natural_key: quoted(&dimension_names.natural_key)?,
+            natural_types: dimension_names
+                .natural_key
+                .iter()
+                .map(|name| dimension_types.get(name).cloned().unwrap_or_else(|| "TEXT".to_string()))
+                .collect(),
+            fact_columns: reference
+                .columns
+                .iter()
+                .map(|name| dataset.column(name).map_or(name.clone(), |column| column.target_name().to_string()))
+                .collect(),
+        });
+    }
+    references.sort_by(|a, b| a.table.cmp(&b.table));
+    let files: Vec<File> = files;
+    let reopen = |files: &[File]| -> Result<Vec<File>> {
+        files
+            .iter()
+            .map(|file| {
+                let mut file = file.try_clone().map_err(|error| Error::arrow("reopening a curated part", error))?;
+                std::io::Seek::rewind(&mut file).map_err(|error| Error::arrow("rewinding a curated part", error))?;
+                Ok(file)
+            })
+            .collect()
+    };
+
+    // The dimensions, and inferred members for natural keys they do not have.
+    let mut indexes = Vec::with_capacity(references.len());
+    for reference in &references {
+        indexes.push(dimension_index(tx, &sql, reference).await?);
+    }
+    let mut missing: Vec<BTreeSet<String>> = vec![BTreeSet::new(); references.len()];
+    for batch in batches(reopen(&files)?) {
+        let batch = batch?;
+        for ((reference, index), missing) in references.iter().zip(&indexes).zip(missing.iter_mut()) {
+            let cells: Vec<Cells> =
+                reference.fact_columns.iter().map(|name| column(&batch, name)).collect::<Result<_>>()?;
+            for row in 0..batch.num_rows() {
+                if let Some(natural) = reference_text(&cells, row) {
+                    if !index.versions.contains_key(&natural) {
+                        missing.insert(natural);
+                    }
+                }
+            }
+        }
+    }
+    let mut inferred = BTreeMap::new();
+    for ((reference, index), missing) in references.iter().zip(indexes.iter_mut()).zip(missing) {
+        let added = missing.len() as u64;
+        if added > 0 {
+            add_inferred(tx, &sql, reference, index, missing, run_id).await?;
+            tracing::info!(run = %run_id, dimension = %reference.table, inferred = added, "Added inferred members.");
+        }
+        inferred.insert(reference.table.trim_matches('"').to_string(), added);
+    }
+
+    // The rows with their keys, in the fact table's column order.
+    let mut columns: Vec<String> = references.iter().map(|reference| reference.key.clone()).collect();
+    if date_column.is_some() {
+        columns.push("\"date_key\"".to_string());
+    }
+    columns.extend(data.iter().cloned());
+    columns.push("\"run_id\"".to_string());
+    let mut dates = BTreeSet::new();
+    let mut rows = 0u64;
+    let encode = |batch: &RecordBatch, dates: &mut BTreeSet<chrono::NaiveDate>| -> Result<StageBatch> {
+        let count = batch.num_rows();
+        let date_cells = match &date_column {
+            Some(name) => Some(column(batch, name)?),
+            None => None,
+        };
+        let mut as_of = Vec::with_capacity(count);
+        let mut date_keys = Vec::with_capacity(count);
+        for row in 0..count {
+            let (instant, key) = match &date_cells {
+                Some(Cells::Arrow(column @ TextColumn::Date(_))) => {
+                    let date = column.date(row);
+                    dates.extend(date);
+                    // As of the end of the fact's day.
+                    let next = date.and_then(|date| date.succ_opt()).and_then(|date| date.and_hms_opt(0, 0, 0));
+                    (next.map(|next| timestamp_text(next.and_utc())), date.map(date_key))
+                }
+                Some(Cells::Arrow(column @ TextColumn::Timestamp(array))) => {
+                    let instant = (!array.is_null(row))
+                        .then(|| chrono::DateTime::from_timestamp_micros(array.value(row) + 1))
+                        .flatten();
+                    let date = column.date(row);
+                    dates.extend(date);
+                    (instant.map(timestamp_text), date.map(date_key))
+                }
+                _ => (None, None),
+            };
+            as_of.push(instant.unwrap_or_else(|| "9999-12-31T00:00:00.000000Z".to_string()));
+            date_keys.push(key.map(|key| key.to_string()));
+        }
+        let mut cells = Vec::with_capacity(columns.len());
+        for (reference, index) in references.iter().zip(&indexes) {
+            let fact: Vec<Cells> =
+                reference.fact_columns.iter().map(|name| column(batch, name)).collect::<Result<_>>()?;
+            let keys = (0..count)
+                .map(|row| {
+                    reference_text(&fact, row)
+                        .and_then(|natural| index.lookup(&natural, &as_of[row]))
+                        .map(|key| key.to_string())
+                })
+                .collect();
+            cells.push(Cells::Texts(keys));
+        }
+        if date_column.is_some() {
+            cells.push(Cells::Texts(date_keys));
+        }
+        for name in &names.data {
+            cells.push(column(batch, name)?);
+        }
+        cells.push(Cells::Constant(Some(run_id.to_string())));
+        Ok(StageBatch { columns: cells, rows: count })
+    };
+
+    // Straight into the fact table, in a savepoint: it succeeds unless a fact is there already.
+    tx.execute("opening a savepoint", "SAVEPOINT lakestar_facts".to_string(), None).await?;
+    let direct = async {
+        let mut stager = tx.stager(&table, &columns).await?;
+        for batch in batches(reopen(&files)?) {
+            let batch = batch?;
+            let encoded = encode(&batch, &mut dates)?;
+            if let Err(error) = stager.send(&encoded).await {
+                stager.abort().await;
+                return Err(error);
+            }
+            rows += encoded.rows as u64;
+        }
+        stager.finish().await
+    }
+    .await;
+    if direct.is_ok() {
+        tx.execute("releasing a savepoint", "RELEASE SAVEPOINT lakestar_facts".to_string(), None).await?;
+        return Ok((TableCounts { inserted: rows, ..TableCounts::default() }, inferred, dates));
+    }
+    tx.execute("rolling back to a savepoint", "ROLLBACK TO SAVEPOINT lakestar_facts".to_string(), None).await?;
+    dates.clear();
+    rows = 0;
+
+    // Some facts exist: stage, then upsert what differs.
     let types: BTreeMap<String, String> = ddl::table_columns(dataset, contract, sql.dialect)?
         .into_iter()
-        .map(|column| (column.name, column.sql_type))
+        .map(|column| (format!("\"{}\"", column.name), column.sql_type))
         .collect();
-    let mut definitions = Vec::new();
-    for (name, quoted_name) in names.data.iter().zip(&data) {
-        definitions.push(format!("{quoted_name} {}", types.get(name).map_or("TEXT", String::as_str)));
-    }
-    definitions.push(format!("\"_asof\" {}", sql.timestamp_type()));
-    let mut stage_columns = data.clone();
-    stage_columns.push("\"_asof\"".to_string());
-    if date_column.is_some() {
-        definitions.push(format!("\"date_key\" {}", sql.key_type()));
-        stage_columns.push("\"date_key\"".to_string());
-    }
+    let definitions: Vec<String> =
+        columns.iter().map(|column| format!("{column} {}", types.get(column).map_or("TEXT", String::as_str))).collect();
     tx.create_temp(STAGE, &definitions).await?;
-
-    let mut dates = BTreeSet::new();
-    let mut staged_rows = 0u64;
     {
-        let mut stager = tx.stager(STAGE, &stage_columns).await?;
-        for batch in batches(files) {
-            let batch = batch?;
-            let rows = batch.num_rows();
-            let mut columns: Vec<Cells> = names.data.iter().map(|name| column(&batch, name)).collect::<Result<_>>()?;
-            let date_cells = match &date_column {
-                Some(name) => Some(column(&batch, name)?),
-                None => None,
-            };
-            let mut as_of = Vec::with_capacity(rows);
-            let mut date_keys = Vec::with_capacity(rows);
-            for row in 0..rows {
-                let (instant, key) = match &date_cells {
-                    Some(Cells::Arrow(column @ TextColumn::Date(_))) => {
-                        let date = column.date(row);
-                        if let Some(date) = date {
-                            dates.insert(date);
-                        }
-                        // As of the end of the fact's day.
-                        let next = date.and_then(|date| date.succ_opt()).and_then(|date| date.and_hms_opt(0, 0, 0));
-                        (next.map(|next| timestamp_text(next.and_utc())), date.map(date_key))
-                    }
-                    Some(Cells::Arrow(column @ TextColumn::Timestamp(array))) => {
-                        let instant = (!array.is_null(row))
-                            .then(|| chrono::DateTime::from_timestamp_micros(array.value(row) + 1))
-                            .flatten();
-                        let date = column.date(row);
-                        if let Some(date) = date {
-                            dates.insert(date);
-                        }
-                        (instant.map(timestamp_text), date.map(date_key))
-                    }
-                    _ => (None, None),
-                };
-                as_of.push(Some(instant.unwrap_or_else(|| "9999-12-31T00:00:00.000000Z".to_string())));
-                date_keys.push(key.map(|key| key.to_string()));
-            }
-            columns.push(Cells::Texts(as_of));
-            if date_column.is_some() {
-                columns.push(Cells::Texts(date_keys));
-            }
-            stager.send(&StageBatch { columns, rows }).await?;
-            staged_rows += rows as u64;
+        let mut stager = tx.stager(STAGE, &columns).await?;
+        for batch in batches(reopen(&files)?) {
+            let encoded = encode(&batch?, &mut dates)?;
+            stager.send(&encoded).await?;
+            rows += encoded.rows as u64;
         }
         stager.finish().await?;
     }
     tx.analyze(STAGE).await?;
-
-    // Inferred members for natural keys a dimension does not have yet.
-    let mut inferred = BTreeMap::new();
-    let mut key_columns = Vec::new();
-    let mut key_values = Vec::new();
-    let mut joins = Vec::new();
-    let mut references: Vec<_> = dataset
-        .table
-        .references
-        .iter()
-        .filter_map(|reference| {
-            contract.datasets.iter().find(|other| other.table.name == reference.dimension).map(|dim| (reference, dim))
-        })
-        .collect();
-    references.sort_by(|a, b| a.0.dimension.cmp(&b.0.dimension));
-    for (index, (reference, dimension)) in references.iter().enumerate() {
-        let dim_table = quote(&dimension.table.name)?;
-        let dim_key = quote(&surrogate_key(&dimension.table.name))?;
-        let dim_names = Names::of(dimension);
-        let dim_natural = quoted(&dim_names.natural_key)?;
-        let fact_columns: Vec<String> = reference
-            .columns
-            .iter()
-            .map(|name| quote(dataset.column(name).map_or(name.as_str(), |column| column.target_name())))
-            .collect::<Result<_>>()?;
-        let pairs = |left: &str, right: &str| {
-            join_on(
-                dim_natural
-                    .iter()
-                    .zip(&fact_columns)
-                    .map(|(dim, fact)| (format!("{left}.{dim}"), format!("{right}.{fact}"))),
-            )
-        };
-        let present: Vec<String> = fact_columns.iter().map(|column| format!("s.{column} IS NOT NULL")).collect();
-        let distinct: Vec<String> =
-            fact_columns.iter().zip(&dim_natural).map(|(fact, dim)| format!("s.{fact} AS {dim}")).collect();
-        let order: Vec<String> = dim_natural.iter().map(|column| format!("x.{column}")).collect();
-        let statement = format!(
-            "INSERT INTO {dim_table} ({dim_key}, {natural}, \"row_hash\", \"valid_from\", \"valid_to\", \"is_current\", \"is_inferred\", \"run_id\") \
-             SELECT m.top + ROW_NUMBER() OVER (ORDER BY {order}), {order}, NULL, {low}, NULL, TRUE, TRUE, $1 \
-             FROM (SELECT DISTINCT {distinct} FROM {STAGE} s WHERE {present} \
-                   AND NOT EXISTS (SELECT 1 FROM {dim_table} d WHERE {matches})) x \
-             CROSS JOIN (SELECT COALESCE(MAX({dim_key}), 0) AS top FROM {dim_table}) m",
-            natural = dim_natural.join(", "),
-            order = order.join(", "),
-            distinct = distinct.join(", "),
-            present = present.join(" AND "),
-            matches = pairs("d", "s"),
-            low = sql.timestamp_literal(INFERRED_FROM),
-        );
-        let added = tx.execute("adding inferred members", statement, Some(run_id)).await?;
-        if added > 0 {
-            tracing::info!(run = %run_id, dimension = %dimension.table.name, inferred = added, "Added inferred members.");
-        }
-        inferred.insert(dimension.table.name.clone(), added);
-
-        // The version in effect at the end of the fact's day, else the key's first version.
-        let alias = format!("d{index}");
-        let in_effect = format!(
-            "{} AND {alias}.\"valid_from\" < s.\"_asof\" AND ({alias}.\"valid_to\" IS NULL OR {alias}.\"valid_to\" >= s.\"_asof\")",
-            pairs(&alias, "s")
-        );
-        joins.push(format!("LEFT JOIN {dim_table} {alias} ON {in_effect}"));
-        key_columns.push(dim_key.clone());
-        key_values.push(format!(
-            "COALESCE({alias}.{dim_key}, (SELECT f.{dim_key} FROM {dim_table} f WHERE {} ORDER BY f.\"valid_from\" LIMIT 1))",
-            pairs("f", "s")
-        ));
-    }
-
     let existing = tx
         .fetch_count(
             "counting facts already loaded",
@@ -618,47 +724,90 @@ pub(crate) async fn load_fact(
             ),
         )
         .await? as u64;
-
-    let mut columns = key_columns.clone();
-    let mut values = key_values;
-    if date_column.is_some() {
-        columns.push("\"date_key\"".to_string());
-        values.push("s.\"date_key\"".to_string());
-    }
-    columns.extend(data.iter().cloned());
-    values.extend(data.iter().map(|column| format!("s.{column}")));
-    let compared: Vec<String> = columns.iter().filter(|column| !natural_key.contains(column)).cloned().collect();
-    columns.push("\"run_id\"".to_string());
-    values.push("$1".to_string());
-    let assignments: Vec<String> = columns
+    let updatable: Vec<&String> = columns.iter().filter(|column| !natural_key.contains(column)).collect();
+    let assignments: Vec<String> = updatable.iter().map(|column| format!("{column} = excluded.{column}")).collect();
+    let differs: Vec<String> = updatable
         .iter()
-        .filter(|column| !natural_key.contains(column))
-        .map(|column| format!("{column} = excluded.{column}"))
-        .collect();
-    let differs: Vec<String> = compared
-        .iter()
+        .filter(|column| column.as_str() != "\"run_id\"")
         .map(|column| sql.differs(&format!("{table}.{column}"), &format!("excluded.{column}")))
         .collect();
     let changed = tx
         .execute(
             "upserting facts",
             format!(
-                "INSERT INTO {table} ({}) SELECT {} FROM {STAGE} s {} WHERE TRUE \
+                "INSERT INTO {table} ({names}) SELECT {names} FROM {STAGE} WHERE TRUE \
                  ON CONFLICT ({}) DO UPDATE SET {} WHERE {}",
-                columns.join(", "),
-                values.join(", "),
-                joins.join(" "),
                 natural_key.join(", "),
                 assignments.join(", "),
-                if differs.is_empty() { "FALSE".to_string() } else { differs.join(" OR ") }
+                if differs.is_empty() { "FALSE".to_string() } else { differs.join(" OR ") },
+                names = columns.join(", "),
             ),
-            Some(run_id),
+            None,
         )
         .await?;
     tx.drop_temp(&[STAGE]).await?;
-    let inserted = staged_rows.saturating_sub(existing);
+    let inserted = rows.saturating_sub(existing);
     let updated = changed.saturating_sub(inserted);
     Ok((TableCounts { inserted, updated, unchanged: existing.saturating_sub(updated), inferred: 0 }, inferred, dates))
+}
+
+/// Adds inferred members for `missing` natural keys (new surrogate keys in key order), and
+/// records them in the index.
+async fn add_inferred(
+    tx: &mut Tx,
+    sql: &Sql,
+    reference: &Reference,
+    index: &mut DimensionIndex,
+    missing: BTreeSet<String>,
+    run_id: &str,
+) -> Result<()> {
+    const INFERRED: &str = "lakestar_inferred";
+    let mut definitions = vec![format!("\"key\" {}", sql.key_type())];
+    definitions.extend(
+        reference
+            .natural_key
+            .iter()
+            .zip(&reference.natural_types)
+            .map(|(column, sql_type)| format!("{column} {sql_type}")),
+    );
+    tx.create_temp(INFERRED, &definitions).await?;
+    let mut keys = Vec::with_capacity(missing.len());
+    let mut parts: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(missing.len()); reference.natural_key.len()];
+    for natural in &missing {
+        index.max_key += 1;
+        keys.push(Some(index.max_key.to_string()));
+        for (position, part) in natural.split('\u{1f}').enumerate() {
+            if let Some(column) = parts.get_mut(position) {
+                column.push(Some(part.to_string()));
+            }
+        }
+        index.versions.insert(natural.clone(), vec![(INFERRED_FROM.to_string(), None, index.max_key)]);
+    }
+    let mut columns = vec!["\"key\"".to_string()];
+    columns.extend(reference.natural_key.iter().cloned());
+    let mut cells = vec![Cells::Texts(keys)];
+    cells.extend(parts.into_iter().map(Cells::Texts));
+    {
+        let mut stager = tx.stager(INFERRED, &columns).await?;
+        stager.send(&StageBatch { columns: cells, rows: missing.len() }).await?;
+        stager.finish().await?;
+    }
+    let natural = reference.natural_key.join(", ");
+    let values: Vec<String> = reference.natural_key.iter().map(|column| format!("i.{column}")).collect();
+    tx.execute(
+        "adding inferred members",
+        format!(
+            "INSERT INTO {table} ({key}, {natural}, \"row_hash\", \"valid_from\", \"valid_to\", \"is_current\", \"is_inferred\", \"run_id\") \
+             SELECT i.\"key\", {values}, NULL, {low}, NULL, TRUE, TRUE, $1 FROM {INFERRED} i ORDER BY i.\"key\"",
+            table = reference.table,
+            key = reference.key,
+            values = values.join(", "),
+            low = sql.timestamp_literal(INFERRED_FROM),
+        ),
+        Some(run_id),
+    )
+    .await?;
+    tx.drop_temp(&[INFERRED]).await
 }
 
 /// `YYYYMMDD` of a date, the key of `dim_date`.

@@ -18,6 +18,7 @@ pub(crate) enum Tx {
 pub(crate) enum Cells {
     Arrow(TextColumn),
     Texts(Vec<Option<String>>),
+    Constant(Option<String>),
 }
 
 impl Cells {
@@ -25,6 +26,13 @@ impl Cells {
         match self {
             Cells::Arrow(column) => column.write(row, out),
             Cells::Texts(texts) => match &texts[row] {
+                Some(text) => {
+                    out.push_str(text);
+                    true
+                }
+                None => false,
+            },
+            Cells::Constant(value) => match value {
                 Some(text) => {
                     out.push_str(text);
                     true
@@ -100,6 +108,13 @@ impl Stager<'_> {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Abandons the load (the transaction is rolled back to its savepoint by the caller).
+    pub async fn abort(self) {
+        if let Stager::Postgres { copy, .. } = self {
+            let _ = copy.abort("Lakestar abandons this COPY").await;
         }
     }
 
@@ -243,12 +258,14 @@ impl Tx {
         self.execute("creating a staging table", statement, None).await.map(|_| ())
     }
 
-    /// Drops the temporary tables (PostgreSQL drops them at commit by itself).
+    /// Drops temporary tables once a step is done with them (PostgreSQL would only at commit).
     pub async fn drop_temp(&mut self, tables: &[&str]) -> Result<()> {
-        if self.dialect() == Dialect::Sqlite {
-            for table in tables {
-                self.execute("dropping a staging table", format!("DROP TABLE IF EXISTS temp.{table}"), None).await?;
-            }
+        for table in tables {
+            let statement = match self.dialect() {
+                Dialect::Postgres => format!("DROP TABLE IF EXISTS pg_temp.{table}"),
+                Dialect::Sqlite => format!("DROP TABLE IF EXISTS temp.{table}"),
+            };
+            self.execute("dropping a staging table", statement, None).await?;
         }
         Ok(())
     }
