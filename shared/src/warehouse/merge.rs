@@ -593,10 +593,10 @@ pub(crate) async fn load_fact(
             let cells: Vec<Cells> =
                 reference.fact_columns.iter().map(|name| column(&batch, name)).collect::<Result<_>>()?;
             for row in 0..batch.num_rows() {
-                if let Some(natural) = reference_text(&cells, row) {
-                    if !index.versions.contains_key(&natural) {
-                        missing.insert(natural);
-                    }
+                if let Some(natural) =
+                    reference_text(&cells, row).filter(|natural| !index.versions.contains_key(natural))
+                {
+                    missing.insert(natural);
                 }
             }
         }
