@@ -141,7 +141,8 @@ async fn masking_twice_gives_byte_identical_files_and_another_key_other_hashes()
     let second = run_three(&lake, &contract, &test_key(), "customers", "landing/2024-01-02/customers.csv", &bytes)
         .await
         .expect("masked");
-    assert_eq!(first, second);
+    // The same output but for how long it took.
+    assert_eq!(MaskOutput { duration_ms: 0, ..first.clone() }, MaskOutput { duration_ms: 0, ..second.clone() });
     assert_eq!(lake.get(&second.curated["dim_customer"][0]).await, before, "byte-identical");
 
     let other = MaskingKey::new(b"another-key-0123456789abcdef-0123".to_vec(), "v2").expect("key");

@@ -220,7 +220,8 @@ async fn validating_twice_gives_the_same_keys_and_bytes() {
         snapshot.push(lake.get(key).await);
     }
     let (_, second) = run_both(&lake, &contract, "sales", "landing/2024-01-02/sales.csv.gz", &bytes).await;
-    assert_eq!(first, second);
+    // The same output but for how long it took.
+    assert_eq!(ValidateOutput { duration_ms: 0, ..first.clone() }, ValidateOutput { duration_ms: 0, ..second.clone() });
     for (key, before) in second.processed.iter().chain(&second.quarantine).zip(snapshot) {
         assert_eq!(lake.get(key).await, before, "{key}");
     }

@@ -73,9 +73,9 @@ pub fn read(
     if !has_header {
         return Ok(Ingested { columns: Vec::new(), drift: mapper.drift() });
     }
-    for field in &record {
-        let header = String::from_utf8_lossy(field);
-        let index = mapper.index(header.trim());
+    let headers: Vec<String> = record.iter().map(|field| String::from_utf8_lossy(field).trim().to_string()).collect();
+    for header in &headers {
+        let index = mapper.add(header);
         raw.add_column(&mapper.names()[index])?;
     }
     mapper.require(key, "line 1: the header")?;

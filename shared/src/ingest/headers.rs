@@ -40,6 +40,12 @@ impl<'a> HeaderMapper<'a> {
         if let Some(&index) = self.seen.get(header) {
             return index;
         }
+        self.add(header)
+    }
+
+    /// A new raw column for `header`, even when the same text was met before (a CSV header
+    /// row's columns are distinct however they are spelled).
+    pub fn add(&mut self, header: &str) -> usize {
         let key = normalize_header(header);
         let contract = self
             .dataset

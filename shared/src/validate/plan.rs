@@ -131,6 +131,7 @@ struct ReasonTexts {
     required: String,
     type_error: String,
     email: String,
+    nul: String,
     regex: String,
     min: String,
     max: String,
@@ -201,6 +202,7 @@ impl ColumnPlan {
                 required: format!("{name}:required"),
                 type_error: format!("{name}:type({})", type_name(column.data_type)),
                 email: format!("{name}:format"),
+                nul: format!("{name}:nul_byte"),
                 regex: format!("{name}:regex"),
                 min: String::new(),
                 max: String::new(),
@@ -331,6 +333,10 @@ impl ColumnPlan {
     }
 
     fn check_text(&self, text: &str, row: usize, reasons: &mut Reasons) {
+        // A NUL byte is legal in a CSV field but no warehouse text column takes it.
+        if text.contains('\0') {
+            reasons.push(row, &self.reasons.nul);
+        }
         if self.email && !cast::is_email(text) {
             reasons.push(row, &self.reasons.email);
         }
