@@ -4,6 +4,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod coldstart;
 mod generate;
 mod load;
 
@@ -73,6 +74,17 @@ enum Command {
         #[arg(long)]
         work: Option<PathBuf>,
     },
+    /// Starts each function's release binary as Lambda would and reports the time from process
+    /// start to its first request for an event, and its size (build them first:
+    /// `cargo build --release -p lakestar-trigger -p lakestar-ingest -p lakestar-validate -p lakestar-mask -p lakestar-load`).
+    ColdStart {
+        /// Where the binaries are (default: this benchmark's own folder).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Starts per function.
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+    },
     /// Runs one stage against a running endpoint (used by `ingest`, one process per stage):
     /// reads the state document, writes it back with the stage's section, prints figures.
     Stage {
@@ -121,6 +133,16 @@ fn main() -> anyhow::Result<()> {
             let work = work.unwrap_or_else(|| temporary.path().to_path_buf());
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(load::bench(load::LoadBench { facts, dimension_rows, changed, admin_url: database, work }))
+        }
+        Command::ColdStart { bin_dir, runs } => {
+            let bin_dir = match bin_dir {
+                Some(dir) => dir,
+                None => std::env::current_exe()?.parent().map(Path::to_path_buf).context("the benchmark's folder")?,
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let figures = runtime.block_on(coldstart::bench(&bin_dir, runs.max(1)))?;
+            println!("{figures}");
+            Ok(())
         }
         Command::Stage { stage, endpoint, state } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
