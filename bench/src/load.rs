@@ -270,3 +270,48 @@ pub async fn bench(options: LoadBench) -> anyhow::Result<()> {
         .await?;
     result
 }
+
+/// Loads a run's curated fact parts through the load stage into a scratch database, then
+/// `COPY`s the same rows into an empty table: seconds for each.
+pub async fn curated(
+    admin_url: &str,
+    contract: &Contract,
+    run: &RunDescriptor,
+    load_files: Vec<std::fs::File>,
+    copy_files: Vec<std::fs::File>,
+) -> anyhow::Result<(f64, f64, lakestar::warehouse::TableCounts)> {
+    let name = format!("lakestar_bench_chain_{}", std::process::id());
+    let admin = sqlx::PgPool::connect(admin_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+        .execute(&admin)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&admin).await?;
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(base, _)| base);
+    let url = format!("{base}/{name}");
+    let result = async {
+        let warehouse = Warehouse::connect(&url).await?;
+        let database = sqlx::PgPool::connect(&url).await?;
+        let table = contract.dataset(&run.dataset).map(|dataset| dataset.table.name.clone()).unwrap_or_default();
+        let started = Instant::now();
+        let tables = warehouse.load(contract, run, load_files, |_| Vec::new()).await?;
+        let load_seconds = started.elapsed().as_secs_f64();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE \"bench_copy\" AS SELECT * FROM \"{table}\" WHERE FALSE"
+        )))
+        .execute(&database)
+        .await?;
+        let started = Instant::now();
+        warehouse.bulk_copy("bench_copy", copy_files).await?;
+        let copy_seconds = started.elapsed().as_secs_f64();
+        database.close().await;
+        if let Warehouse::Postgres(pool) = warehouse {
+            pool.close().await;
+        }
+        anyhow::Ok((load_seconds, copy_seconds, tables.get(&table).copied().unwrap_or_default()))
+    }
+    .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+        .execute(&admin)
+        .await?;
+    result
+}

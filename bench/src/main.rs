@@ -53,6 +53,10 @@ enum Command {
         /// Where to keep the generated file and the embedded S3 folder (default: a temporary folder).
         #[arg(long)]
         work: Option<PathBuf>,
+        /// Also load the curated rows into PostgreSQL through the load stage (a scratch database
+        /// on this server) next to a bare COPY of the same rows, and print the ratio.
+        #[arg(long, value_name = "POSTGRES_URL", num_args = 0..=1, default_missing_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        load: Option<String>,
     },
     /// Loads generated curated Parquet (1 000 000 fact rows and 200 000 dimension rows, 10 %
     /// of them changed, by default) into a fresh PostgreSQL database, next to a bare COPY of
@@ -124,9 +128,9 @@ fn main() -> anyhow::Result<()> {
             println!("{}: {} rows ({} bad), {} bytes", out.display(), generated.rows, generated.bad, generated.bytes);
             Ok(())
         }
-        Command::Ingest { size, work, in_process, duckdb } => {
+        Command::Ingest { size, work, in_process, duckdb, load } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(ingest(size, work, in_process, duckdb))
+            runtime.block_on(ingest(size, work, in_process, duckdb, load))
         }
         Command::Load { facts, dimension_rows, changed, database, work } => {
             let temporary = tempfile::tempdir()?;
@@ -272,7 +276,13 @@ fn duckdb_job(source: &Path, work: &Path, threads: usize) -> anyhow::Result<serd
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
-async fn ingest(size: Size, work: Option<PathBuf>, in_process: bool, duckdb: bool) -> anyhow::Result<()> {
+async fn ingest(
+    size: Size,
+    work: Option<PathBuf>,
+    in_process: bool,
+    duckdb: bool,
+    load: Option<String>,
+) -> anyhow::Result<()> {
     let temporary = tempfile::tempdir()?;
     let work = work.unwrap_or_else(|| temporary.path().to_path_buf());
     std::fs::create_dir_all(&work)?;
@@ -410,6 +420,22 @@ async fn ingest(size: Size, work: Option<PathBuf>, in_process: bool, duckdb: boo
             );
             results.push(line);
         }
+    }
+    if let Some(admin_url) = load {
+        let files =
+            |spooled: Vec<(String, std::fs::File)>| spooled.into_iter().map(|(_, file)| file).collect::<Vec<_>>();
+        let load_files = files(lake.spool(&curated_keys).await?);
+        let copy_files = files(lake.spool(&curated_keys).await?);
+        let (load_seconds, copy_seconds, counts) =
+            load::curated(&admin_url, &contract, &run, load_files, copy_files).await?;
+        let rows = counts.inserted + counts.updated + counts.unchanged;
+        println!(
+            "load      {rows} curated rows into PostgreSQL: {load_seconds:.2} s ({:.0} rows/s); bare COPY {copy_seconds:.2} s ({:.0} rows/s); load / COPY speed {:.2}",
+            rows as f64 / load_seconds,
+            rows as f64 / copy_seconds,
+            copy_seconds / load_seconds
+        );
+        results.push(serde_json::json!({"stage": "load", "rows": rows, "seconds": load_seconds, "copy_seconds": copy_seconds, "ratio": copy_seconds / load_seconds}));
     }
     assert_eq!(masked.rows, validated.valid, "every valid row is curated");
     println!(
