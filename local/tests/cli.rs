@@ -77,3 +77,94 @@ async fn serve_keeps_an_s3_endpoint_up_that_the_sdk_can_use() {
     let _ = child.wait();
     assert!(home.path().join("s3/lakestar-lake/landing/x.csv").is_file(), "buckets are folders under <home>/s3");
 }
+
+fn lakestar_with(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_lakestar"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("LAKESTAR_MASKING_KEY", "cli-test-key-0123456789abcdef")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("lakestar runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_failed_run_is_listed_explained_and_re_driven_from_the_command_line() {
+    let home = tempfile::tempdir().expect("home");
+    let home = home.path().to_string_lossy().into_owned();
+    let one_day = tempfile::tempdir().expect("example");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/retail");
+    std::fs::copy(format!("{example}/pipeline.toml"), one_day.path().join("pipeline.toml")).expect("contract");
+    let landing = one_day.path().join("landing/2024-01-01");
+    std::fs::create_dir_all(&landing).expect("landing");
+    std::fs::copy(format!("{example}/landing/2024-01-01/customers.csv"), landing.join("customers.csv")).expect("file");
+    let dir = one_day.path().to_string_lossy().into_owned();
+
+    let (code, stdout, stderr) = lakestar_with(&["run", &dir, "--home", &home], &[("LAKESTAR_FAULT", "mask")]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("FAILED") && stdout.contains("failed in Mask: InjectedFault"), "{stdout}");
+    assert!(stdout.contains("lakestar redrive --all-failed"), "the fix is named: {stdout}");
+
+    let (code, stdout, _) = lakestar_with(&["executions", "--home", &home], &[]);
+    assert_eq!(code, 0);
+    let run = stdout.lines().nth(1).and_then(|line| line.split_whitespace().next()).expect("a run").to_string();
+    assert!(run.starts_with("customers-20240101T000000-") && stdout.contains("FAILED"), "{stdout}");
+
+    let (code, stdout, _) = lakestar_with(&["history", &run, "--home", &home], &[]);
+    assert_eq!(code, 1, "the execution failed");
+    for expected in ["ExecutionStarted", "TaskScheduled", "TaskFailed", "error=InjectedFault", "ExecutionFailed"] {
+        assert!(stdout.contains(expected), "{expected} in {stdout}");
+    }
+
+    // The same file again is a duplicate, whatever the fault setting.
+    let (_, stdout, _) = lakestar_with(&["run", &dir, "--home", &home], &[]);
+    assert!(stdout.contains("duplicate"), "{stdout}");
+
+    let (code, stdout, stderr) = lakestar_with(&["redrive", "--all-failed", "--home", &home], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("SUCCEEDED") && stdout.contains("dim_customer +6"), "{stdout}");
+    let (_, stdout, _) = lakestar_with(&["history", &run, "--home", &home], &[]);
+    assert!(stdout.contains("ExecutionRedriven") && stdout.contains("ExecutionSucceeded"), "{stdout}");
+}
+
+#[test]
+fn watch_starts_an_execution_for_a_file_dropped_into_the_folder() {
+    let home = tempfile::tempdir().expect("home");
+    let folder = tempfile::tempdir().expect("watched");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/retail");
+    std::fs::copy(format!("{example}/pipeline.toml"), folder.path().join("pipeline.toml")).expect("contract");
+    std::fs::create_dir_all(folder.path().join("landing")).expect("landing");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lakestar"))
+        .args(["watch", &folder.path().to_string_lossy(), "--home", &home.path().to_string_lossy(), "--max-runs", "1"])
+        .env("LAKESTAR_MASKING_KEY", "cli-test-key-0123456789abcdef")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("watch starts");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::fs::create_dir_all(folder.path().join("landing/2024-01-05")).expect("delivery folder");
+    std::fs::copy(
+        format!("{example}/landing/2024-01-01/stores.json"),
+        folder.path().join("landing/2024-01-05/stores.json"),
+    )
+    .expect("drop");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("watch did not pick the file up within a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success());
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut stdout).expect("output");
+    assert!(stdout.contains("stores-") && stdout.contains("SUCCEEDED"), "{stdout}");
+}
