@@ -36,22 +36,19 @@ async fn run_example(stack: &Stack) -> Vec<ExecutionRecord> {
 
 async fn query(warehouse: &Warehouse, statement: &str) -> Vec<Vec<Option<String>>> {
     use sqlx::Row;
+    fn texts<R: Row>(rows: Vec<R>) -> Vec<Vec<Option<String>>>
+    where
+        for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        usize: sqlx::ColumnIndex<R>,
+    {
+        rows.into_iter()
+            .map(|row| (0..row.len()).map(|index| row.try_get::<Option<String>, _>(index).expect("text")).collect())
+            .collect()
+    }
     let statement = sqlx::AssertSqlSafe(statement.to_string());
     match warehouse {
-        Warehouse::Postgres(pool) => sqlx::query(statement)
-            .fetch_all(pool)
-            .await
-            .expect("query")
-            .iter()
-            .map(|row| (0..row.len()).map(|index| row.try_get::<Option<String>, _>(index).expect("text")).collect())
-            .collect(),
-        Warehouse::Sqlite(pool) => sqlx::query(statement)
-            .fetch_all(pool)
-            .await
-            .expect("query")
-            .iter()
-            .map(|row| (0..row.len()).map(|index| row.try_get::<Option<String>, _>(index).expect("text")).collect())
-            .collect(),
+        Warehouse::Postgres(pool) => texts(sqlx::query(statement).fetch_all(pool).await.expect("query")),
+        Warehouse::Sqlite(pool) => texts(sqlx::query(statement).fetch_all(pool).await.expect("query")),
     }
 }
 

@@ -87,17 +87,22 @@ pub fn table_columns(dataset: &Dataset, contract: &Contract, dialect: Dialect) -
     Ok(columns)
 }
 
-/// `CREATE TABLE IF NOT EXISTS` and its indexes for a dataset's star table.
-pub fn create_table(dataset: &Dataset, contract: &Contract, dialect: Dialect) -> Result<Vec<String>> {
-    let table = quote(&dataset.table.name)?;
-    let columns = table_columns(dataset, contract, dialect)?;
-    let natural_key: Vec<String> = dataset
+/// The natural key's star-table column names, quoted.
+pub fn natural_key_columns(dataset: &Dataset) -> Result<Vec<String>> {
+    dataset
         .table
         .natural_key
         .iter()
         .map(|name| dataset.column(name).map_or(name.as_str(), |column| column.target_name()))
         .map(quote)
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+/// `CREATE TABLE IF NOT EXISTS` and its indexes for a dataset's star table.
+pub fn create_table(dataset: &Dataset, contract: &Contract, dialect: Dialect) -> Result<Vec<String>> {
+    let table = quote(&dataset.table.name)?;
+    let columns = table_columns(dataset, contract, dialect)?;
+    let natural_key = natural_key_columns(dataset)?;
     let mut definitions = Vec::with_capacity(columns.len() + 1);
     for (index, column) in columns.iter().enumerate() {
         let mut definition = format!("{} {}", quote(&column.name)?, column.sql_type);
@@ -138,13 +143,7 @@ pub fn indexes(dataset: &Dataset) -> Result<Vec<String>> {
     if dataset.table.kind != TableKind::Dimension {
         return Ok(Vec::new());
     }
-    let mut columns: Vec<String> = dataset
-        .table
-        .natural_key
-        .iter()
-        .map(|name| dataset.column(name).map_or(name.as_str(), |column| column.target_name()))
-        .map(quote)
-        .collect::<Result<_>>()?;
+    let mut columns = natural_key_columns(dataset)?;
     columns.push("\"valid_from\"".to_string());
     Ok(vec![format!(
         "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
