@@ -16,6 +16,7 @@ use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
+use chrono::Datelike;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
@@ -290,20 +291,36 @@ impl MaskJob {
             .as_any()
             .downcast_ref::<arrow::array::Date32Array>()
             .ok_or_else(|| Error::InvalidInput("the partition column did not cast to dates".to_string()))?;
-        let mut groups: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        // Group by a number (days, or months since year 0) and name each group once.
+        let mut groups: BTreeMap<Option<i32>, Vec<u32>> = BTreeMap::new();
         for row in 0..batch.num_rows() {
-            let date = (!dates.is_null(row)).then(|| crate::validate::cast::days_date(dates.value(row))).flatten();
-            let value = match (date, granularity) {
-                (None, _) => "__HIVE_DEFAULT_PARTITION__".to_string(),
-                (Some(date), Partition::Day) => date.format("%Y-%m-%d").to_string(),
-                (Some(date), Partition::Month) => date.format("%Y-%m").to_string(),
-            };
-            let key = match granularity {
-                Partition::Day => format!("{name}={value}"),
-                Partition::Month => format!("{name}_month={value}"),
-            };
-            groups.entry(key).or_default().push(row as u32);
+            let group = (!dates.is_null(row)).then(|| dates.value(row)).map(|days| match granularity {
+                Partition::Day => days,
+                Partition::Month => crate::validate::cast::days_date(days)
+                    .map_or(i32::MIN, |date| date.year() * 12 + date.month0() as i32),
+            });
+            groups.entry(group).or_default().push(row as u32);
         }
+        let groups: BTreeMap<String, Vec<u32>> = groups
+            .into_iter()
+            .map(|(group, rows)| {
+                let value = match (group, granularity) {
+                    (None, _) | (Some(i32::MIN), Partition::Month) => "__HIVE_DEFAULT_PARTITION__".to_string(),
+                    (Some(days), Partition::Day) => crate::validate::cast::days_date(days).map_or_else(
+                        || "__HIVE_DEFAULT_PARTITION__".to_string(),
+                        |date| date.format("%Y-%m-%d").to_string(),
+                    ),
+                    (Some(months), Partition::Month) => {
+                        format!("{:04}-{:02}", months.div_euclid(12), months.rem_euclid(12) + 1)
+                    }
+                };
+                let key = match granularity {
+                    Partition::Day => format!("{name}={value}"),
+                    Partition::Month => format!("{name}_month={value}"),
+                };
+                (key, rows)
+            })
+            .collect();
         let mut out = Vec::with_capacity(groups.len());
         for (key, rows) in groups {
             let indices = UInt32Array::from(rows);
