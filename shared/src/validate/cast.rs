@@ -120,8 +120,27 @@ pub fn boolean(text: &str) -> Result<bool, String> {
 /// A date as days since 1970-01-01, by the column's format or ISO `YYYY-MM-DD`.
 pub fn date(text: &str, format: Option<&str>) -> Result<i32, String> {
     let format = format.unwrap_or("%Y-%m-%d");
+    // The common case without chrono's format interpreter: exactly `YYYY-MM-DD`.
+    if format == "%Y-%m-%d"
+        && let Some(date) = iso_date(text.as_bytes())
+    {
+        return Ok(date_days(date));
+    }
     let date = NaiveDate::parse_from_str(text, format).map_err(|_| format!("not a date in the form {format}"))?;
     Ok(date_days(date))
+}
+
+/// `YYYY-MM-DD` of exactly ten bytes; `None` for anything else (left to chrono).
+fn iso_date(bytes: &[u8]) -> Option<NaiveDate> {
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        bytes[range]
+            .iter()
+            .try_fold(0u32, |total, byte| byte.is_ascii_digit().then(|| total * 10 + u32::from(byte - b'0')))
+    };
+    NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)
 }
 
 /// Days since 1970-01-01.

@@ -281,6 +281,13 @@ impl ColumnPlan {
         }
         Some(match self.case {
             None => std::borrow::Cow::Borrowed(text),
+            // Most values are already in the right case: no copy for them.
+            Some(CaseRule::Upper) if text.is_ascii() && !text.bytes().any(|byte| byte.is_ascii_lowercase()) => {
+                std::borrow::Cow::Borrowed(text)
+            }
+            Some(CaseRule::Lower) if text.is_ascii() && !text.bytes().any(|byte| byte.is_ascii_uppercase()) => {
+                std::borrow::Cow::Borrowed(text)
+            }
             Some(CaseRule::Upper) => std::borrow::Cow::Owned(text.to_uppercase()),
             Some(CaseRule::Lower) => std::borrow::Cow::Owned(text.to_lowercase()),
             Some(CaseRule::Title) => std::borrow::Cow::Owned(title_case(text)),
