@@ -453,20 +453,21 @@ fn effective_text(cells: &Cells, row: usize) -> Option<String> {
     }
 }
 
-/// The versions of one dimension, by natural key, for the facts' as-of lookups.
+/// The versions of one dimension, by natural key, for the facts' as-of lookups: validity in
+/// microseconds, so a fact row costs no text formatting or comparison.
 struct DimensionIndex {
-    versions: HashMap<String, Vec<(String, Option<String>, i64)>>,
+    versions: HashMap<String, Vec<(i64, Option<i64>, i64)>>,
     max_key: i64,
 }
 
 impl DimensionIndex {
     /// The version in effect at `as_of` (exclusive of its end), else the key's first version.
-    fn lookup(&self, natural_key: &str, as_of: &str) -> Option<i64> {
+    fn lookup(&self, natural_key: &str, as_of: i64) -> Option<i64> {
         let versions = self.versions.get(natural_key)?;
         versions
             .iter()
             .rev()
-            .find(|(from, to, _)| from.as_str() < as_of && to.as_deref().is_none_or(|to| to >= as_of))
+            .find(|(from, to, _)| *from < as_of && to.is_none_or(|to| to >= as_of))
             .or(versions.first())
             .map(|(_, _, key)| *key)
     }
@@ -495,14 +496,16 @@ async fn dimension_index(tx: &mut Tx, sql: &Sql, reference: &Reference) -> Resul
         )
         .await?;
     let width = reference.natural_key.len();
-    let mut versions: HashMap<String, Vec<(String, Option<String>, i64)>> = HashMap::with_capacity(rows.len());
+    let mut versions: HashMap<String, Vec<(i64, Option<i64>, i64)>> = HashMap::with_capacity(rows.len());
     let mut max_key = 0;
+    let inferred_from = scd::timestamp_micros(INFERRED_FROM).unwrap_or(i64::MIN);
     for row in rows {
         let natural: Vec<String> = row[..width].iter().map(|value| value.clone().unwrap_or_default()).collect();
         let key: i64 = row[width].as_deref().and_then(|key| key.parse().ok()).unwrap_or_default();
         max_key = max_key.max(key);
-        let from = row[width + 1].clone().unwrap_or_else(|| INFERRED_FROM.to_string());
-        versions.entry(natural.join("\u{1f}")).or_default().push((from, row[width + 2].clone(), key));
+        let from = row[width + 1].as_deref().and_then(scd::timestamp_micros).unwrap_or(inferred_from);
+        let to = row[width + 2].as_deref().and_then(scd::timestamp_micros);
+        versions.entry(natural.join("\u{1f}")).or_default().push((from, to, key));
     }
     for list in versions.values_mut() {
         list.sort();
@@ -512,6 +515,9 @@ async fn dimension_index(tx: &mut Tx, sql: &Sql, reference: &Reference) -> Resul
 
 /// The natural key text of a fact row's reference, `None` when a part is null.
 fn reference_text(cells: &[Cells], row: usize) -> Option<String> {
+    if let [single] = cells {
+        return single.text(row);
+    }
     let mut parts = Vec::with_capacity(cells.len());
     for cell in cells {
         parts.push(cell.text(row)?);
@@ -628,26 +634,25 @@ pub(crate) async fn load_fact(
         };
         let mut as_of = Vec::with_capacity(count);
         let mut date_keys = Vec::with_capacity(count);
+        const DAY: i64 = 86_400_000_000;
         for row in 0..count {
             let (instant, key) = match &date_cells {
-                Some(Cells::Arrow(column @ TextColumn::Date(_))) => {
+                Some(Cells::Arrow(column @ TextColumn::Date(array))) => {
                     let date = column.date(row);
                     dates.extend(date);
                     // As of the end of the fact's day.
-                    let next = date.and_then(|date| date.succ_opt()).and_then(|date| date.and_hms_opt(0, 0, 0));
-                    (next.map(|next| timestamp_text(next.and_utc())), date.map(date_key))
+                    let next = (!array.is_null(row)).then(|| i64::from(array.value(row)) * DAY + DAY);
+                    (next, date.map(date_key))
                 }
                 Some(Cells::Arrow(column @ TextColumn::Timestamp(array))) => {
-                    let instant = (!array.is_null(row))
-                        .then(|| chrono::DateTime::from_timestamp_micros(array.value(row) + 1))
-                        .flatten();
+                    let instant = (!array.is_null(row)).then(|| array.value(row) + 1);
                     let date = column.date(row);
                     dates.extend(date);
-                    (instant.map(timestamp_text), date.map(date_key))
+                    (instant, date.map(date_key))
                 }
                 _ => (None, None),
             };
-            as_of.push(instant.unwrap_or_else(|| "9999-12-31T00:00:00.000000Z".to_string()));
+            as_of.push(instant.unwrap_or(i64::MAX));
             date_keys.push(key.map(|key| key.to_string()));
         }
         let mut cells = Vec::with_capacity(columns.len());
@@ -657,7 +662,7 @@ pub(crate) async fn load_fact(
             let keys = (0..count)
                 .map(|row| {
                     reference_text(&fact, row)
-                        .and_then(|natural| index.lookup(&natural, &as_of[row]))
+                        .and_then(|natural| index.lookup(&natural, as_of[row]))
                         .map(|key| key.to_string())
                 })
                 .collect();
@@ -781,7 +786,10 @@ async fn add_inferred(
                 column.push(Some(part.to_string()));
             }
         }
-        index.versions.insert(natural.clone(), vec![(INFERRED_FROM.to_string(), None, index.max_key)]);
+        index.versions.insert(
+            natural.clone(),
+            vec![(scd::timestamp_micros(INFERRED_FROM).unwrap_or(i64::MIN), None, index.max_key)],
+        );
     }
     let mut columns = vec!["\"key\"".to_string()];
     columns.extend(reference.natural_key.iter().cloned());

@@ -12,7 +12,52 @@ pub const INFERRED_FROM: &str = "1900-01-01T00:00:00.000000Z";
 
 /// The fixed-width text of an instant, as the warehouse stores and compares it.
 pub fn timestamp_text(instant: chrono::DateTime<chrono::Utc>) -> String {
-    instant.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    let mut out = String::with_capacity(27);
+    push_timestamp_text(instant, &mut out);
+    out
+}
+
+/// Appends [`timestamp_text`] to `out` without chrono's format interpreter (it runs once per
+/// fact row in a load).
+pub fn push_timestamp_text(instant: chrono::DateTime<chrono::Utc>, out: &mut String) {
+    use chrono::{Datelike, Timelike};
+    fn digits(out: &mut String, value: u32, width: usize) {
+        let mut buffer = [b'0'; 10];
+        let mut rest = value;
+        for position in (0..width).rev() {
+            buffer[position] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        out.extend(buffer[..width].iter().map(|&byte| byte as char));
+    }
+    let year = instant.year();
+    if !(0..=9999).contains(&year) {
+        // Outside four digits: let chrono say it (never met in practice).
+        out.push_str(&instant.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+        return;
+    }
+    digits(out, year as u32, 4);
+    out.push('-');
+    digits(out, instant.month(), 2);
+    out.push('-');
+    digits(out, instant.day(), 2);
+    out.push('T');
+    digits(out, instant.hour(), 2);
+    out.push(':');
+    digits(out, instant.minute(), 2);
+    out.push(':');
+    digits(out, instant.second(), 2);
+    out.push('.');
+    digits(out, instant.nanosecond() / 1000 % 1_000_000, 6);
+    out.push('Z');
+}
+
+/// The instant of a fixed-width text written by [`timestamp_text`] (or PostgreSQL's
+/// equivalent), as microseconds since the epoch.
+pub fn timestamp_micros(text: &str) -> Option<i64> {
+    chrono::NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|time| time.and_utc().timestamp_micros())
 }
 
 /// One version of a dimension row, as it is in the warehouse.
@@ -274,6 +319,17 @@ mod tests {
 
     fn existing(key: &str, versions: Vec<Version>) -> BTreeMap<String, Vec<Version>> {
         BTreeMap::from([(key.to_string(), versions)])
+    }
+
+    #[test]
+    fn instants_are_written_fixed_width_and_read_back() {
+        let instant = chrono::DateTime::from_timestamp_micros(1_704_067_200_000_001).expect("instant");
+        assert_eq!(timestamp_text(instant), "2024-01-01T00:00:00.000001Z");
+        assert_eq!(timestamp_text(instant), instant.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+        assert_eq!(timestamp_micros("2024-01-01T00:00:00.000001Z"), Some(1_704_067_200_000_001));
+        assert_eq!(timestamp_micros(INFERRED_FROM), Some(-2_208_988_800_000_000));
+        let early = chrono::DateTime::from_timestamp_micros(-2_208_988_800_000_000).expect("1900");
+        assert_eq!(timestamp_text(early), INFERRED_FROM);
     }
 
     #[test]

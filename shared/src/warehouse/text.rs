@@ -98,7 +98,7 @@ impl TextColumn {
             },
             TextColumn::Timestamp(array) => {
                 match chrono::DateTime::from_timestamp_micros(array.value(index)) {
-                    Some(instant) => out.push_str(&super::scd::timestamp_text(instant)),
+                    Some(instant) => super::scd::push_timestamp_text(instant, out),
                     None => return false,
                 }
                 Ok(())
