@@ -250,7 +250,6 @@ pub(crate) async fn load_dimension(
         }
         stager.finish().await?;
     }
-    tx.analyze(STAGE).await?;
 
     // The versions of the touched keys, and the highest surrogate key.
     let mut select = vec![format!("CAST(d.{key} AS TEXT)")];
@@ -340,7 +339,6 @@ pub(crate) async fn load_dimension(
         }
         stager.finish().await?;
     }
-    tx.analyze(PLAN).await?;
 
     // Apply: validity first (closing current versions before new ones open), then columns.
     let target = |column: &str| format!("{table}.{column}");
