@@ -100,32 +100,6 @@ impl Pipeline {
         )
         .await
     }
-
-    /// Every star table, whole, as text: to compare a warehouse before and after a reload.
-    async fn snapshot(&self) -> Vec<Vec<Vec<Option<String>>>> {
-        let mut tables = Vec::new();
-        for (table, order) in [
-            ("dim_customer", "customer_key"),
-            ("dim_product", "product_key"),
-            ("dim_store", "store_key"),
-            ("fact_sales", "order_id, line"),
-            ("dim_date", "date_key"),
-        ] {
-            let columns: Vec<String> = self
-                .warehouse
-                .existing_columns(table)
-                .await
-                .expect("catalog")
-                .into_iter()
-                .map(|(name, _)| format!("CAST(\"{name}\" AS TEXT)"))
-                .collect();
-            tables.push(
-                query_text(&self.warehouse, &format!("SELECT {} FROM {table} ORDER BY {order}", columns.join(", ")))
-                    .await,
-            );
-        }
-        tables
-    }
 }
 
 fn text(value: &str) -> Option<String> {
@@ -249,11 +223,11 @@ async fn scd_history_cases(pipeline: &Pipeline) {
     assert_history_is_consistent(&rows);
 
     // The same run again: nothing changes, and it says so.
-    let before = pipeline.snapshot().await;
+    let before = snapshot(&pipeline.warehouse).await;
     let again = pipeline.load(&state).await;
     let counts = again.tables["dim_customer"];
     assert_eq!((counts.inserted, counts.updated, counts.unchanged), (0, 0, 2));
-    assert_eq!(pipeline.snapshot().await, before);
+    assert_eq!(snapshot(&pipeline.warehouse).await, before);
 
     // The quality report and the warehouse's own tables.
     let report: serde_json::Value = serde_json::from_slice(&pipeline.lake.get(&again.quality).await).expect("report");
@@ -318,16 +292,7 @@ async fn fact_cases(pipeline: &Pipeline) {
     );
 
     // Every fact's keys resolve, and dim_date covers every sale date.
-    let dangling = query_text(
-        &pipeline.warehouse,
-        "SELECT CAST(COUNT(*) AS TEXT) FROM fact_sales f \
-         LEFT JOIN dim_customer c ON c.customer_key = f.customer_key \
-         LEFT JOIN dim_product p ON p.product_key = f.product_key \
-         LEFT JOIN dim_store s ON s.store_key = f.store_key \
-         LEFT JOIN dim_date d ON d.date_key = f.date_key \
-         WHERE c.customer_key IS NULL OR p.product_key IS NULL OR s.store_key IS NULL OR d.date_key IS NULL",
-    )
-    .await;
+    let dangling = dangling_fact_keys(&pipeline.warehouse).await;
     assert_eq!(dangling, [vec![text("0")]]);
     let inferred_key = query_text(
         &pipeline.warehouse,
@@ -336,12 +301,12 @@ async fn fact_cases(pipeline: &Pipeline) {
     .await;
 
     // The same sales again: unchanged.
-    let before = pipeline.snapshot().await;
+    let before = snapshot(&pipeline.warehouse).await;
     let again = pipeline.load(&state).await;
     let counts = again.tables["fact_sales"];
     assert_eq!((counts.inserted, counts.updated, counts.unchanged), (0, 0, 3));
     assert_eq!(again.tables["dim_customer"].inferred, 0);
-    assert_eq!(pipeline.snapshot().await, before);
+    assert_eq!(snapshot(&pipeline.warehouse).await, before);
 
     // The real C1099 arrives: it completes the inferred member, keeping its surrogate key.
     let late = format!("{CUSTOMER_HEADER}{}", customer("C1099", "Leeds", "bronze", "2024-01-05T09:00:00"));

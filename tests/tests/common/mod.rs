@@ -218,3 +218,41 @@ pub fn flag_text(warehouse: &Warehouse, column: &str) -> String {
         Warehouse::Sqlite(_) => format!("CAST({column} AS TEXT)"),
     }
 }
+
+/// Every star table of the retail example, whole, as text, in key order: to compare two
+/// warehouses or one before and after.
+pub async fn snapshot(warehouse: &Warehouse) -> Vec<Vec<Vec<Option<String>>>> {
+    let mut tables = Vec::new();
+    for (table, order) in [
+        ("dim_customer", "customer_key"),
+        ("dim_product", "product_key"),
+        ("dim_store", "store_key"),
+        ("fact_sales", "order_id, line"),
+        ("dim_date", "date_key"),
+    ] {
+        let columns: Vec<String> = warehouse
+            .existing_columns(table)
+            .await
+            .expect("catalog")
+            .into_iter()
+            .map(|(name, _)| format!("CAST(\"{name}\" AS TEXT)"))
+            .collect();
+        tables
+            .push(query_text(warehouse, &format!("SELECT {} FROM {table} ORDER BY {order}", columns.join(", "))).await);
+    }
+    tables
+}
+
+/// Facts of `fact_sales` whose customer, product, store or date key resolves to no row.
+pub async fn dangling_fact_keys(warehouse: &Warehouse) -> Vec<Vec<Option<String>>> {
+    query_text(
+        warehouse,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM fact_sales f \
+         LEFT JOIN dim_customer c ON c.customer_key = f.customer_key \
+         LEFT JOIN dim_product p ON p.product_key = f.product_key \
+         LEFT JOIN dim_store s ON s.store_key = f.store_key \
+         LEFT JOIN dim_date d ON d.date_key = f.date_key \
+         WHERE c.customer_key IS NULL OR p.product_key IS NULL OR s.store_key IS NULL OR d.date_key IS NULL",
+    )
+    .await
+}

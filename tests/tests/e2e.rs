@@ -3,14 +3,15 @@
 //! into the machine's PostgreSQL; duplicate drops; a fault injected into each stage, re-driven,
 //! compared with a clean run.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use common::{PostgresDatabase, dangling_fact_keys, flag_text, query_text, snapshot};
 use lakestar::mask::MaskingKey;
 use lakestar::warehouse::Warehouse;
-use lakestar_local::stack::{BUCKET, ExecutionRecord, Stack, StackConfig, collect_drops, timing};
-
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+use lakestar_local::stack::{ExecutionRecord, Stack, StackConfig, collect_drops, timing};
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/retail")
@@ -34,24 +35,6 @@ async fn run_example(stack: &Stack) -> Vec<ExecutionRecord> {
     stack.run_started(|_| {}).await.expect("executions ran")
 }
 
-async fn query(warehouse: &Warehouse, statement: &str) -> Vec<Vec<Option<String>>> {
-    use sqlx::Row;
-    fn texts<R: Row>(rows: Vec<R>) -> Vec<Vec<Option<String>>>
-    where
-        for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-        usize: sqlx::ColumnIndex<R>,
-    {
-        rows.into_iter()
-            .map(|row| (0..row.len()).map(|index| row.try_get::<Option<String>, _>(index).expect("text")).collect())
-            .collect()
-    }
-    let statement = sqlx::AssertSqlSafe(statement.to_string());
-    match warehouse {
-        Warehouse::Postgres(pool) => texts(sqlx::query(statement).fetch_all(pool).await.expect("query")),
-        Warehouse::Sqlite(pool) => texts(sqlx::query(statement).fetch_all(pool).await.expect("query")),
-    }
-}
-
 fn instant(warehouse: &Warehouse, column: &str) -> String {
     match warehouse {
         Warehouse::Postgres(_) => format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"),
@@ -59,37 +42,8 @@ fn instant(warehouse: &Warehouse, column: &str) -> String {
     }
 }
 
-fn flag(warehouse: &Warehouse, column: &str) -> String {
-    match warehouse {
-        Warehouse::Postgres(_) => format!("CASE WHEN {column} THEN '1' ELSE '0' END"),
-        Warehouse::Sqlite(_) => format!("CAST({column} AS TEXT)"),
-    }
-}
-
 fn text(value: &str) -> Option<String> {
     Some(value.to_string())
-}
-
-/// Every star table, whole, as text.
-async fn snapshot(warehouse: &Warehouse) -> Vec<Vec<Vec<Option<String>>>> {
-    let mut tables = Vec::new();
-    for (table, order) in [
-        ("dim_customer", "customer_key"),
-        ("dim_product", "product_key"),
-        ("dim_store", "store_key"),
-        ("fact_sales", "order_id, line"),
-        ("dim_date", "date_key"),
-    ] {
-        let columns: Vec<String> = warehouse
-            .existing_columns(table)
-            .await
-            .expect("catalog")
-            .into_iter()
-            .map(|(name, _)| format!("CAST(\"{name}\" AS TEXT)"))
-            .collect();
-        tables.push(query(warehouse, &format!("SELECT {} FROM {table} ORDER BY {order}", columns.join(", "))).await);
-    }
-    tables
 }
 
 /// Every object of the lake bucket with its bytes.
@@ -117,15 +71,15 @@ async fn assert_example_result(stack: &Stack, records: &[ExecutionRecord]) {
     assert_eq!(quarantined, BTreeMap::from([("customers", 7), ("products", 4), ("sales", 7), ("stores", 3)]));
 
     // SCD2 history of the changed customers, the back-dated change and the inferred member.
-    let rows = query(
+    let rows = query_text(
         warehouse,
         &format!(
             "SELECT customer_id, city, segment, {}, {}, {}, {}, CAST(customer_key AS TEXT) FROM dim_customer \
              WHERE customer_id IN ('C1001', 'C1002', 'C1003', 'C1011') ORDER BY customer_id, valid_from",
             instant(warehouse, "valid_from"),
             instant(warehouse, "valid_to"),
-            flag(warehouse, "is_current"),
-            flag(warehouse, "is_inferred")
+            flag_text(warehouse, "is_current"),
+            flag_text(warehouse, "is_inferred")
         ),
     )
     .await;
@@ -147,26 +101,18 @@ async fn assert_example_result(stack: &Stack, records: &[ExecutionRecord]) {
     );
     // C1011's sale arrived a day before C1011 validly did: the inferred member the sale
     // created was completed in place, so the sale still points at it.
-    let sale = query(warehouse, "SELECT CAST(customer_key AS TEXT) FROM fact_sales WHERE order_id = 'O00011'").await;
+    let sale =
+        query_text(warehouse, "SELECT CAST(customer_key AS TEXT) FROM fact_sales WHERE order_id = 'O00011'").await;
     assert_eq!(sale, [vec![rows[6][7].clone()]]);
 
     // Facts: counts, every key resolves, dim_date covers every sale date.
-    assert_eq!(query(warehouse, "SELECT CAST(COUNT(*) AS TEXT) FROM fact_sales").await, [vec![text("11")]]);
-    let dangling = query(
-        warehouse,
-        "SELECT CAST(COUNT(*) AS TEXT) FROM fact_sales f \
-         LEFT JOIN dim_customer c ON c.customer_key = f.customer_key \
-         LEFT JOIN dim_product p ON p.product_key = f.product_key \
-         LEFT JOIN dim_store s ON s.store_key = f.store_key \
-         LEFT JOIN dim_date d ON d.date_key = f.date_key \
-         WHERE c.customer_key IS NULL OR p.product_key IS NULL OR s.store_key IS NULL OR d.date_key IS NULL",
-    )
-    .await;
+    assert_eq!(query_text(warehouse, "SELECT CAST(COUNT(*) AS TEXT) FROM fact_sales").await, [vec![text("11")]]);
+    let dangling = dangling_fact_keys(warehouse).await;
     assert_eq!(dangling, [vec![text("0")]]);
     // P999 is sold but never delivered: an inferred member that stays flagged.
-    let unknown = query(
+    let unknown = query_text(
         warehouse,
-        &format!("SELECT {} FROM dim_product WHERE product_id = 'P999'", flag(warehouse, "is_inferred")),
+        &format!("SELECT {} FROM dim_product WHERE product_id = 'P999'", flag_text(warehouse, "is_inferred")),
     )
     .await;
     assert_eq!(unknown, [vec![text("1")]]);
@@ -186,39 +132,11 @@ async fn assert_example_result(stack: &Stack, records: &[ExecutionRecord]) {
         ("dim_store", "manager_email"),
         ("fact_sales", "card_number"),
     ] {
-        for row in query(warehouse, &format!("SELECT {columns} FROM {table}")).await {
+        for row in query_text(warehouse, &format!("SELECT {columns} FROM {table}")).await {
             for value in row.into_iter().flatten() {
                 assert_eq!(lakestar::mask::scan::detect(&value), None, "{table}: a value looks like personal data");
             }
         }
-    }
-}
-
-struct Postgres {
-    name: String,
-    url: String,
-}
-
-impl Postgres {
-    async fn create(tag: &str) -> Postgres {
-        let name = format!("lakestar_e2e_{tag}_{}", std::process::id());
-        let admin =
-            sqlx::PgPool::connect(ADMIN_URL).await.expect("PostgreSQL on 127.0.0.1:5432 (bash .ci/run starts it)");
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-            .execute(&admin)
-            .await
-            .expect("drop");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&admin).await.expect("create");
-        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-        Postgres { name, url }
-    }
-
-    async fn drop_database(self) {
-        let admin = sqlx::PgPool::connect(ADMIN_URL).await.expect("admin");
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)))
-            .execute(&admin)
-            .await
-            .expect("drop");
     }
 }
 
@@ -254,16 +172,12 @@ async fn drop_stack(stack: Stack) {
 
 #[tokio::test]
 async fn the_retail_example_into_postgresql() {
-    let database = Postgres::create("example").await;
+    let (database, url) = PostgresDatabase::create().await;
     let home = tempfile::tempdir().expect("home");
-    let stack = Stack::open(config(home.path(), Some(database.url.clone()), None)).await.expect("stack");
+    let stack = Stack::open(config(home.path(), Some(url), None)).await.expect("stack");
     let records = run_example(&stack).await;
     assert_example_result(&stack, &records).await;
-    if let Warehouse::Postgres(pool) = stack.warehouse() {
-        pool.close().await;
-    }
-    drop(stack);
-    database.drop_database().await;
+    database.drop_database(stack.warehouse().clone()).await;
 }
 
 #[tokio::test]
@@ -310,5 +224,4 @@ async fn a_fault_in_each_stage_re_driven_equals_a_clean_run() {
         }
         drop_stack(stack).await;
     }
-    let _ = BUCKET;
 }
