@@ -298,19 +298,6 @@ pub fn event_time(key: &str, path: &Path) -> DateTime<Utc> {
     })
 }
 
-/// `+` for spaces and `%XX` for the rest, as S3 encodes keys in event notifications.
-pub fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for byte in key.bytes() {
-        match byte {
-            b' ' => out.push('+'),
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(byte as char),
-            other => out.push_str(&format!("%{other:02X}")),
-        }
-    }
-    out
-}
-
 /// A running offline stack.
 pub struct Stack {
     home: PathBuf,
@@ -428,7 +415,7 @@ impl Stack {
                 "configurationId": "landing",
                 "bucket": {"name": BUCKET, "ownerIdentity": {"principalId": "local"}, "arn": format!("arn:aws:s3:::{BUCKET}")},
                 "object": {
-                    "key": encode_key(key),
+                    "key": lakestar::trigger::encode_key(key),
                     "size": head.content_length().unwrap_or(0),
                     "eTag": head.e_tag().unwrap_or_default().trim_matches('"'),
                     "sequencer": format!("{:016X}", time.timestamp_millis()),
@@ -660,7 +647,7 @@ mod tests {
 
     #[test]
     fn keys_are_encoded_as_s3_events_encode_them() {
-        let encoded = encode_key("landing/red flower+café.csv");
+        let encoded = lakestar::trigger::encode_key("landing/red flower+café.csv");
         assert_eq!(encoded, "landing/red+flower%2Bcaf%C3%A9.csv");
         assert_eq!(lakestar::trigger::decode_key(&encoded).ok().as_deref(), Some("landing/red flower+café.csv"));
     }

@@ -122,10 +122,6 @@ pub enum Error {
     /// The function's environment is missing a setting.
     #[error("configuration: {0}")]
     Configuration(String),
-
-    /// A stage that is not built yet was invoked.
-    #[error("the {0} stage is not implemented yet")]
-    NotImplemented(&'static str),
 }
 
 impl Error {
@@ -147,7 +143,6 @@ impl Error {
             Error::Io { .. } => "IoFailed",
             Error::InvalidInput(_) => "InvalidInput",
             Error::Configuration(_) => "InvalidConfiguration",
-            Error::NotImplemented(_) => "NotImplemented",
         }
     }
 

@@ -41,6 +41,12 @@ pub enum Decision {
     Unmatched(String),
 }
 
+/// Encodes a key as S3 event notifications carry it: `+` for a space, `%XX` for other bytes
+/// that are not unreserved (the inverse of [`decode_key`]).
+pub fn encode_key(key: &str) -> String {
+    crate::lake::percent_encode_key(key, "+")
+}
+
 /// Decodes an S3 event key: `+` is a space and `%XX` a byte, the bytes UTF-8.
 pub fn decode_key(encoded: &str) -> Result<String> {
     let bytes = encoded.as_bytes();

@@ -8,7 +8,7 @@ mod s3;
 #[cfg(feature = "embedded-s3")]
 pub use embedded::EmbeddedS3;
 pub use parquet::{ParquetObjectWriter, PartedWriter, WriteBudget, writer_properties};
-pub use s3::{Lake, MIN_PART_SIZE, MultipartWriter, PART_SIZE};
+pub use s3::{Lake, MIN_PART_SIZE, MultipartWriter, PART_SIZE, percent_encode_key};
 
 use crate::run::RunDescriptor;
 

@@ -167,9 +167,16 @@ impl Lake {
 
 /// Percent-encodes a key for `x-amz-copy-source`, keeping `/` as the separator.
 fn url_encode_key(key: &str) -> String {
+    percent_encode_key(key, "%20")
+}
+
+/// Percent-encodes an object key byte by byte, keeping unreserved characters and `/`; a
+/// space becomes `space` (`%20` in URLs, `+` in S3 event notifications).
+pub fn percent_encode_key(key: &str, space: &str) -> String {
     let mut out = String::with_capacity(key.len());
     for byte in key.bytes() {
         match byte {
+            b' ' => out.push_str(space),
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(byte as char),
             _ => out.push_str(&format!("%{byte:02X}")),
         }

@@ -44,12 +44,18 @@ const MONTHS: [&str; 12] = [
     "December",
 ];
 
+/// `YYYYMMDD` of a date as an integer: the key of `dim_date` that facts reference (cheap, as
+/// it runs once per fact row).
+pub fn date_key(date: NaiveDate) -> i32 {
+    date.year() * 10_000 + date.month() as i32 * 100 + date.day() as i32
+}
+
 impl DateRow {
     /// The row of a date.
     pub fn of(date: NaiveDate) -> DateRow {
         let weekday = date.weekday();
         DateRow {
-            date_key: date.year() * 10_000 + date.month() as i32 * 100 + date.day() as i32,
+            date_key: date_key(date),
             date,
             year: date.year(),
             quarter: (date.month0() / 3 + 1) as i32,

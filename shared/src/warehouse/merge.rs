@@ -13,15 +13,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 
 use arrow::array::{Array, RecordBatch};
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::dates::date_key;
 use super::ddl::{self, Dialect, quote, surrogate_key};
 use super::scd::{self, INFERRED_FROM, Staged, Version, timestamp_text};
 use super::text::TextColumn;
 use super::tx::{Cells, StageBatch, Tx};
-use crate::contract::{Contract, Dataset, TableKind};
+use crate::contract::{Contract, Dataset};
 use crate::{Error, Result};
 
 const STAGE: &str = "lakestar_stage";
@@ -109,11 +111,20 @@ fn join_on(pairs: impl IntoIterator<Item = (String, String)>) -> String {
     pairs.into_iter().map(|(left, right)| format!("{left} = {right}")).collect::<Vec<_>>().join(" AND ")
 }
 
-/// Reads the curated parts batch by batch.
-pub(crate) fn batches(files: Vec<File>) -> impl Iterator<Item = Result<RecordBatch>> + Send {
-    files.into_iter().flat_map(|file| {
+/// Reads the curated parts batch by batch; with `only`, just those columns.
+pub(crate) fn batches(files: Vec<File>, only: Option<Vec<String>>) -> impl Iterator<Item = Result<RecordBatch>> + Send {
+    files.into_iter().flat_map(move |file| {
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|builder| builder.with_batch_size(16_384).build())
+            .and_then(|builder| {
+                let builder = match &only {
+                    Some(names) => {
+                        let mask = ProjectionMask::columns(builder.parquet_schema(), names.iter().map(String::as_str));
+                        builder.with_projection(mask)
+                    }
+                    None => builder,
+                };
+                builder.with_batch_size(16_384).build()
+            })
             .map_err(|error| Error::arrow("opening a curated part", error));
         let iterator: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = match reader {
             Ok(reader) => {
@@ -211,7 +222,7 @@ pub(crate) async fn load_dimension(
     let mut staged: Vec<Staged> = Vec::new();
     {
         let mut stager = tx.stager(STAGE, &stage_columns).await?;
-        for batch in batches(files) {
+        for batch in batches(files, None) {
             let batch = batch?;
             let rows = batch.num_rows();
             let mut columns = Vec::with_capacity(stage_columns.len());
@@ -573,7 +584,6 @@ pub(crate) async fn load_fact(
         });
     }
     references.sort_by(|a, b| a.table.cmp(&b.table));
-    let files: Vec<File> = files;
     let reopen = |files: &[File]| -> Result<Vec<File>> {
         files
             .iter()
@@ -591,7 +601,9 @@ pub(crate) async fn load_fact(
         indexes.push(dimension_index(tx, &sql, reference).await?);
     }
     let mut missing: Vec<BTreeSet<String>> = vec![BTreeSet::new(); references.len()];
-    for batch in batches(reopen(&files)?) {
+    let reference_columns: Vec<String> =
+        references.iter().flat_map(|reference| reference.fact_columns.iter().cloned()).collect();
+    for batch in batches(reopen(&files)?, Some(reference_columns)) {
         let batch = batch?;
         for ((reference, index), missing) in references.iter().zip(&indexes).zip(missing.iter_mut()) {
             let cells: Vec<Cells> =
@@ -680,7 +692,7 @@ pub(crate) async fn load_fact(
     tx.execute("opening a savepoint", "SAVEPOINT lakestar_facts".to_string(), None).await?;
     let direct = async {
         let mut stager = tx.stager(&table, &columns).await?;
-        for batch in batches(reopen(&files)?) {
+        for batch in batches(reopen(&files)?, None) {
             let batch = batch?;
             let encoded = encode(&batch, &mut dates)?;
             if let Err(error) = stager.send(&encoded).await {
@@ -710,7 +722,7 @@ pub(crate) async fn load_fact(
     tx.create_temp(STAGE, &definitions).await?;
     {
         let mut stager = tx.stager(STAGE, &columns).await?;
-        for batch in batches(reopen(&files)?) {
+        for batch in batches(reopen(&files)?, None) {
             let encoded = encode(&batch?, &mut dates)?;
             stager.send(&encoded).await?;
             rows += encoded.rows as u64;
@@ -814,14 +826,4 @@ async fn add_inferred(
     )
     .await?;
     tx.drop_temp(&[INFERRED]).await
-}
-
-/// `YYYYMMDD` of a date, the key of `dim_date`.
-pub fn date_key(date: chrono::NaiveDate) -> i32 {
-    super::dates::DateRow::of(date).date_key
-}
-
-/// Whether a dataset loads as a dimension.
-pub(crate) fn is_dimension(dataset: &Dataset) -> bool {
-    dataset.table.kind == TableKind::Dimension
 }

@@ -12,7 +12,8 @@ mod tx;
 
 use std::collections::BTreeMap;
 
-pub use merge::{TableCounts, date_key};
+pub use dates::date_key;
+pub use merge::TableCounts;
 use tx::Tx;
 
 use sqlx::postgres::PgPoolOptions;
@@ -171,7 +172,7 @@ impl Warehouse {
         let started = chrono::Utc::now();
         let mut tx = self.begin().await?;
         let mut tables = BTreeMap::new();
-        if merge::is_dimension(dataset) {
+        if dataset.table.kind == crate::contract::TableKind::Dimension {
             tx.lock(&[dataset.table.name.as_str()]).await?;
             let run_time = scd::timestamp_text(run.time);
             let counts = merge::load_dimension(&mut tx, dataset, contract, &run.id, &run_time, files).await?;
@@ -215,7 +216,7 @@ impl Warehouse {
         let mut copied = 0;
         {
             let mut stager = tx.stager(&ddl::quote(table)?, &quoted).await?;
-            for batch in merge::batches(files) {
+            for batch in merge::batches(files, None) {
                 let batch = batch?;
                 let cells = columns
                     .iter()
