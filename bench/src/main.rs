@@ -89,6 +89,32 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         runs: usize,
     },
+    /// Everything in one run, for tracking over time: the chain with DuckDB beside it at each
+    /// size (100 MB and 1 GB by default: peak RSS flat in the file's size), the chain's curated
+    /// rows loaded next to a bare COPY, the dimension-merge and fact load benchmark, and the
+    /// functions' cold starts and sizes (build them first:
+    /// `cargo build --release -p lakestar-bench -p lakestar-trigger -p lakestar-ingest -p lakestar-validate -p lakestar-mask -p lakestar-load`).
+    /// Prints each part's table, a summary, and the whole as one JSON document.
+    All {
+        /// File sizes in megabytes, one chain run each.
+        #[arg(long, value_delimiter = ',', default_values_t = [100, 1000])]
+        megabytes: Vec<u64>,
+        /// Fraction of deliberately bad rows in the generated files.
+        #[arg(long, default_value_t = 0.02)]
+        bad: f64,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// A PostgreSQL URL whose server may create and drop scratch databases.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database: String,
+        /// Where the function binaries are (default: this benchmark's own folder).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Also write the JSON document to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Runs one stage against a running endpoint (used by `ingest`, one process per stage):
     /// reads the state document, writes it back with the stage's section, prints figures.
     Stage {
@@ -122,6 +148,14 @@ struct Size {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // `LAKESTAR_LOG=lakestar=debug` shows the stages' own timings (the load's steps, say).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LAKESTAR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match cli.command {
         Command::Generate { out, size } => {
             let generated = generate_file(&out, &size)?;
@@ -130,22 +164,38 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Ingest { size, work, in_process, duckdb, load } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(ingest(size, work, in_process, duckdb, load))
+            let figures = runtime.block_on(ingest(size, work, in_process, duckdb, load))?;
+            println!("{figures}");
+            Ok(())
         }
         Command::Load { facts, dimension_rows, changed, database, work } => {
             let temporary = tempfile::tempdir()?;
             let work = work.unwrap_or_else(|| temporary.path().to_path_buf());
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            runtime.block_on(load::bench(load::LoadBench { facts, dimension_rows, changed, admin_url: database, work }))
+            let figures = runtime.block_on(load::bench(load::LoadBench {
+                facts,
+                dimension_rows,
+                changed,
+                admin_url: database,
+                work,
+            }))?;
+            println!("{figures}");
+            Ok(())
         }
         Command::ColdStart { bin_dir, runs } => {
-            let bin_dir = match bin_dir {
-                Some(dir) => dir,
-                None => std::env::current_exe()?.parent().map(Path::to_path_buf).context("the benchmark's folder")?,
-            };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let figures = runtime.block_on(coldstart::bench(&bin_dir, runs.max(1)))?;
+            let figures = runtime.block_on(coldstart::bench(&bin_folder(bin_dir)?, runs.max(1)))?;
             println!("{figures}");
+            Ok(())
+        }
+        Command::All { megabytes, bad, seed, database, bin_dir, json } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let figures = runtime.block_on(all(megabytes, bad, seed, database, bin_folder(bin_dir)?))?;
+            println!("{figures}");
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_vec_pretty(&figures)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             Ok(())
         }
         Command::Stage { stage, endpoint, state } => {
@@ -153,6 +203,95 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(run_stage(&stage, &endpoint, &state))
         }
     }
+}
+
+/// The folder of the function binaries: given, or this benchmark's own.
+fn bin_folder(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(dir) => Ok(dir),
+        None => std::env::current_exe()?.parent().map(Path::to_path_buf).context("the benchmark's folder"),
+    }
+}
+
+/// The figures of `stage` in an `ingest` result.
+fn stage_figures<'a>(figures: &'a serde_json::Value, stage: &str) -> Option<&'a serde_json::Value> {
+    figures["results"].as_array()?.iter().find(|line| line["stage"] == stage)
+}
+
+/// Every benchmark in one run, then a summary against the targets.
+async fn all(
+    megabytes: Vec<u64>,
+    bad: f64,
+    seed: u64,
+    database: String,
+    bin_dir: PathBuf,
+) -> anyhow::Result<serde_json::Value> {
+    let mut chains = Vec::new();
+    for (index, &size) in megabytes.iter().enumerate() {
+        println!("\n== ingest → validate → mask on {size} MB, DuckDB beside it");
+        let size = Size { megabytes: size, rows: None, bad, seed };
+        // The chain's curated rows are loaded once, from the first (smallest) size.
+        let load = (index == 0).then(|| database.clone());
+        chains.push(ingest(size, None, false, true, load).await?);
+    }
+    println!("\n== the load: a 10 % changed dimension and 1 000 000 facts, next to bare COPY");
+    let temporary = tempfile::tempdir()?;
+    let load = load::bench(load::LoadBench {
+        facts: 1_000_000,
+        dimension_rows: 200_000,
+        changed: 0.1,
+        admin_url: database,
+        work: temporary.path().to_path_buf(),
+    })
+    .await?;
+    println!("\n== cold start and size of each function");
+    let cold = coldstart::bench(&bin_dir, 7).await?;
+
+    println!("\n== summary (targets from DESIGN.md)");
+    for (size, chain) in megabytes.iter().zip(&chains) {
+        let ours = stage_figures(chain, "chain");
+        let seconds = |figures: Option<&serde_json::Value>| {
+            figures.and_then(|figures| figures["seconds"].as_f64()).unwrap_or(f64::NAN)
+        };
+        let peak = |figures: Option<&serde_json::Value>| {
+            figures.and_then(|figures| figures["peak_rss_bytes"].as_u64()).unwrap_or_default() as f64 / 1048576.0
+        };
+        let one = stage_figures(chain, "duckdb/1");
+        println!(
+            "chain {size:>5} MB: {:.2} s, peak RSS {:.0} MiB | DuckDB 1 thread {:.2} s, {:.0} MiB | speed vs DuckDB 1 thread {:.2} (target >= 1)",
+            seconds(ours),
+            peak(ours),
+            seconds(one),
+            peak(one),
+            seconds(one) / seconds(ours),
+        );
+    }
+    if let Some(chain_load) = chains.first().and_then(|chain| stage_figures(chain, "load")) {
+        println!(
+            "load of the chain's curated facts: {:.2} of bare COPY's speed",
+            chain_load["ratio"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    println!(
+        "load benchmark: dimension merge {:.2}, facts {:.2}, both {:.2} of bare COPY's speed (target >= 0.5)",
+        load["ratio_dimension"].as_f64().unwrap_or(f64::NAN),
+        load["ratio_fact"].as_f64().unwrap_or(f64::NAN),
+        load["ratio_combined"].as_f64().unwrap_or(f64::NAN),
+    );
+    let functions = cold["cold_start"].as_array().cloned().unwrap_or_default();
+    let slowest = functions.iter().filter_map(|function| function["ready_ms_median"].as_f64()).fold(0.0, f64::max);
+    let heaviest =
+        functions.iter().filter_map(|function| function["deflated_bytes"].as_u64()).max().unwrap_or_default();
+    println!(
+        "cold start: slowest function ready in {slowest:.1} ms (target < 50); largest zip {:.1} MB (target < 15)",
+        heaviest as f64 / 1e6
+    );
+    Ok(serde_json::json!({
+        "bench": "all",
+        "chains": chains,
+        "load": load,
+        "cold_start": cold["cold_start"],
+    }))
 }
 
 fn generate_file(path: &Path, size: &Size) -> anyhow::Result<generate::Generated> {
@@ -282,7 +421,7 @@ async fn ingest(
     in_process: bool,
     duckdb: bool,
     load: Option<String>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<serde_json::Value> {
     let temporary = tempfile::tempdir()?;
     let work = work.unwrap_or_else(|| temporary.path().to_path_buf());
     std::fs::create_dir_all(&work)?;
@@ -402,7 +541,10 @@ async fn ingest(
         curated_bytes,
         curated_keys.len(),
     ));
-    assert_eq!(validated.received, validated.valid + validated.rejected, "the invariant");
+    anyhow::ensure!(
+        validated.received == validated.valid + validated.rejected,
+        "rows lost: received ≠ valid + rejected"
+    );
     if duckdb {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         for threads in [1, cores] {
@@ -437,15 +579,11 @@ async fn ingest(
         );
         results.push(serde_json::json!({"stage": "load", "rows": rows, "seconds": load_seconds, "copy_seconds": copy_seconds, "ratio": copy_seconds / load_seconds}));
     }
-    assert_eq!(masked.rows, validated.valid, "every valid row is curated");
-    println!(
-        "{}",
-        serde_json::json!({
-            "bench": "ingest+validate+mask",
-            "file_bytes": generated.bytes,
-            "results": results,
-            "rejects_per_rule": validated.rejects_per_rule,
-        })
-    );
-    Ok(())
+    anyhow::ensure!(masked.rows == validated.valid, "every valid row is curated");
+    Ok(serde_json::json!({
+        "bench": "ingest+validate+mask",
+        "file_bytes": generated.bytes,
+        "results": results,
+        "rejects_per_rule": validated.rejects_per_rule,
+    }))
 }

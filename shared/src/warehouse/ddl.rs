@@ -78,6 +78,7 @@ pub fn table_columns(dataset: &Dataset, contract: &Contract, dialect: Dialect) -
     }
     if dataset.table.kind == TableKind::Dimension {
         columns.push(column("row_hash", "TEXT"));
+        columns.push(column("type1_hash", "TEXT"));
         columns.push(column("valid_from", timestamp));
         columns.push(column("valid_to", timestamp));
         columns.push(column("is_current", boolean));

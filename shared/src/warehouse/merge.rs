@@ -1,16 +1,20 @@
-//! Loading one run's curated rows into its star table, set-based: the rows are bulk-staged
-//! into a temporary table, then a few statements merge them.
+//! Loading one run's curated rows into its star table, set-based: what the merge needs is
+//! bulk-staged into temporary tables, then a few statements apply it.
 //!
-//! Dimensions: the versions of the touched natural keys are read once, the SCD merge is
-//! planned in memory ([`super::scd`]), the plan is staged too, and four statements apply it
-//! (close versions, rewrite versions, insert versions, overwrite type 1 columns).
+//! Dimensions: every row is keyed and hashed (tracked columns, type 1 columns), the versions
+//! of the delivered keys are read once, the SCD merge is planned in memory ([`super::scd`]),
+//! and only the rows the plan writes are staged with it; four statements apply it (close
+//! versions, rewrite versions, insert versions, overwrite type 1 columns). A row equal to its
+//! current version costs two hashes and nothing in the database.
 //!
-//! Facts: inferred members are added for natural keys their dimensions do not have yet, then
-//! one `INSERT … SELECT … ON CONFLICT DO UPDATE` looks every dimension key up as of the
-//! fact's date and upserts on the fact's natural key, touching only rows that differ.
+//! Facts: the dimensions' versions are read once, inferred members are added for natural
+//! keys the dimensions do not have yet, and every row's dimension keys are looked up as of
+//! the fact's date while the rows stream into the fact table (or, when some facts are there
+//! already, into a staging table and one upsert touching only rows that differ).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
+use std::time::Instant;
 
 use arrow::array::{Array, RecordBatch};
 use parquet::arrow::ProjectionMask;
@@ -22,11 +26,12 @@ use super::dates::date_key;
 use super::ddl::{self, Dialect, quote, surrogate_key};
 use super::scd::{self, INFERRED_FROM, Staged, Version, timestamp_text};
 use super::text::TextColumn;
-use super::tx::{Cells, StageBatch, Tx};
+use super::tx::{Cells, Kind, Producer, StageBatch, Tx, Value};
 use crate::contract::{Contract, Dataset};
 use crate::{Error, Result};
 
 const STAGE: &str = "lakestar_stage";
+const KEYS: &str = "lakestar_keys";
 const PLAN: &str = "lakestar_plan";
 
 /// What a load did to one table.
@@ -50,16 +55,6 @@ struct Sql {
 }
 
 impl Sql {
-    /// An instant column as fixed-width UTC text.
-    fn timestamp_text(&self, column: &str) -> String {
-        match self.dialect {
-            Dialect::Postgres => {
-                format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
-            }
-            Dialect::Sqlite => column.to_string(),
-        }
-    }
-
     /// A constant instant.
     fn timestamp_literal(&self, text: &str) -> String {
         match self.dialect {
@@ -168,7 +163,68 @@ fn quoted(names: &[String]) -> Result<Vec<String>> {
     names.iter().map(|name| quote(name)).collect()
 }
 
-/// Loads a dimension run: stage, plan the SCD merge, apply it.
+/// Reopens the curated parts from their start, for another pass.
+fn reopen(files: &[File]) -> Result<Vec<File>> {
+    files
+        .iter()
+        .map(|file| {
+            let mut file = file.try_clone().map_err(|error| Error::arrow("reopening a curated part", error))?;
+            std::io::Seek::rewind(&mut file).map_err(|error| Error::arrow("rewinding a curated part", error))?;
+            Ok(file)
+        })
+        .collect()
+}
+
+/// Debug-level timings of a load's steps (`LAKESTAR_LOG=lakestar=debug`).
+struct Steps<'a> {
+    run: &'a str,
+    table: &'a str,
+    last: Instant,
+}
+
+impl<'a> Steps<'a> {
+    fn new(run: &'a str, table: &'a str) -> Steps<'a> {
+        Steps { run, table, last: Instant::now() }
+    }
+
+    fn done(&mut self, step: &str, rows: usize) {
+        let ms = self.last.elapsed().as_millis() as u64;
+        tracing::debug!(run = %self.run, table = %self.table, step, rows, ms, "Load step done.");
+        self.last = Instant::now();
+    }
+}
+
+/// Columns of the plan table besides the data columns (named so no contract column clashes).
+const PLAN_COLUMNS: [&str; 6] = [
+    "lakestar_key",
+    "lakestar_row",
+    "lakestar_action",
+    "lakestar_valid_from",
+    "lakestar_valid_to",
+    "lakestar_is_current",
+];
+
+/// The plan's own cells for `rows`, in [`PLAN_COLUMNS`] order.
+fn plan_cells(rows: &[&scd::PlanRow]) -> Vec<Cells> {
+    let action = |action: &scd::Action| match action {
+        scd::Action::Insert => "insert",
+        scd::Action::Update => "update",
+        scd::Action::Type1 => "type1",
+    };
+    vec![
+        Cells::Texts(rows.iter().map(|row| Some(row.key.to_string())).collect()),
+        Cells::Texts(rows.iter().map(|row| row.row.map(|row| row.to_string())).collect()),
+        Cells::Texts(rows.iter().map(|row| Some(action(&row.action).to_string())).collect()),
+        Cells::Texts(rows.iter().map(|row| Some(row.valid_from.clone())).collect()),
+        Cells::Texts(rows.iter().map(|row| row.valid_to.clone()).collect()),
+        Cells::Texts(rows.iter().map(|row| Some(if row.is_current { "1" } else { "0" }.to_string())).collect()),
+    ]
+}
+
+/// Loads a dimension run in three passes over its curated parts: every row's natural key,
+/// hashes and effective time (the keys staged to read the versions they touch), the SCD
+/// merge planned in memory, then only the rows the plan writes staged with their plan and
+/// applied by a few statements. Unchanged rows cost a hash and nothing in the database.
 pub(crate) async fn load_dimension(
     tx: &mut Tx,
     dataset: &Dataset,
@@ -177,6 +233,7 @@ pub(crate) async fn load_dimension(
     run_time: &str,
     files: Vec<File>,
 ) -> Result<TableCounts> {
+    let mut steps = Steps::new(run_id, &dataset.table.name);
     let sql = Sql { dialect: tx.dialect() };
     let table = quote(&dataset.table.name)?;
     let key = quote(&surrogate_key(&dataset.table.name))?;
@@ -200,99 +257,94 @@ pub(crate) async fn load_dimension(
         .effective_from
         .as_ref()
         .map(|name| dataset.column(name).map_or(name.clone(), |column| column.target_name().to_string()));
-
-    // The staging table: the row number, the data columns with their warehouse types, the
-    // tracked hash and the effective time.
     let types: BTreeMap<String, String> = ddl::table_columns(dataset, contract, sql.dialect)?
         .into_iter()
         .map(|column| (column.name, column.sql_type))
         .collect();
-    let mut definitions = vec![format!("\"_row\" {}", sql.key_type())];
-    for (name, quoted_name) in names.data.iter().zip(&data) {
-        definitions.push(format!("{quoted_name} {}", types.get(name).map_or("TEXT", String::as_str)));
-    }
-    definitions.push("\"row_hash\" TEXT".to_string());
-    definitions.push(format!("\"_effective\" {}", sql.timestamp_type()));
-    tx.create_temp(STAGE, &definitions).await?;
-    let mut stage_columns = vec!["\"_row\"".to_string()];
-    stage_columns.extend(data.iter().cloned());
-    stage_columns.push("\"row_hash\"".to_string());
-    stage_columns.push("\"_effective\"".to_string());
+    let typed = |name: &String, quoted_name: &String| {
+        format!("{quoted_name} {}", types.get(name).map_or("TEXT", String::as_str))
+    };
+    let position = |name: &String| names.data.iter().position(|candidate| candidate == name);
+    let key_positions: Vec<usize> = names.natural_key.iter().filter_map(position).collect();
+    let tracked_positions: Vec<usize> = tracked.iter().filter_map(position).collect();
+    let type1_positions: Vec<usize> = type1.iter().filter_map(position).collect();
 
+    // Every row keyed and hashed; the natural keys staged.
+    let key_definitions: Vec<String> =
+        names.natural_key.iter().zip(&natural_key).map(|(name, quoted_name)| typed(name, quoted_name)).collect();
+    tx.create_temp(KEYS, &key_definitions).await?;
     let mut staged: Vec<Staged> = Vec::new();
     {
-        let mut stager = tx.stager(STAGE, &stage_columns).await?;
-        for batch in batches(files, None) {
+        let mut stager = tx.stager(KEYS, &natural_key).await?;
+        let mut buffer = String::new();
+        for batch in batches(reopen(&files)?, None) {
             let batch = batch?;
             let rows = batch.num_rows();
-            let mut columns = Vec::with_capacity(stage_columns.len());
-            columns.push(Cells::Texts((0..rows).map(|row| Some((staged.len() + row).to_string())).collect()));
-            let data_cells: Vec<Cells> = names.data.iter().map(|name| column(&batch, name)).collect::<Result<_>>()?;
-            let position = |name: &String| names.data.iter().position(|candidate| candidate == name);
-            let key_positions: Vec<usize> = names.natural_key.iter().filter_map(position).collect();
-            let tracked_positions: Vec<usize> = tracked.iter().filter_map(position).collect();
+            let cells: Vec<Cells> = names.data.iter().map(|name| column(&batch, name)).collect::<Result<_>>()?;
             let effective = match &effective_from {
                 Some(name) => Some(column(&batch, name)?),
                 None => None,
             };
-            let mut hashes = Vec::with_capacity(rows);
-            let mut effectives = Vec::with_capacity(rows);
             for row in 0..rows {
                 let natural: Vec<String> =
-                    key_positions.iter().map(|&index| data_cells[index].text(row).unwrap_or_default()).collect();
-                let hash = row_hash(tracked_positions.iter().map(|&index| data_cells[index].text(row)));
+                    key_positions.iter().map(|&index| cells[index].text(row).unwrap_or_default()).collect();
                 let when = effective
                     .as_ref()
                     .and_then(|cells| effective_text(cells, row))
                     .unwrap_or_else(|| run_time.to_string());
                 staged.push(Staged {
-                    row: (staged.len()) as i64,
+                    row: staged.len() as i64,
                     natural_key: natural.join("\u{1f}"),
-                    hash: hash.clone(),
-                    effective: when.clone(),
+                    hash: row_hash(tracked_positions.iter().map(|&index| &cells[index]), row, &mut buffer),
+                    type1_hash: row_hash(type1_positions.iter().map(|&index| &cells[index]), row, &mut buffer),
+                    effective: when,
                 });
-                hashes.push(Some(hash));
-                effectives.push(Some(when));
             }
-            columns.extend(data_cells);
-            columns.push(Cells::Texts(hashes));
-            columns.push(Cells::Texts(effectives));
-            stager.send(&StageBatch { columns, rows }).await?;
+            let keys: Vec<Cells> = names.natural_key.iter().map(|name| column(&batch, name)).collect::<Result<_>>()?;
+            stager.send(&StageBatch { columns: keys, rows }).await?;
         }
         stager.finish().await?;
     }
+    steps.done("keyed and hashed the rows", staged.len());
 
     // The versions of the touched keys, and the highest surrogate key.
-    let mut select = vec![format!("CAST(d.{key} AS TEXT)")];
+    let width = natural_key.len();
+    let mut select = vec![format!("d.{key}")];
     select.extend(natural_key.iter().map(|column| format!("CAST(d.{column} AS TEXT)")));
-    select.push("d.\"row_hash\"".to_string());
-    select.push(sql.timestamp_text("d.\"valid_from\""));
-    select.push(sql.timestamp_text("d.\"valid_to\""));
+    select.extend(["d.\"row_hash\"", "d.\"type1_hash\"", "d.\"valid_from\"", "d.\"valid_to\""].map(str::to_string));
     select.push(sql.flag_text("d.\"is_current\""));
     select.push(sql.flag_text("d.\"is_inferred\""));
+    let mut kinds = vec![Kind::Integer];
+    kinds.extend(std::iter::repeat_n(Kind::Text, width + 2));
+    kinds.extend([Kind::Instant, Kind::Instant, Kind::Text, Kind::Text]);
     let matches = join_on(natural_key.iter().map(|column| (format!("s.{column}"), format!("d.{column}"))));
     let rows = tx
-        .fetch_text(
-            "reading the current versions",
+        .fetch(
+            "reading the versions of the delivered keys",
             format!(
-                "SELECT {} FROM {table} d WHERE EXISTS (SELECT 1 FROM {STAGE} s WHERE {matches})",
+                "SELECT {} FROM {table} d WHERE EXISTS (SELECT 1 FROM {KEYS} s WHERE {matches})",
                 select.join(", ")
             ),
+            &kinds,
         )
         .await?;
+    tx.drop_temp(&[KEYS]).await?;
     let mut existing: BTreeMap<String, Vec<Version>> = BTreeMap::new();
-    let width = natural_key.len();
+    let read = rows.len();
     for row in rows {
-        let text = |index: usize| row.get(index).cloned().flatten();
+        let mut values = row.into_iter();
+        let mut next = || values.next().unwrap_or(Value::Text(None));
+        let key = next().integer().unwrap_or_default();
+        let natural: Vec<String> = (0..width).map(|_| next().into_text().unwrap_or_default()).collect();
         let version = Version {
-            key: text(0).and_then(|key| key.parse().ok()).unwrap_or_default(),
-            hash: text(width + 1),
-            valid_from: text(width + 2).unwrap_or_else(|| INFERRED_FROM.to_string()),
-            valid_to: text(width + 3),
-            is_current: text(width + 4).as_deref() == Some("1"),
-            is_inferred: text(width + 5).as_deref() == Some("1"),
+            key,
+            hash: next().into_text(),
+            type1_hash: next().into_text(),
+            valid_from: next().into_text().unwrap_or_else(|| INFERRED_FROM.to_string()),
+            valid_to: next().into_text(),
+            is_current: next().into_text().as_deref() == Some("1"),
+            is_inferred: next().into_text().as_deref() == Some("1"),
         };
-        let natural: Vec<String> = (1..=width).map(|index| text(index).unwrap_or_default()).collect();
         existing.entry(natural.join("\u{1f}")).or_default().push(version);
     }
     let max_key = tx
@@ -301,84 +353,111 @@ pub(crate) async fn load_dimension(
             format!("SELECT CAST(COALESCE(MAX({key}), 0) AS TEXT) FROM {table}"),
         )
         .await?;
+    steps.done("read the versions of the delivered keys", read);
+
+    // Hashes by staged row, then the plan.
+    let hashes: Vec<(String, String)> = staged.iter().map(|row| (row.hash.clone(), row.type1_hash.clone())).collect();
     staged
         .sort_by(|a, b| a.natural_key.cmp(&b.natural_key).then(a.effective.cmp(&b.effective)).then(a.row.cmp(&b.row)));
     let plan = scd::plan(&staged, existing, max_key);
+    drop(staged);
+    steps.done("planned the merge", plan.rows.len());
 
-    // The plan, staged.
-    let plan_definitions = [
-        format!("\"key\" {}", sql.key_type()),
-        format!("\"_row\" {}", sql.key_type()),
-        "\"action\" TEXT".to_string(),
-        format!("\"valid_from\" {}", sql.timestamp_type()),
-        format!("\"valid_to\" {}", sql.timestamp_type()),
-        format!("\"is_current\" {}", sql.boolean_type()),
+    // The plan, with the columns of the rows it writes.
+    let mut definitions = vec![
+        format!("\"lakestar_key\" {}", sql.key_type()),
+        format!("\"lakestar_row\" {}", sql.key_type()),
+        "\"lakestar_action\" TEXT".to_string(),
+        format!("\"lakestar_valid_from\" {}", sql.timestamp_type()),
+        format!("\"lakestar_valid_to\" {}", sql.timestamp_type()),
+        format!("\"lakestar_is_current\" {}", sql.boolean_type()),
     ];
-    tx.create_temp(PLAN, &plan_definitions).await?;
-    let plan_columns: Vec<String> = ["key", "_row", "action", "valid_from", "valid_to", "is_current"]
-        .iter()
-        .map(|name| format!("\"{name}\""))
-        .collect();
+    definitions.extend(names.data.iter().zip(&data).map(|(name, quoted_name)| typed(name, quoted_name)));
+    definitions.push("\"row_hash\" TEXT".to_string());
+    definitions.push("\"type1_hash\" TEXT".to_string());
+    tx.create_temp(PLAN, &definitions).await?;
+    let mut plan_columns: Vec<String> = PLAN_COLUMNS.iter().map(|name| format!("\"{name}\"")).collect();
+    plan_columns.extend(data.iter().cloned());
+    plan_columns.push("\"row_hash\"".to_string());
+    plan_columns.push("\"type1_hash\"".to_string());
+    let mut by_row: Vec<Option<usize>> = vec![None; hashes.len()];
+    for (index, planned) in plan.rows.iter().enumerate() {
+        if let Some(slot) = planned.row.and_then(|row| by_row.get_mut(row as usize)) {
+            *slot = Some(index);
+        }
+    }
     {
         let mut stager = tx.stager(PLAN, &plan_columns).await?;
-        for chunk in plan.rows.chunks(16_384) {
-            let columns = vec![
-                Cells::Texts(chunk.iter().map(|row| Some(row.key.to_string())).collect()),
-                Cells::Texts(chunk.iter().map(|row| row.row.map(|row| row.to_string())).collect()),
+        let mut offset = 0;
+        for batch in batches(reopen(&files)?, None) {
+            let batch = batch?;
+            let rows = batch.num_rows();
+            let (picked, planned): (Vec<u32>, Vec<&scd::PlanRow>) = (0..rows)
+                .filter_map(|row| {
+                    by_row.get(offset + row).copied().flatten().map(|index| (row as u32, &plan.rows[index]))
+                })
+                .unzip();
+            offset += rows;
+            if picked.is_empty() {
+                continue;
+            }
+            let taken = arrow::compute::take_record_batch(&batch, &arrow::array::UInt32Array::from(picked))
+                .map_err(|error| Error::arrow("picking the rows the merge writes", error))?;
+            let mut columns = plan_cells(&planned);
+            for name in &names.data {
+                columns.push(column(&taken, name)?);
+            }
+            let hash = |pick: fn(&(String, String)) -> &String| {
                 Cells::Texts(
-                    chunk
+                    planned
                         .iter()
-                        .map(|row| {
-                            Some(
-                                match row.action {
-                                    scd::Action::Insert => "insert",
-                                    scd::Action::Update => "update",
-                                    scd::Action::Type1 => "type1",
-                                }
-                                .to_string(),
-                            )
-                        })
+                        .map(|row| row.row.and_then(|row| hashes.get(row as usize)).map(|pair| pick(pair).clone()))
                         .collect(),
-                ),
-                Cells::Texts(chunk.iter().map(|row| Some(row.valid_from.clone())).collect()),
-                Cells::Texts(chunk.iter().map(|row| row.valid_to.clone()).collect()),
-                Cells::Texts(
-                    chunk.iter().map(|row| Some(if row.is_current { "1" } else { "0" }.to_string())).collect(),
-                ),
-            ];
+                )
+            };
+            columns.push(hash(|pair| &pair.0));
+            columns.push(hash(|pair| &pair.1));
+            stager.send(&StageBatch { columns, rows: planned.len() }).await?;
+        }
+        // Versions whose validity alone changes.
+        let validity: Vec<&scd::PlanRow> = plan.rows.iter().filter(|planned| planned.row.is_none()).collect();
+        for chunk in validity.chunks(16_384) {
+            let mut columns = plan_cells(chunk);
+            columns.extend((0..data.len() + 2).map(|_| Cells::Constant(None)));
             stager.send(&StageBatch { columns, rows: chunk.len() }).await?;
         }
         stager.finish().await?;
     }
+    steps.done("staged the plan", plan.rows.len());
 
     // Apply: validity first (closing current versions before new ones open), then columns.
     let target = |column: &str| format!("{table}.{column}");
+    let is_key = format!("{} = p.\"lakestar_key\"", target(&key));
     tx.execute(
         "closing versions",
         format!(
-            "UPDATE {table} SET \"valid_to\" = p.\"valid_to\", \"is_current\" = p.\"is_current\" \
-             FROM {PLAN} p WHERE {} = p.\"key\" AND p.\"action\" = 'update' AND p.\"_row\" IS NULL",
-            target(&key)
+            "UPDATE {table} SET \"valid_to\" = p.\"lakestar_valid_to\", \"is_current\" = p.\"lakestar_is_current\" \
+             FROM {PLAN} p WHERE {is_key} AND p.\"lakestar_action\" = 'update' AND p.\"lakestar_row\" IS NULL"
         ),
         None,
     )
     .await?;
-    let mut assignments: Vec<String> = data.iter().map(|column| format!("{column} = s.{column}")).collect();
+    let mut assignments: Vec<String> = data.iter().map(|column| format!("{column} = p.{column}")).collect();
     assignments.extend([
-        "\"row_hash\" = s.\"row_hash\"".to_string(),
-        "\"valid_from\" = p.\"valid_from\"".to_string(),
-        "\"valid_to\" = p.\"valid_to\"".to_string(),
-        "\"is_current\" = p.\"is_current\"".to_string(),
+        "\"row_hash\" = p.\"row_hash\"".to_string(),
+        "\"type1_hash\" = p.\"type1_hash\"".to_string(),
+        "\"valid_from\" = p.\"lakestar_valid_from\"".to_string(),
+        "\"valid_to\" = p.\"lakestar_valid_to\"".to_string(),
+        "\"is_current\" = p.\"lakestar_is_current\"".to_string(),
         "\"is_inferred\" = FALSE".to_string(),
         "\"run_id\" = $1".to_string(),
     ]);
     tx.execute(
         "rewriting versions",
         format!(
-            "UPDATE {table} SET {} FROM {PLAN} p JOIN {STAGE} s ON s.\"_row\" = p.\"_row\" \
-             WHERE {} = p.\"key\" AND p.\"action\" = 'update'",
+            "UPDATE {table} SET {} FROM {PLAN} p \
+             WHERE {is_key} AND p.\"lakestar_action\" = 'update' AND p.\"lakestar_row\" IS NOT NULL",
             assignments.join(", "),
-            target(&key)
         ),
         Some(run_id),
     )
@@ -386,18 +465,28 @@ pub(crate) async fn load_dimension(
     let mut columns = vec![key.clone()];
     columns.extend(data.iter().cloned());
     columns.extend(
-        ["row_hash", "valid_from", "valid_to", "is_current", "is_inferred", "run_id"].map(|name| format!("\"{name}\"")),
+        ["row_hash", "type1_hash", "valid_from", "valid_to", "is_current", "is_inferred", "run_id"]
+            .map(|name| format!("\"{name}\"")),
     );
-    let mut values = vec!["p.\"key\"".to_string()];
-    values.extend(data.iter().map(|column| format!("s.{column}")));
+    let mut values = vec!["p.\"lakestar_key\"".to_string()];
+    values.extend(data.iter().map(|column| format!("p.{column}")));
     values.extend(
-        ["s.\"row_hash\"", "p.\"valid_from\"", "p.\"valid_to\"", "p.\"is_current\"", "FALSE", "$1"].map(str::to_string),
+        [
+            "p.\"row_hash\"",
+            "p.\"type1_hash\"",
+            "p.\"lakestar_valid_from\"",
+            "p.\"lakestar_valid_to\"",
+            "p.\"lakestar_is_current\"",
+            "FALSE",
+            "$1",
+        ]
+        .map(str::to_string),
     );
     tx.execute(
         "inserting versions",
         format!(
-            "INSERT INTO {table} ({}) SELECT {} FROM {PLAN} p JOIN {STAGE} s ON s.\"_row\" = p.\"_row\" \
-             WHERE p.\"action\" = 'insert' ORDER BY p.\"key\"",
+            "INSERT INTO {table} ({}) SELECT {} FROM {PLAN} p \
+             WHERE p.\"lakestar_action\" = 'insert' ORDER BY p.\"lakestar_key\"",
             columns.join(", "),
             values.join(", ")
         ),
@@ -405,27 +494,40 @@ pub(crate) async fn load_dimension(
     )
     .await?;
     let mut type1_updated = 0;
-    if !type1.is_empty() && plan.type1 > 0 {
-        let type1 = quoted(&type1)?;
-        let mut assignments: Vec<String> = type1.iter().map(|column| format!("{column} = s.{column}")).collect();
-        assignments.push("\"run_id\" = $1".to_string());
-        let differs: Vec<String> =
-            type1.iter().map(|column| sql.differs(&target(column), &format!("s.{column}"))).collect();
-        type1_updated = tx
-            .execute(
-                "overwriting type 1 columns",
-                format!(
-                    "UPDATE {table} SET {} FROM {PLAN} p JOIN {STAGE} s ON s.\"_row\" = p.\"_row\" \
-                     WHERE {} = p.\"key\" AND p.\"action\" = 'type1' AND ({})",
-                    assignments.join(", "),
-                    target(&key),
-                    differs.join(" OR ")
-                ),
-                Some(run_id),
-            )
-            .await?;
+    if plan.type1 > 0 {
+        let is_type1 = format!("{is_key} AND p.\"lakestar_action\" = 'type1'");
+        if !type1.is_empty() {
+            let type1 = quoted(&type1)?;
+            let mut assignments: Vec<String> = type1.iter().map(|column| format!("{column} = p.{column}")).collect();
+            assignments.push("\"type1_hash\" = p.\"type1_hash\"".to_string());
+            assignments.push("\"run_id\" = $1".to_string());
+            let differs: Vec<String> =
+                type1.iter().map(|column| sql.differs(&target(column), &format!("p.{column}"))).collect();
+            type1_updated = tx
+                .execute(
+                    "overwriting type 1 columns",
+                    format!(
+                        "UPDATE {table} SET {} FROM {PLAN} p WHERE {is_type1} AND ({})",
+                        assignments.join(", "),
+                        differs.join(" OR ")
+                    ),
+                    Some(run_id),
+                )
+                .await?;
+        }
+        // Rows written before the warehouse kept the type 1 hash, equal in every column.
+        tx.execute(
+            "recording type 1 hashes",
+            format!(
+                "UPDATE {table} SET \"type1_hash\" = p.\"type1_hash\" FROM {PLAN} p WHERE {is_type1} AND {}",
+                sql.differs(&target("\"type1_hash\""), "p.\"type1_hash\"")
+            ),
+            None,
+        )
+        .await?;
     }
-    tx.drop_temp(&[STAGE, PLAN]).await?;
+    tx.drop_temp(&[PLAN]).await?;
+    steps.done("applied the merge", plan.rows.len());
     Ok(TableCounts {
         inserted: plan.inserted,
         updated: plan.updated + type1_updated,
@@ -434,20 +536,27 @@ pub(crate) async fn load_dimension(
     })
 }
 
-/// The hash of the tracked columns' text, nulls distinct from empty text.
-fn row_hash(values: impl Iterator<Item = Option<String>>) -> String {
+/// The hash of some columns' text for one row, nulls distinct from empty text.
+fn row_hash<'a>(cells: impl Iterator<Item = &'a Cells>, row: usize, buffer: &mut String) -> String {
     let mut hasher = Sha256::new();
-    for value in values {
-        match value {
-            Some(text) => {
-                hasher.update([1u8]);
-                hasher.update((text.len() as u64).to_le_bytes());
-                hasher.update(text.as_bytes());
-            }
-            None => hasher.update([0u8]),
+    for cell in cells {
+        buffer.clear();
+        if cell.write(row, buffer) {
+            hasher.update([1u8]);
+            hasher.update((buffer.len() as u64).to_le_bytes());
+            hasher.update(buffer.as_bytes());
+        } else {
+            hasher.update([0u8]);
         }
     }
-    hasher.finalize()[..16].iter().map(|byte| format!("{byte:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = hasher.finalize();
+    let mut text = String::with_capacity(32);
+    for byte in &digest[..16] {
+        text.push(HEX[usize::from(byte >> 4)] as char);
+        text.push(HEX[usize::from(byte & 15)] as char);
+    }
+    text
 }
 
 /// The instant a date or timestamp cell names, as fixed-width text.
@@ -462,10 +571,13 @@ fn effective_text(cells: &Cells, row: usize) -> Option<String> {
     }
 }
 
+/// Hash maps keyed by natural-key text, looked up once per fact row and reference.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The versions of one dimension, by natural key, for the facts' as-of lookups: validity in
 /// microseconds, so a fact row costs no text formatting or comparison.
 struct DimensionIndex {
-    versions: HashMap<String, Vec<(i64, Option<i64>, i64)>>,
+    versions: FastMap<String, Vec<(i64, Option<i64>, i64)>>,
     max_key: i64,
 }
 
@@ -492,29 +604,36 @@ struct Reference {
 }
 
 /// Reads every version of a dimension (natural key, validity, surrogate key).
-async fn dimension_index(tx: &mut Tx, sql: &Sql, reference: &Reference) -> Result<DimensionIndex> {
+async fn dimension_index(tx: &mut Tx, reference: &Reference) -> Result<DimensionIndex> {
     let mut select: Vec<String> =
         reference.natural_key.iter().map(|column| format!("CAST({column} AS TEXT)")).collect();
-    select.push(format!("CAST({} AS TEXT)", reference.key));
-    select.push(sql.timestamp_text("\"valid_from\""));
-    select.push(sql.timestamp_text("\"valid_to\""));
+    let width = reference.natural_key.len();
+    select.extend([reference.key.clone(), "\"valid_from\"".to_string(), "\"valid_to\"".to_string()]);
+    let mut kinds = vec![Kind::Text; width];
+    kinds.extend([Kind::Integer, Kind::Instant, Kind::Instant]);
     let rows = tx
-        .fetch_text(
+        .fetch(
             &format!("reading the versions of {}", reference.table),
             format!("SELECT {} FROM {}", select.join(", "), reference.table),
+            &kinds,
         )
         .await?;
-    let width = reference.natural_key.len();
-    let mut versions: HashMap<String, Vec<(i64, Option<i64>, i64)>> = HashMap::with_capacity(rows.len());
+    let mut versions: FastMap<String, Vec<(i64, Option<i64>, i64)>> =
+        FastMap::with_capacity_and_hasher(rows.len(), Default::default());
     let mut max_key = 0;
     let inferred_from = scd::timestamp_micros(INFERRED_FROM).unwrap_or(i64::MIN);
-    for row in rows {
-        let natural: Vec<String> = row[..width].iter().map(|value| value.clone().unwrap_or_default()).collect();
-        let key: i64 = row[width].as_deref().and_then(|key| key.parse().ok()).unwrap_or_default();
+    for mut row in rows {
+        let key = row[width].integer().unwrap_or_default();
         max_key = max_key.max(key);
-        let from = row[width + 1].as_deref().and_then(scd::timestamp_micros).unwrap_or(inferred_from);
-        let to = row[width + 2].as_deref().and_then(scd::timestamp_micros);
-        versions.entry(natural.join("\u{1f}")).or_default().push((from, to, key));
+        let from = row[width + 1].micros().unwrap_or(inferred_from);
+        let to = row[width + 2].micros();
+        row.truncate(width);
+        let natural = if width == 1 {
+            row.pop().and_then(Value::into_text).unwrap_or_default()
+        } else {
+            row.into_iter().map(|value| value.into_text().unwrap_or_default()).collect::<Vec<_>>().join("\u{1f}")
+        };
+        versions.entry(natural).or_default().push((from, to, key));
     }
     for list in versions.values_mut() {
         list.sort();
@@ -522,16 +641,98 @@ async fn dimension_index(tx: &mut Tx, sql: &Sql, reference: &Reference) -> Resul
     Ok(DimensionIndex { versions, max_key })
 }
 
-/// The natural key text of a fact row's reference, `None` when a part is null.
-fn reference_text(cells: &[Cells], row: usize) -> Option<String> {
-    if let [single] = cells {
-        return single.text(row);
+/// The natural key text of a fact row's reference (parts joined by U+001F, in `buffer` unless
+/// it is one text column), `None` when a part is null.
+fn reference_key<'a>(cells: &'a [Cells], row: usize, buffer: &'a mut String) -> Option<&'a str> {
+    if let [Cells::Arrow(TextColumn::Text(array))] = cells {
+        return (!array.is_null(row)).then(|| array.value(row));
     }
-    let mut parts = Vec::with_capacity(cells.len());
-    for cell in cells {
-        parts.push(cell.text(row)?);
+    buffer.clear();
+    for (index, cell) in cells.iter().enumerate() {
+        if index > 0 {
+            buffer.push('\u{1f}');
+        }
+        if !cell.write(row, buffer) {
+            return None;
+        }
     }
-    Some(parts.join("\u{1f}"))
+    Some(buffer.as_str())
+}
+
+/// The fact rows with their dimension and date keys, in the fact table's column order, made
+/// on the staging thread.
+struct FactRows {
+    batches: Box<dyn Iterator<Item = Result<RecordBatch>> + Send>,
+    references: Vec<Reference>,
+    indexes: Vec<DimensionIndex>,
+    date_column: Option<String>,
+    data: Vec<String>,
+    run_id: String,
+    dates: BTreeSet<chrono::NaiveDate>,
+    rows: u64,
+}
+
+impl FactRows {
+    fn encode(&mut self, batch: &RecordBatch) -> Result<StageBatch> {
+        const DAY: i64 = 86_400_000_000;
+        let count = batch.num_rows();
+        let date_cells = match &self.date_column {
+            Some(name) => Some(column(batch, name)?),
+            None => None,
+        };
+        let mut as_of = Vec::with_capacity(count);
+        let mut date_keys = Vec::with_capacity(count);
+        let mut previous = None;
+        for row in 0..count {
+            let (instant, date) = match &date_cells {
+                // As of the end of the fact's day.
+                Some(Cells::Arrow(column @ TextColumn::Date(array))) => {
+                    ((!array.is_null(row)).then(|| i64::from(array.value(row)) * DAY + DAY), column.date(row))
+                }
+                Some(Cells::Arrow(column @ TextColumn::Timestamp(array))) => {
+                    ((!array.is_null(row)).then(|| array.value(row) + 1), column.date(row))
+                }
+                _ => (None, None),
+            };
+            if date.is_some() && date != previous {
+                self.dates.extend(date);
+                previous = date;
+            }
+            as_of.push(instant.unwrap_or(i64::MAX));
+            date_keys.push(date.map(|date| i64::from(date_key(date))));
+        }
+        let mut cells = Vec::with_capacity(self.references.len() + self.data.len() + 2);
+        let mut buffer = String::new();
+        for (reference, index) in self.references.iter().zip(&self.indexes) {
+            let fact: Vec<Cells> =
+                reference.fact_columns.iter().map(|name| column(batch, name)).collect::<Result<_>>()?;
+            let keys = (0..count)
+                .map(|row| reference_key(&fact, row, &mut buffer).and_then(|natural| index.lookup(natural, as_of[row])))
+                .collect();
+            cells.push(Cells::Integers(keys));
+        }
+        if self.date_column.is_some() {
+            cells.push(Cells::Integers(date_keys));
+        }
+        for name in &self.data {
+            cells.push(column(batch, name)?);
+        }
+        cells.push(Cells::Constant(Some(self.run_id.clone())));
+        self.rows += count as u64;
+        Ok(StageBatch { columns: cells, rows: count })
+    }
+
+    /// The same rows again from the start of `files`.
+    fn restart(self, files: &[File]) -> Result<FactRows> {
+        Ok(FactRows { batches: Box::new(batches(reopen(files)?, None)), dates: BTreeSet::new(), rows: 0, ..self })
+    }
+}
+
+impl Producer for FactRows {
+    fn next_batch(&mut self) -> Option<Result<StageBatch>> {
+        let batch = self.batches.next()?;
+        Some(batch.and_then(|batch| self.encode(&batch)))
+    }
 }
 
 /// Loads a fact run. The dimension versions are read once; natural keys no dimension has get
@@ -547,6 +748,7 @@ pub(crate) async fn load_fact(
     run_id: &str,
     files: Vec<File>,
 ) -> Result<(TableCounts, BTreeMap<String, u64>, BTreeSet<chrono::NaiveDate>)> {
+    let mut steps = Steps::new(run_id, &dataset.table.name);
     let sql = Sql { dialect: tx.dialect() };
     let table = quote(&dataset.table.name)?;
     let names = Names::of(dataset);
@@ -584,39 +786,32 @@ pub(crate) async fn load_fact(
         });
     }
     references.sort_by(|a, b| a.table.cmp(&b.table));
-    let reopen = |files: &[File]| -> Result<Vec<File>> {
-        files
-            .iter()
-            .map(|file| {
-                let mut file = file.try_clone().map_err(|error| Error::arrow("reopening a curated part", error))?;
-                std::io::Seek::rewind(&mut file).map_err(|error| Error::arrow("rewinding a curated part", error))?;
-                Ok(file)
-            })
-            .collect()
-    };
 
     // The dimensions, and inferred members for natural keys they do not have.
     let mut indexes = Vec::with_capacity(references.len());
     for reference in &references {
-        indexes.push(dimension_index(tx, &sql, reference).await?);
+        indexes.push(dimension_index(tx, reference).await?);
     }
+    steps.done("read the dimensions' versions", indexes.iter().map(|index| index.versions.len()).sum());
     let mut missing: Vec<BTreeSet<String>> = vec![BTreeSet::new(); references.len()];
     let reference_columns: Vec<String> =
         references.iter().flat_map(|reference| reference.fact_columns.iter().cloned()).collect();
+    let mut buffer = String::new();
     for batch in batches(reopen(&files)?, Some(reference_columns)) {
         let batch = batch?;
         for ((reference, index), missing) in references.iter().zip(&indexes).zip(missing.iter_mut()) {
             let cells: Vec<Cells> =
                 reference.fact_columns.iter().map(|name| column(&batch, name)).collect::<Result<_>>()?;
             for row in 0..batch.num_rows() {
-                if let Some(natural) =
-                    reference_text(&cells, row).filter(|natural| !index.versions.contains_key(natural))
-                {
-                    missing.insert(natural);
+                if let Some(natural) = reference_key(&cells, row, &mut buffer) {
+                    if !index.versions.contains_key(natural) && !missing.contains(natural) {
+                        missing.insert(natural.to_string());
+                    }
                 }
             }
         }
     }
+    steps.done("found the unknown natural keys", missing.iter().map(BTreeSet::len).sum());
     let mut inferred = BTreeMap::new();
     for ((reference, index), missing) in references.iter().zip(indexes.iter_mut()).zip(missing) {
         let added = missing.len() as u64;
@@ -626,6 +821,7 @@ pub(crate) async fn load_fact(
         }
         inferred.insert(reference.table.trim_matches('"').to_string(), added);
     }
+    steps.done("added inferred members", inferred.values().sum::<u64>() as usize);
 
     // The rows with their keys, in the fact table's column order.
     let mut columns: Vec<String> = references.iter().map(|reference| reference.key.clone()).collect();
@@ -634,83 +830,27 @@ pub(crate) async fn load_fact(
     }
     columns.extend(data.iter().cloned());
     columns.push("\"run_id\"".to_string());
-    let mut dates = BTreeSet::new();
-    let mut rows = 0u64;
-    let encode = |batch: &RecordBatch, dates: &mut BTreeSet<chrono::NaiveDate>| -> Result<StageBatch> {
-        let count = batch.num_rows();
-        let date_cells = match &date_column {
-            Some(name) => Some(column(batch, name)?),
-            None => None,
-        };
-        let mut as_of = Vec::with_capacity(count);
-        let mut date_keys = Vec::with_capacity(count);
-        const DAY: i64 = 86_400_000_000;
-        for row in 0..count {
-            let (instant, key) = match &date_cells {
-                Some(Cells::Arrow(column @ TextColumn::Date(array))) => {
-                    let date = column.date(row);
-                    dates.extend(date);
-                    // As of the end of the fact's day.
-                    let next = (!array.is_null(row)).then(|| i64::from(array.value(row)) * DAY + DAY);
-                    (next, date.map(date_key))
-                }
-                Some(Cells::Arrow(column @ TextColumn::Timestamp(array))) => {
-                    let instant = (!array.is_null(row)).then(|| array.value(row) + 1);
-                    let date = column.date(row);
-                    dates.extend(date);
-                    (instant, date.map(date_key))
-                }
-                _ => (None, None),
-            };
-            as_of.push(instant.unwrap_or(i64::MAX));
-            date_keys.push(key.map(|key| key.to_string()));
-        }
-        let mut cells = Vec::with_capacity(columns.len());
-        for (reference, index) in references.iter().zip(&indexes) {
-            let fact: Vec<Cells> =
-                reference.fact_columns.iter().map(|name| column(batch, name)).collect::<Result<_>>()?;
-            let keys = (0..count)
-                .map(|row| {
-                    reference_text(&fact, row)
-                        .and_then(|natural| index.lookup(&natural, as_of[row]))
-                        .map(|key| key.to_string())
-                })
-                .collect();
-            cells.push(Cells::Texts(keys));
-        }
-        if date_column.is_some() {
-            cells.push(Cells::Texts(date_keys));
-        }
-        for name in &names.data {
-            cells.push(column(batch, name)?);
-        }
-        cells.push(Cells::Constant(Some(run_id.to_string())));
-        Ok(StageBatch { columns: cells, rows: count })
+    let rows = FactRows {
+        batches: Box::new(batches(reopen(&files)?, None)),
+        references,
+        indexes,
+        date_column,
+        data: names.data.clone(),
+        run_id: run_id.to_string(),
+        dates: BTreeSet::new(),
+        rows: 0,
     };
 
     // Straight into the fact table, in a savepoint: it succeeds unless a fact is there already.
     tx.execute("opening a savepoint", "SAVEPOINT lakestar_facts".to_string(), None).await?;
-    let direct = async {
-        let mut stager = tx.stager(&table, &columns).await?;
-        for batch in batches(reopen(&files)?, None) {
-            let batch = batch?;
-            let encoded = encode(&batch, &mut dates)?;
-            if let Err(error) = stager.send(&encoded).await {
-                stager.abort().await;
-                return Err(error);
-            }
-            rows += encoded.rows as u64;
-        }
-        stager.finish().await
-    }
-    .await;
+    let (rows, direct) = tx.stage_from(&table, &columns, rows).await?;
     if direct.is_ok() {
         tx.execute("releasing a savepoint", "RELEASE SAVEPOINT lakestar_facts".to_string(), None).await?;
-        return Ok((TableCounts { inserted: rows, ..TableCounts::default() }, inferred, dates));
+        steps.done("copied the facts into their table", rows.rows as usize);
+        return Ok((TableCounts { inserted: rows.rows, ..TableCounts::default() }, inferred, rows.dates));
     }
     tx.execute("rolling back to a savepoint", "ROLLBACK TO SAVEPOINT lakestar_facts".to_string(), None).await?;
-    dates.clear();
-    rows = 0;
+    steps.done("found facts loaded before", 0);
 
     // Some facts exist: stage, then upsert what differs.
     let types: BTreeMap<String, String> = ddl::table_columns(dataset, contract, sql.dialect)?
@@ -720,16 +860,11 @@ pub(crate) async fn load_fact(
     let definitions: Vec<String> =
         columns.iter().map(|column| format!("{column} {}", types.get(column).map_or("TEXT", String::as_str))).collect();
     tx.create_temp(STAGE, &definitions).await?;
-    {
-        let mut stager = tx.stager(STAGE, &columns).await?;
-        for batch in batches(reopen(&files)?, None) {
-            let encoded = encode(&batch?, &mut dates)?;
-            stager.send(&encoded).await?;
-            rows += encoded.rows as u64;
-        }
-        stager.finish().await?;
-    }
+    let (rows, staged) = tx.stage_from(STAGE, &columns, rows.restart(&files)?).await?;
+    staged?;
+    let FactRows { rows, dates, .. } = rows;
     tx.analyze(STAGE).await?;
+    steps.done("staged the facts", rows as usize);
     let existing = tx
         .fetch_count(
             "counting facts already loaded",

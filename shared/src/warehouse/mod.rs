@@ -213,25 +213,34 @@ impl Warehouse {
             return Err(Error::WarehouseLoad(format!("bulk copy: table `{table}` does not exist")));
         }
         let quoted: Vec<String> = columns.iter().map(|name| ddl::quote(name)).collect::<Result<_>>()?;
-        let mut copied = 0;
-        {
-            let mut stager = tx.stager(&ddl::quote(table)?, &quoted).await?;
-            for batch in merge::batches(files, None) {
-                let batch = batch?;
-                let cells = columns
-                    .iter()
-                    .map(|name| match batch.column_by_name(name) {
-                        Some(array) => text::TextColumn::new(array).map(tx::Cells::Arrow),
-                        None => Ok(tx::Cells::Texts(vec![None; batch.num_rows()])),
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                stager.send(&tx::StageBatch { columns: cells, rows: batch.num_rows() }).await?;
-                copied += batch.num_rows() as u64;
-            }
-            stager.finish().await?;
-        }
+        let rows = CopiedRows { batches: Box::new(merge::batches(files, None)), columns };
+        let (_, copied) = tx.stage_from(&ddl::quote(table)?, &quoted, rows).await?;
+        let copied = copied?;
         tx.commit().await?;
         Ok(copied)
+    }
+}
+
+/// Curated rows as they are, for [`Warehouse::bulk_copy`].
+struct CopiedRows {
+    batches: Box<dyn Iterator<Item = Result<arrow::array::RecordBatch>> + Send>,
+    columns: Vec<String>,
+}
+
+impl tx::Producer for CopiedRows {
+    fn next_batch(&mut self) -> Option<Result<tx::StageBatch>> {
+        let batch = self.batches.next()?;
+        Some(batch.and_then(|batch| {
+            let columns = self
+                .columns
+                .iter()
+                .map(|name| match batch.column_by_name(name) {
+                    Some(array) => text::TextColumn::new(array).map(tx::Cells::Arrow),
+                    None => Ok(tx::Cells::Constant(None)),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(tx::StageBatch { columns, rows: batch.num_rows() })
+        }))
     }
 }
 

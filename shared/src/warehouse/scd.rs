@@ -67,6 +67,9 @@ pub struct Version {
     pub key: i64,
     /// The hash of the tracked (type 2) columns; `None` for an inferred member.
     pub hash: Option<String>,
+    /// The hash of the type 1 columns; `None` for an inferred member or a row written before
+    /// the warehouse kept it (the database then compares the columns).
+    pub type1_hash: Option<String>,
     /// Valid from (inclusive).
     pub valid_from: String,
     /// Valid to (exclusive); `None` while open.
@@ -86,6 +89,8 @@ pub struct Staged {
     pub natural_key: String,
     /// The hash of the tracked columns.
     pub hash: String,
+    /// The hash of the type 1 columns.
+    pub type1_hash: String,
     /// When this version takes effect.
     pub effective: String,
 }
@@ -98,8 +103,8 @@ pub enum Action {
     /// An existing version's validity changes; with `row`, its columns are overwritten from
     /// that staged row too (a completed inferred member, a correction at the same instant).
     Update,
-    /// The current version, unchanged in its tracked columns: its type 1 columns are
-    /// overwritten from `row` where they differ.
+    /// The current version, unchanged in its tracked columns but not in its type 1 hash: its
+    /// type 1 columns are overwritten from `row` where they differ.
     Type1,
 }
 
@@ -128,7 +133,7 @@ pub enum Outcome {
     /// A new version, a slotted back-dated version, a completed inferred member or a
     /// correction.
     Updated,
-    /// Tracked columns unchanged; type 1 columns may still differ (the database decides).
+    /// Tracked columns unchanged, the type 1 hash not: the database compares the columns.
     Type1,
     /// Nothing to do: a back-dated row equal to the version of its time.
     Unchanged,
@@ -222,6 +227,7 @@ fn new_version(row: &Staged, next_key: &mut i64, valid_to: Option<String>) -> Wo
         version: Version {
             key: *next_key,
             hash: Some(row.hash.clone()),
+            type1_hash: Some(row.type1_hash.clone()),
             valid_from: row.effective.clone(),
             is_current: valid_to.is_none(),
             valid_to,
@@ -236,6 +242,7 @@ fn new_version(row: &Staged, next_key: &mut i64, valid_to: Option<String>) -> Wo
 /// Takes `row`'s columns into `working` (its tracked hash included).
 fn overwrite(working: &mut Working, row: &Staged) {
     working.version.hash = Some(row.hash.clone());
+    working.version.type1_hash = Some(row.type1_hash.clone());
     working.version.is_inferred = false;
     working.row = Some(row.row);
     working.type1 = None;
@@ -258,6 +265,10 @@ fn apply(versions: &mut Vec<Working>, row: &Staged, next_key: &mut i64) -> Outco
             if current.before.is_none() || current.row.is_some() {
                 // Created or rewritten by this same load: the later row's columns win.
                 overwrite(current, row);
+            } else if current.version.type1_hash.as_deref() == Some(row.type1_hash.as_str()) {
+                // Every column as it is: nothing to write.
+                current.type1 = None;
+                return Outcome::Unchanged;
             } else {
                 current.type1 = Some(row.row);
             }
@@ -303,13 +314,20 @@ mod tests {
     use super::*;
 
     fn staged(row: i64, key: &str, hash: &str, effective: &str) -> Staged {
-        Staged { row, natural_key: key.to_string(), hash: hash.to_string(), effective: effective.to_string() }
+        Staged {
+            row,
+            natural_key: key.to_string(),
+            hash: hash.to_string(),
+            type1_hash: "t".to_string(),
+            effective: effective.to_string(),
+        }
     }
 
     fn version(key: i64, hash: &str, from: &str, to: Option<&str>) -> Version {
         Version {
             key,
             hash: Some(hash.to_string()),
+            type1_hash: Some("t".to_string()),
             valid_from: from.to_string(),
             valid_to: to.map(str::to_string),
             is_current: to.is_none(),
@@ -369,12 +387,27 @@ mod tests {
     }
 
     #[test]
-    fn an_unchanged_hash_leaves_type_one_columns_to_the_database() {
-        let plan =
-            plan(&[staged(0, "C1", "a", "2024-02-01")], existing("C1", vec![version(3, "a", "2024-01-01", None)]), 10);
-        assert_eq!((plan.type1, plan.updated, plan.inserted), (1, 0, 0));
+    fn a_changed_type_one_hash_leaves_the_columns_to_the_database() {
+        let mut row = staged(0, "C1", "a", "2024-02-01");
+        row.type1_hash = "u".to_string();
+        let plan = plan(&[row], existing("C1", vec![version(3, "a", "2024-01-01", None)]), 10);
+        assert_eq!((plan.type1, plan.updated, plan.inserted, plan.unchanged), (1, 0, 0, 0));
         assert_eq!(plan.rows.len(), 1);
         assert_eq!((plan.rows[0].action.clone(), plan.rows[0].row, plan.rows[0].key), (Action::Type1, Some(0), 3));
+
+        // A row written before the warehouse kept the hash is compared by the database too.
+        let mut legacy = version(3, "a", "2024-01-01", None);
+        legacy.type1_hash = None;
+        let plan = super::plan(&[staged(0, "C1", "a", "2024-02-01")], existing("C1", vec![legacy]), 10);
+        assert_eq!((plan.type1, plan.rows.len()), (1, 1));
+    }
+
+    #[test]
+    fn an_unchanged_row_plans_nothing() {
+        let plan =
+            plan(&[staged(0, "C1", "a", "2024-02-01")], existing("C1", vec![version(3, "a", "2024-01-01", None)]), 10);
+        assert_eq!((plan.unchanged, plan.type1, plan.updated, plan.inserted), (1, 0, 0, 0));
+        assert!(plan.rows.is_empty(), "{plan:?}");
     }
 
     #[test]
@@ -410,6 +443,7 @@ mod tests {
         let inferred = Version {
             key: 5,
             hash: None,
+            type1_hash: None,
             valid_from: INFERRED_FROM.to_string(),
             valid_to: None,
             is_current: true,
@@ -453,6 +487,7 @@ mod tests {
                     Version {
                         key: planned.key,
                         hash,
+                        type1_hash: Some(row.type1_hash.clone()),
                         valid_from: planned.valid_from.clone(),
                         valid_to: planned.valid_to.clone(),
                         is_current: planned.is_current,
@@ -461,8 +496,8 @@ mod tests {
                 );
             }
             let again = plan(std::slice::from_ref(&row), existing("C1", after.into_values().collect()), 20);
-            assert_eq!(again.inserted + again.updated, 0, "{row:?}: {again:?}");
-            assert!(again.rows.iter().all(|planned| planned.action == Action::Type1), "{again:?}");
+            assert_eq!(again.inserted + again.updated + again.type1, 0, "{row:?}: {again:?}");
+            assert!(again.rows.is_empty(), "{again:?}");
         }
     }
 }

@@ -84,8 +84,14 @@ impl TextColumn {
                 out.push_str(array.value(index));
                 Ok(())
             }
-            TextColumn::Int64(array) => write!(out, "{}", array.value(index)),
-            TextColumn::Int32(array) => write!(out, "{}", array.value(index)),
+            TextColumn::Int64(array) => {
+                out.push_str(itoa::Buffer::new().format(array.value(index)));
+                Ok(())
+            }
+            TextColumn::Int32(array) => {
+                out.push_str(itoa::Buffer::new().format(array.value(index)));
+                Ok(())
+            }
             TextColumn::Float64(array) => write!(out, "{:?}", array.value(index)),
             TextColumn::Boolean(array) => {
                 out.push(if array.value(index) { '1' } else { '0' });
@@ -93,7 +99,10 @@ impl TextColumn {
             }
             TextColumn::Decimal(array, scale) => write_decimal(array.value(index), *scale, out),
             TextColumn::Date(array) => match array.value_as_date(index) {
-                Some(date) => write!(out, "{}", date.format("%Y-%m-%d")),
+                Some(date) => {
+                    push_date(date, out);
+                    Ok(())
+                }
                 None => return false,
             },
             TextColumn::Timestamp(array) => {
@@ -124,6 +133,30 @@ impl TextColumn {
             _ => None,
         }
     }
+}
+
+/// Appends `YYYY-MM-DD` (chrono's format for years outside four digits).
+fn push_date(date: chrono::NaiveDate, out: &mut String) {
+    use chrono::Datelike;
+    let year = date.year();
+    if !(0..=9999).contains(&year) {
+        out.push_str(&date.format("%Y-%m-%d").to_string());
+        return;
+    }
+    let (month, day) = (date.month(), date.day());
+    let digits = [
+        b'0' + (year / 1000) as u8,
+        b'0' + (year / 100 % 10) as u8,
+        b'0' + (year / 10 % 10) as u8,
+        b'0' + (year % 10) as u8,
+        b'-',
+        b'0' + (month / 10) as u8,
+        b'0' + (month % 10) as u8,
+        b'-',
+        b'0' + (day / 10) as u8,
+        b'0' + (day % 10) as u8,
+    ];
+    out.extend(digits.iter().map(|&byte| byte as char));
 }
 
 fn write_decimal(value: i128, scale: i8, out: &mut String) -> std::fmt::Result {
@@ -184,6 +217,25 @@ mod tests {
         let floats: ArrayRef = Arc::new(Float64Array::from(vec![0.1, f64::NAN]));
         let column = TextColumn::new(&floats).expect("column");
         assert_eq!((column.text(0).as_deref(), column.text(1)), (Some("0.1"), None));
+    }
+
+    #[test]
+    fn dates_and_integers_are_written_as_chrono_and_std_would() {
+        // 0001-01-01, 1900-02-28, 1970-01-01, 2024-02-29, 9999-12-31 and a year past four digits.
+        let days = [-719_162, -25_508, 0, 19_782, 2_932_896, 2_932_897];
+        let dates: ArrayRef = Arc::new(Date32Array::from(days.to_vec()));
+        let column = TextColumn::new(&dates).expect("column");
+        for (row, days) in days.iter().enumerate() {
+            let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Days::new(0);
+            let date = date.checked_add_signed(chrono::TimeDelta::days(i64::from(*days))).expect("date");
+            assert_eq!(column.text(row), Some(date.format("%Y-%m-%d").to_string()), "{days}");
+        }
+        assert_eq!(column.text(3).as_deref(), Some("2024-02-29"));
+
+        let integers: ArrayRef = Arc::new(Int64Array::from(vec![Some(i64::MIN), Some(0), None, Some(42)]));
+        let column = TextColumn::new(&integers).expect("column");
+        let texts: Vec<Option<String>> = (0..4).map(|row| column.text(row)).collect();
+        assert_eq!(texts, [Some(i64::MIN.to_string()), Some("0".into()), None, Some("42".into())]);
     }
 
     #[test]

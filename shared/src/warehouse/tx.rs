@@ -18,13 +18,21 @@ pub(crate) enum Tx {
 pub(crate) enum Cells {
     Arrow(TextColumn),
     Texts(Vec<Option<String>>),
+    Integers(Vec<Option<i64>>),
     Constant(Option<String>),
 }
 
 impl Cells {
-    fn write(&self, row: usize, out: &mut String) -> bool {
+    pub fn write(&self, row: usize, out: &mut String) -> bool {
         match self {
             Cells::Arrow(column) => column.write(row, out),
+            Cells::Integers(values) => match values[row] {
+                Some(value) => {
+                    out.push_str(itoa::Buffer::new().format(value));
+                    true
+                }
+                None => false,
+            },
             Cells::Texts(texts) => match &texts[row] {
                 Some(text) => {
                     out.push_str(text);
@@ -48,10 +56,87 @@ impl Cells {
     }
 }
 
+/// How [`Tx::fetch`] decodes a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Text (the statement casts other types to text).
+    Text,
+    /// A 64-bit integer.
+    Integer,
+    /// An instant: `TIMESTAMPTZ` in PostgreSQL, fixed-width UTC text in SQLite.
+    Instant,
+}
+
+/// A value read by [`Tx::fetch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Value {
+    Text(Option<String>),
+    Integer(Option<i64>),
+    /// Microseconds since the epoch.
+    Instant(Option<i64>),
+}
+
+impl Value {
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            Value::Text(text) => text,
+            Value::Integer(value) => value.map(|value| value.to_string()),
+            Value::Instant(micros) => {
+                micros.and_then(chrono::DateTime::from_timestamp_micros).map(super::scd::timestamp_text)
+            }
+        }
+    }
+
+    pub fn integer(&self) -> Option<i64> {
+        match self {
+            Value::Integer(value) => *value,
+            Value::Text(text) => text.as_deref().and_then(|text| text.parse().ok()),
+            Value::Instant(_) => None,
+        }
+    }
+
+    pub fn micros(&self) -> Option<i64> {
+        match self {
+            Value::Instant(micros) => *micros,
+            Value::Text(text) => text.as_deref().and_then(super::scd::timestamp_micros),
+            Value::Integer(_) => None,
+        }
+    }
+}
+
 /// Rows to stage: columns in the staging table's order.
 pub(crate) struct StageBatch {
     pub columns: Vec<Cells>,
     pub rows: usize,
+}
+
+/// Makes the batches to stage, on a thread of its own ([`Tx::stage_from`]).
+pub(crate) trait Producer: Send + 'static {
+    /// The next batch, `None` when done.
+    fn next_batch(&mut self) -> Option<Result<StageBatch>>;
+}
+
+/// What the producing thread hands over: CSV for PostgreSQL's `COPY`, rows for SQLite.
+enum Chunk {
+    Csv(String, usize),
+    Rows(StageBatch),
+}
+
+/// Appends `batch` as CSV rows (every value quoted, nulls empty) to `out`.
+fn encode_csv(batch: &StageBatch, out: &mut String) {
+    let mut value = String::new();
+    for row in 0..batch.rows {
+        for (index, column) in batch.columns.iter().enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
+            value.clear();
+            if column.write(row, &mut value) {
+                push_csv_field(Some(&value), out);
+            }
+        }
+        out.push('\n');
+    }
 }
 
 /// An open bulk load into a staging table.
@@ -69,19 +154,7 @@ impl Stager<'_> {
         match self {
             Stager::Postgres { copy, buffer } => {
                 buffer.clear();
-                let mut value = String::new();
-                for row in 0..batch.rows {
-                    for (index, column) in batch.columns.iter().enumerate() {
-                        if index > 0 {
-                            buffer.push(',');
-                        }
-                        value.clear();
-                        if column.write(row, &mut value) {
-                            push_csv_field(Some(&value), buffer);
-                        }
-                    }
-                    buffer.push('\n');
-                }
+                encode_csv(batch, buffer);
                 copy.send(buffer.as_bytes()).await.map_err(|error| Error::database("staging rows with COPY", error))?;
                 Ok(())
             }
@@ -108,6 +181,18 @@ impl Stager<'_> {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Sends rows already encoded by [`encode_csv`] (PostgreSQL only).
+    async fn send_csv(&mut self, csv: &str) -> Result<()> {
+        match self {
+            Stager::Postgres { copy, .. } => copy
+                .send(csv.as_bytes())
+                .await
+                .map(|_| ())
+                .map_err(|error| Error::database("staging rows with COPY", error)),
+            Stager::Sqlite { .. } => Err(Error::WarehouseLoad("CSV cannot be staged into SQLite".to_string())),
         }
     }
 
@@ -215,6 +300,55 @@ impl Tx {
         })
     }
 
+    /// Reads rows whose columns are decoded as `kinds` say: instants and integers in their
+    /// own types, without the server formatting them as text.
+    pub async fn fetch(&mut self, what: &str, statement: String, kinds: &[Kind]) -> Result<Vec<Vec<Value>>> {
+        let context = |error| Error::database(what, error);
+        let mut out = Vec::new();
+        match self {
+            Tx::Postgres(tx) => {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(statement)).fetch_all(&mut **tx).await.map_err(context)?;
+                out.reserve(rows.len());
+                for row in rows {
+                    let mut values = Vec::with_capacity(kinds.len());
+                    for (index, kind) in kinds.iter().enumerate() {
+                        values.push(match kind {
+                            Kind::Text => Value::Text(row.try_get(index).map_err(context)?),
+                            Kind::Integer => Value::Integer(row.try_get(index).map_err(context)?),
+                            Kind::Instant => Value::Instant(
+                                row.try_get::<Option<chrono::DateTime<chrono::Utc>>, _>(index)
+                                    .map_err(context)?
+                                    .map(|instant| instant.timestamp_micros()),
+                            ),
+                        });
+                    }
+                    out.push(values);
+                }
+            }
+            Tx::Sqlite(tx) => {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(statement)).fetch_all(&mut **tx).await.map_err(context)?;
+                out.reserve(rows.len());
+                for row in rows {
+                    let mut values = Vec::with_capacity(kinds.len());
+                    for (index, kind) in kinds.iter().enumerate() {
+                        values.push(match kind {
+                            Kind::Text => Value::Text(row.try_get(index).map_err(context)?),
+                            Kind::Integer => Value::Integer(row.try_get(index).map_err(context)?),
+                            Kind::Instant => Value::Instant(
+                                row.try_get::<Option<String>, _>(index)
+                                    .map_err(context)?
+                                    .as_deref()
+                                    .and_then(super::scd::timestamp_micros),
+                            ),
+                        });
+                    }
+                    out.push(values);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Reads one integer (cast to text by the statement).
     pub async fn fetch_count(&mut self, what: &str, statement: String) -> Result<i64> {
         let rows = self.fetch_text(what, statement).await?;
@@ -237,6 +371,71 @@ impl Tx {
             }
             Tx::Sqlite(tx) => Ok(Stager::Sqlite { tx, table: table.to_string(), columns: columns.to_vec(), staged: 0 }),
         }
+    }
+
+    /// Stages what `producer` makes into `table` (`columns` quoted). The producer runs on a
+    /// blocking thread, which also encodes the rows for PostgreSQL's `COPY`, one batch ahead of
+    /// the one travelling: reading Parquet, looking keys up and the database's work overlap.
+    /// Returns the producer (with whatever it gathered) and the rows staged or the error that
+    /// stopped the staging; an `Err` only when the producing thread itself failed.
+    pub async fn stage_from<P: Producer>(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        mut producer: P,
+    ) -> Result<(P, Result<u64>)> {
+        let csv = self.dialect() == Dialect::Postgres;
+        let mut stager = match self.stager(table, columns).await {
+            Ok(stager) => stager,
+            Err(error) => return Ok((producer, Err(error))),
+        };
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Chunk>>(2);
+        let worker = tokio::task::spawn_blocking(move || {
+            while let Some(next) = producer.next_batch() {
+                let chunk = next.map(|batch| {
+                    if csv {
+                        let mut out = String::with_capacity(batch.rows * 64);
+                        encode_csv(&batch, &mut out);
+                        Chunk::Csv(out, batch.rows)
+                    } else {
+                        Chunk::Rows(batch)
+                    }
+                });
+                let failed = chunk.is_err();
+                if sender.blocking_send(chunk).is_err() || failed {
+                    break;
+                }
+            }
+            producer
+        });
+        let mut staged = 0u64;
+        let mut outcome = Ok(());
+        while let Some(chunk) = receiver.recv().await {
+            let sent = match chunk {
+                Ok(Chunk::Csv(text, rows)) => stager.send_csv(&text).await.map(|()| rows),
+                Ok(Chunk::Rows(batch)) => stager.send(&batch).await.map(|()| batch.rows),
+                Err(error) => Err(error),
+            };
+            match sent {
+                Ok(rows) => staged += rows as u64,
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
+            }
+        }
+        // A producer still running stops at its next hand-over.
+        drop(receiver);
+        let producer =
+            worker.await.map_err(|error| Error::WarehouseLoad(format!("the staging thread failed: {error}")))?;
+        let result = match outcome {
+            Ok(()) => stager.finish().await.map(|_| staged),
+            Err(error) => {
+                stager.abort().await;
+                Err(error)
+            }
+        };
+        Ok((producer, result))
     }
 
     /// Gives the planner the staged table's statistics (temporary tables get none on their
