@@ -114,7 +114,8 @@ fn fact_batch(
                 indexes.map(|index| format!("K{}", index.wrapping_mul(7919) % size)),
             ))
         } else if dataset.table.natural_key.first() == Some(&column.name) {
-            Arc::new(StringArray::from_iter_values(indexes.map(|index| format!("K{}", index / 4))))
+            // Order numbers as the retail contract has them (`O` and nine digits), four lines each.
+            Arc::new(StringArray::from_iter_values(indexes.map(|index| format!("O{:09}", index / 4))))
         } else if dataset.table.natural_key.get(1) == Some(&column.name) {
             Arc::new(Int64Array::from_iter_values(indexes.map(|index| (index % 4) as i64 + 1)))
         } else if dataset.table.date_column.as_deref() == Some(column.name.as_str()) {
@@ -211,6 +212,10 @@ pub async fn bench(options: LoadBench) -> anyhow::Result<serde_json::Value> {
     let facts = write_parquet(&work.join("fact_sales.parquet"), options.facts, |start, rows| {
         fact_batch(&sales, &contract, start, rows, &sizes)
     })?;
+    // The next delivery of as many facts, appended to the loaded ones.
+    let more_facts = write_parquet(&work.join("fact_sales_more.parquet"), options.facts, |start, rows| {
+        fact_batch(&sales, &contract, options.facts + start, rows, &sizes)
+    })?;
 
     // A fresh database.
     let name = format!("lakestar_bench_{}", std::process::id());
@@ -232,6 +237,10 @@ pub async fn bench(options: LoadBench) -> anyhow::Result<serde_json::Value> {
             load(&warehouse, &contract, &run("customers", "customers_v1", CHANGE_MICROS), &customers_v1).await?;
         let (fact_seconds, fact_counts) =
             load(&warehouse, &contract, &run("sales", "sales", CHANGE_MICROS), &facts).await?;
+        let (more_seconds, more_counts) =
+            load(&warehouse, &contract, &run("sales", "sales_more", CHANGE_MICROS + 86_400_000_000), &more_facts)
+                .await?;
+        anyhow::ensure!(more_counts.inserted == options.facts, "every appended fact is new: {more_counts:?}");
         let copy_dim = bare_copy(&warehouse, &database, "dim_customer", &customers_v1, false).await?;
         let copy_fact = bare_copy(&warehouse, &database, "fact_sales", &facts, false).await?;
         let copy_fact_keyed = bare_copy(&warehouse, &database, "fact_sales", &facts, true).await?;
@@ -250,7 +259,8 @@ pub async fn bench(options: LoadBench) -> anyhow::Result<serde_json::Value> {
         line("dim_store (new)", 50, seconds_stores);
         line("dim_customer, first delivery", dims, first);
         line(&format!("dim_customer, {:.0} % changed", options.changed * 100.0), dims, second);
-        line("fact_sales", options.facts, fact_seconds);
+        line("fact_sales, into the empty table", options.facts, fact_seconds);
+        line("fact_sales, as many again appended", options.facts, more_seconds);
         line("bare COPY dim_customer rows", dims, copy_dim);
         line("bare COPY fact_sales rows", options.facts, copy_fact);
         line("bare COPY fact_sales, with its key", options.facts, copy_fact_keyed);
@@ -258,8 +268,13 @@ pub async fn bench(options: LoadBench) -> anyhow::Result<serde_json::Value> {
         let fact_ratio = rate(options.facts, fact_seconds) / rate(options.facts, copy_fact);
         let combined =
             rate(dims + options.facts, second + fact_seconds) / rate(dims + options.facts, copy_dim + copy_fact);
+        let append_ratio = rate(options.facts, more_seconds) / rate(options.facts, copy_fact);
+        let append_keyed_ratio = rate(options.facts, more_seconds) / rate(options.facts, copy_fact_keyed);
         println!(
             "load ÷ bare COPY: dimension merge {dim_ratio:.2}, facts {fact_ratio:.2}, both {combined:.2} (target ≥ 0.5)"
+        );
+        println!(
+            "appended facts ÷ bare COPY {append_ratio:.2}; ÷ COPY into a table with the fact's key {append_keyed_ratio:.2}"
         );
         println!(
             "counts: first {:?}; changed {:?}; facts {:?}; dim_customer versions {}",
@@ -270,7 +285,9 @@ pub async fn bench(options: LoadBench) -> anyhow::Result<serde_json::Value> {
             "dimension_first_seconds": first, "dimension_changed_seconds": second, "fact_seconds": fact_seconds,
             "copy_dimension_seconds": copy_dim, "copy_fact_seconds": copy_fact,
             "copy_fact_keyed_seconds": copy_fact_keyed,
+            "fact_appended_seconds": more_seconds,
             "ratio_dimension": dim_ratio, "ratio_fact": fact_ratio, "ratio_combined": combined,
+            "ratio_fact_appended": append_ratio, "ratio_fact_appended_keyed": append_keyed_ratio,
             "updated": second_counts.updated, "versions": versions.0,
         }))
     }

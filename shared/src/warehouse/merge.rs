@@ -305,6 +305,9 @@ pub(crate) async fn load_dimension(
         }
         stager.finish().await?;
     }
+    // Statistics, so that PostgreSQL joins a large delivery by hash instead of one index
+    // probe per key (0.8 s against 0.1 s for 200 000 keys); a small one still probes.
+    tx.analyze(KEYS).await?;
     steps.done("keyed and hashed the rows", staged.len());
 
     // The versions of the touched keys, and the highest surrogate key.
@@ -841,6 +844,29 @@ pub(crate) async fn load_fact(
         rows: 0,
     };
 
+    // An empty fact table (a first load, a backfill) is copied into without its primary key,
+    // built once afterwards as bulk loaders do: one sort instead of an index insertion per row.
+    if let Some((name, definition)) = empty_table_primary_key(tx, &table).await? {
+        let constraint = quote(&name)?;
+        tx.execute(
+            "setting the fact table's key aside",
+            format!("ALTER TABLE {table} DROP CONSTRAINT {constraint}"),
+            None,
+        )
+        .await?;
+        let (rows, copied) = tx.stage_from(&table, &columns, rows).await?;
+        copied?;
+        steps.done("copied the facts into their empty table", rows.rows as usize);
+        tx.execute(
+            "building the fact table's key",
+            format!("ALTER TABLE {table} ADD CONSTRAINT {constraint} {definition}"),
+            None,
+        )
+        .await?;
+        steps.done("built the fact table's key", rows.rows as usize);
+        return Ok((TableCounts { inserted: rows.rows, ..TableCounts::default() }, inferred, rows.dates));
+    }
+
     // Straight into the fact table, in a savepoint: it succeeds unless a fact is there already.
     tx.execute("opening a savepoint", "SAVEPOINT lakestar_facts".to_string(), None).await?;
     let (rows, direct) = tx.stage_from(&table, &columns, rows).await?;
@@ -899,6 +925,36 @@ pub(crate) async fn load_fact(
     let inserted = rows.saturating_sub(existing);
     let updated = changed.saturating_sub(inserted);
     Ok((TableCounts { inserted, updated, unchanged: existing.saturating_sub(updated), inferred: 0 }, inferred, dates))
+}
+
+/// The name and definition of `table`'s primary key when the table is empty (PostgreSQL only).
+async fn empty_table_primary_key(tx: &mut Tx, table: &str) -> Result<Option<(String, String)>> {
+    if tx.dialect() != Dialect::Postgres {
+        return Ok(None);
+    }
+    let holding = tx
+        .fetch_count(
+            "checking whether the fact table is empty",
+            format!("SELECT CAST(COUNT(*) AS TEXT) FROM (SELECT 1 FROM {table} LIMIT 1) AS any_row"),
+        )
+        .await?;
+    if holding > 0 {
+        return Ok(None);
+    }
+    let rows = tx
+        .fetch_text(
+            "reading the fact table's key",
+            format!(
+                "SELECT CAST(conname AS TEXT), pg_get_constraintdef(oid) FROM pg_constraint \
+                 WHERE conrelid = CAST('{}' AS regclass) AND contype = 'p'",
+                table.replace('\'', "''")
+            ),
+        )
+        .await?;
+    Ok(rows.into_iter().next().and_then(|row| match row.as_slice() {
+        [Some(name), Some(definition)] => Some((name.clone(), definition.clone())),
+        _ => None,
+    }))
 }
 
 /// Adds inferred members for `missing` natural keys (new surrogate keys in key order), and
