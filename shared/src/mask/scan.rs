@@ -71,24 +71,39 @@ pub fn detect(value: &str) -> Option<PiiKind> {
 }
 
 fn detect_whole(value: &str) -> Option<PiiKind> {
-    let compact: String = value.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
-    let digits: Vec<u8> = compact.bytes().filter(u8::is_ascii_digit).map(|byte| byte - b'0').collect();
-    let only_digits = !compact.is_empty() && compact.bytes().all(|byte| byte.is_ascii_digit());
-    if only_digits && (13..=19).contains(&digits.len()) && luhn(&digits) {
-        return Some(PiiKind::CardNumber);
+    // The value without the separators people write numbers with; examined without copying
+    // (the guard sees every text value of every curated row).
+    let compact = || value.bytes().filter(|byte| !matches!(byte, b' ' | b'-' | b'(' | b')' | b'.'));
+    let (mut length, mut digits, mut only_digits) = (0usize, 0usize, true);
+    for byte in compact() {
+        length += 1;
+        if byte.is_ascii_digit() {
+            digits += 1;
+        } else {
+            only_digits = false;
+        }
+    }
+    if length > 0 && only_digits && (13..=19).contains(&digits) {
+        let mut buffer = [0u8; 19];
+        for (slot, byte) in buffer.iter_mut().zip(compact()) {
+            *slot = byte - b'0';
+        }
+        if luhn(&buffer[..digits]) {
+            return Some(PiiKind::CardNumber);
+        }
     }
     if is_ssn(value) {
         return Some(PiiKind::Ssn);
     }
-    if is_national_insurance(&compact) {
+    if length == 9 && is_national_insurance(compact()) {
         return Some(PiiKind::NationalInsurance);
     }
-    let phone_digits = compact.strip_prefix('+').unwrap_or(&compact);
-    if (compact.starts_with('0') || compact.starts_with('+'))
-        && phone_digits.bytes().all(|byte| byte.is_ascii_digit())
-        && (10..=15).contains(&phone_digits.len())
-    {
-        return Some(PiiKind::Phone);
+    let first = compact().next();
+    if matches!(first, Some(b'0' | b'+')) {
+        let skip = usize::from(first == Some(b'+'));
+        if compact().skip(skip).all(|byte| byte.is_ascii_digit()) && (10..=15).contains(&(length - skip)) {
+            return Some(PiiKind::Phone);
+        }
     }
     detect_word(value)
 }
@@ -116,10 +131,18 @@ fn is_ssn(value: &str) -> bool {
         && &value[..3] != "666"
 }
 
-fn is_national_insurance(compact: &str) -> bool {
-    let upper = compact.to_ascii_uppercase();
-    let bytes = upper.as_bytes();
-    bytes.len() == 9
+/// Nine bytes (the compact value): two prefix letters, six digits, a suffix A to D.
+fn is_national_insurance(compact: impl Iterator<Item = u8>) -> bool {
+    let mut bytes = [0u8; 9];
+    let mut length = 0;
+    for byte in compact {
+        if length == bytes.len() {
+            return false;
+        }
+        bytes[length] = byte.to_ascii_uppercase();
+        length += 1;
+    }
+    length == 9
         && bytes[..2].iter().all(u8::is_ascii_alphabetic)
         && !matches!(bytes[0], b'D' | b'F' | b'I' | b'Q' | b'U' | b'V')
         && !matches!(bytes[1], b'D' | b'F' | b'I' | b'O' | b'Q' | b'U' | b'V')

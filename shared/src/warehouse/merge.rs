@@ -431,6 +431,10 @@ pub(crate) async fn load_dimension(
         }
         stager.finish().await?;
     }
+    if plan.rows.len() > 10_000 {
+        // Hash joins for the statements below when the plan is large.
+        tx.analyze(PLAN).await?;
+    }
     steps.done("staged the plan", plan.rows.len());
 
     // Apply: validity first (closing current versions before new ones open), then columns.
