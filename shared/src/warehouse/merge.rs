@@ -12,7 +12,7 @@
 //! the fact's date while the rows stream into the fact table (or, when some facts are there
 //! already, into a staging table and one upsert touching only rows that differ).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::time::Instant;
 
@@ -175,7 +175,8 @@ fn reopen(files: &[File]) -> Result<Vec<File>> {
         .collect()
 }
 
-/// Debug-level timings of a load's steps (`LAKESTAR_LOG=lakestar=debug`).
+/// Debug-level timings of a load's steps (`LAKESTAR_LOG=lakestar=debug` offline,
+/// `AWS_LAMBDA_LOG_LEVEL=DEBUG` in Lambda).
 struct Steps<'a> {
     run: &'a str,
     table: &'a str,
@@ -800,7 +801,8 @@ pub(crate) async fn load_fact(
         indexes.push(dimension_index(tx, reference).await?);
     }
     steps.done("read the dimensions' versions", indexes.iter().map(|index| index.versions.len()).sum());
-    let mut missing: Vec<BTreeSet<String>> = vec![BTreeSet::new(); references.len()];
+    let mut missing: Vec<HashSet<String, foldhash::fast::RandomState>> =
+        (0..references.len()).map(|_| HashSet::default()).collect();
     let reference_columns: Vec<String> =
         references.iter().flat_map(|reference| reference.fact_columns.iter().cloned()).collect();
     let mut buffer = String::new();
@@ -810,20 +812,21 @@ pub(crate) async fn load_fact(
             let cells: Vec<Cells> =
                 reference.fact_columns.iter().map(|name| column(&batch, name)).collect::<Result<_>>()?;
             for row in 0..batch.num_rows() {
-                if let Some(natural) = reference_key(&cells, row, &mut buffer) {
-                    if !index.versions.contains_key(natural) && !missing.contains(natural) {
-                        missing.insert(natural.to_string());
-                    }
+                if let Some(natural) = reference_key(&cells, row, &mut buffer)
+                    && !index.versions.contains_key(natural)
+                    && !missing.contains(natural)
+                {
+                    missing.insert(natural.to_string());
                 }
             }
         }
     }
-    steps.done("found the unknown natural keys", missing.iter().map(BTreeSet::len).sum());
+    steps.done("found the unknown natural keys", missing.iter().map(HashSet::len).sum());
     let mut inferred = BTreeMap::new();
     for ((reference, index), missing) in references.iter().zip(indexes.iter_mut()).zip(missing) {
         let added = missing.len() as u64;
         if added > 0 {
-            add_inferred(tx, &sql, reference, index, missing, run_id).await?;
+            add_inferred(tx, &sql, reference, index, missing.into_iter().collect(), run_id).await?;
             tracing::info!(run = %run_id, dimension = %reference.table, inferred = added, "Added inferred members.");
         }
         inferred.insert(reference.table.trim_matches('"').to_string(), added);
