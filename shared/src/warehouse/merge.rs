@@ -55,14 +55,6 @@ struct Sql {
 }
 
 impl Sql {
-    /// A constant instant.
-    fn timestamp_literal(&self, text: &str) -> String {
-        match self.dialect {
-            Dialect::Postgres => format!("CAST('{text}' AS TIMESTAMPTZ)"),
-            Dialect::Sqlite => format!("'{text}'"),
-        }
-    }
-
     /// Null-safe inequality.
     fn differs(&self, left: &str, right: &str) -> String {
         match self.dialect {
@@ -607,7 +599,6 @@ struct Reference {
     table: String,
     key: String,
     natural_key: Vec<String>,
-    natural_types: Vec<String>,
     fact_columns: Vec<String>,
 }
 
@@ -773,19 +764,10 @@ pub(crate) async fn load_fact(
             continue;
         };
         let dimension_names = Names::of(dimension);
-        let dimension_types: BTreeMap<String, String> = ddl::table_columns(dimension, contract, sql.dialect)?
-            .into_iter()
-            .map(|column| (column.name, column.sql_type))
-            .collect();
         references.push(Reference {
             table: quote(&dimension.table.name)?,
             key: quote(&surrogate_key(&dimension.table.name))?,
             natural_key: quoted(&dimension_names.natural_key)?,
-            natural_types: dimension_names
-                .natural_key
-                .iter()
-                .map(|name| dimension_types.get(name).cloned().unwrap_or_else(|| "TEXT".to_string()))
-                .collect(),
             fact_columns: reference
                 .columns
                 .iter()
@@ -826,7 +808,7 @@ pub(crate) async fn load_fact(
     for ((reference, index), missing) in references.iter().zip(indexes.iter_mut()).zip(missing) {
         let added = missing.len() as u64;
         if added > 0 {
-            add_inferred(tx, &sql, reference, index, missing.into_iter().collect(), run_id).await?;
+            add_inferred(tx, reference, index, missing.into_iter().collect(), run_id).await?;
             tracing::info!(run = %run_id, dimension = %reference.table, inferred = added, "Added inferred members.");
         }
         inferred.insert(reference.table.trim_matches('"').to_string(), added);
@@ -968,60 +950,40 @@ async fn empty_table_primary_key(tx: &mut Tx, table: &str) -> Result<Option<(Str
 /// records them in the index.
 async fn add_inferred(
     tx: &mut Tx,
-    sql: &Sql,
     reference: &Reference,
     index: &mut DimensionIndex,
     missing: BTreeSet<String>,
     run_id: &str,
 ) -> Result<()> {
-    const INFERRED: &str = "lakestar_inferred";
-    let mut definitions = vec![format!("\"key\" {}", sql.key_type())];
-    definitions.extend(
-        reference
-            .natural_key
-            .iter()
-            .zip(&reference.natural_types)
-            .map(|(column, sql_type)| format!("{column} {sql_type}")),
-    );
-    tx.create_temp(INFERRED, &definitions).await?;
-    let mut keys = Vec::with_capacity(missing.len());
-    let mut parts: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(missing.len()); reference.natural_key.len()];
-    for natural in &missing {
-        index.max_key += 1;
-        keys.push(Some(index.max_key.to_string()));
-        for (position, part) in natural.split('\u{1f}').enumerate() {
-            if let Some(column) = parts.get_mut(position) {
-                column.push(Some(part.to_string()));
-            }
-        }
-        index.versions.insert(
-            natural.clone(),
-            vec![(scd::timestamp_micros(INFERRED_FROM).unwrap_or(i64::MIN), None, index.max_key)],
-        );
-    }
-    let mut columns = vec!["\"key\"".to_string()];
+    // Straight into the dimension (its lock is held): key, natural key, validity, flags.
+    let mut columns = vec![reference.key.clone()];
     columns.extend(reference.natural_key.iter().cloned());
-    let mut cells = vec![Cells::Texts(keys)];
-    cells.extend(parts.into_iter().map(Cells::Texts));
-    {
-        let mut stager = tx.stager(INFERRED, &columns).await?;
-        stager.send(&StageBatch { columns: cells, rows: missing.len() }).await?;
-        stager.finish().await?;
+    columns.extend(["valid_from", "is_current", "is_inferred", "run_id"].map(|name| format!("\"{name}\"")));
+    let inferred_from = scd::timestamp_micros(INFERRED_FROM).unwrap_or(i64::MIN);
+    let missing: Vec<String> = missing.into_iter().collect();
+    let mut stager = tx.stager(&reference.table, &columns).await?;
+    for chunk in missing.chunks(16_384) {
+        let mut keys = Vec::with_capacity(chunk.len());
+        let mut parts: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(chunk.len()); reference.natural_key.len()];
+        for natural in chunk {
+            index.max_key += 1;
+            keys.push(Some(index.max_key));
+            for (position, part) in natural.split('\u{1f}').enumerate() {
+                if let Some(column) = parts.get_mut(position) {
+                    column.push(Some(part.to_string()));
+                }
+            }
+            index.versions.insert(natural.clone(), vec![(inferred_from, None, index.max_key)]);
+        }
+        let mut cells = vec![Cells::Integers(keys)];
+        cells.extend(parts.into_iter().map(Cells::Texts));
+        cells.extend([
+            Cells::Constant(Some(INFERRED_FROM.to_string())),
+            Cells::Constant(Some("1".to_string())),
+            Cells::Constant(Some("1".to_string())),
+            Cells::Constant(Some(run_id.to_string())),
+        ]);
+        stager.send(&StageBatch { columns: cells, rows: chunk.len() }).await?;
     }
-    let natural = reference.natural_key.join(", ");
-    let values: Vec<String> = reference.natural_key.iter().map(|column| format!("i.{column}")).collect();
-    tx.execute(
-        "adding inferred members",
-        format!(
-            "INSERT INTO {table} ({key}, {natural}, \"row_hash\", \"valid_from\", \"valid_to\", \"is_current\", \"is_inferred\", \"run_id\") \
-             SELECT i.\"key\", {values}, NULL, {low}, NULL, TRUE, TRUE, $1 FROM {INFERRED} i ORDER BY i.\"key\"",
-            table = reference.table,
-            key = reference.key,
-            values = values.join(", "),
-            low = sql.timestamp_literal(INFERRED_FROM),
-        ),
-        Some(run_id),
-    )
-    .await?;
-    tx.drop_temp(&[INFERRED]).await
+    stager.finish().await.map(|_| ())
 }
