@@ -916,7 +916,8 @@ pub(crate) async fn load_fact(
     Ok((TableCounts { inserted, updated, unchanged: existing.saturating_sub(updated), inferred: 0 }, inferred, dates))
 }
 
-/// The name and definition of `table`'s primary key when the table is empty (PostgreSQL only).
+/// The name and definition of `table`'s primary key when the table is empty and no foreign
+/// key of another table depends on it (PostgreSQL only).
 async fn empty_table_primary_key(tx: &mut Tx, table: &str) -> Result<Option<(String, String)>> {
     if tx.dialect() != Dialect::Postgres {
         return Ok(None);
@@ -934,8 +935,9 @@ async fn empty_table_primary_key(tx: &mut Tx, table: &str) -> Result<Option<(Str
         .fetch_text(
             "reading the fact table's key",
             format!(
-                "SELECT CAST(conname AS TEXT), pg_get_constraintdef(oid) FROM pg_constraint \
-                 WHERE conrelid = CAST('{}' AS regclass) AND contype = 'p'",
+                "SELECT CAST(c.conname AS TEXT), pg_get_constraintdef(c.oid) FROM pg_constraint c \
+                 WHERE c.conrelid = CAST('{}' AS regclass) AND c.contype = 'p' \
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.confrelid = c.conrelid)",
                 table.replace('\'', "''")
             ),
         )
