@@ -415,6 +415,37 @@ async fn postgres_facts_look_keys_up_as_of_their_date_and_complete_inferred_memb
 }
 
 #[tokio::test]
+async fn postgres_first_fact_load_builds_the_key_after_the_copy_unless_a_foreign_key_needs_it() {
+    let (database, warehouse) = postgres().await;
+    let pipeline = Pipeline::new(warehouse.clone()).await;
+    let sales = "order_id,line_no,sale_date,ship_date,customer_id,sku,store_id,qty,unit_price,card_number,channel\n\
+                 O00001,1,2024-01-02,2024-01-02,C1001,P001,S01,2,1.85,,store\n\
+                 O00001,2,2024-01-02,2024-01-02,C1001,P002,S01,1,3.10,,store\n";
+    let state = pipeline.prepare("sales", "landing/d1/sales.csv", sales.as_bytes(), "2024-01-02T02:00:00Z").await;
+    assert_eq!(pipeline.load(&state).await.tables["fact_sales"].inserted, 2);
+    let key =
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'fact_sales'::regclass AND contype = 'p'";
+    assert_eq!(query_text(&warehouse, key).await, [vec![text("PRIMARY KEY (order_id, line)")]]);
+
+    // A table of the user's whose foreign key depends on that key: the key stays in place.
+    query_text(&warehouse, "TRUNCATE fact_sales").await;
+    query_text(
+        &warehouse,
+        "CREATE TABLE sale_returns (order_id TEXT, line BIGINT, FOREIGN KEY (order_id, line) REFERENCES fact_sales (order_id, line))",
+    )
+    .await;
+    assert_eq!(pipeline.load(&state).await.tables["fact_sales"].inserted, 2);
+    assert_eq!(query_text(&warehouse, key).await, [vec![text("PRIMARY KEY (order_id, line)")]]);
+    let dependents = query_text(
+        &warehouse,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM pg_constraint WHERE confrelid = 'fact_sales'::regclass",
+    )
+    .await;
+    assert_eq!(dependents, [vec![text("1")]]);
+    database.drop_database(warehouse).await;
+}
+
+#[tokio::test]
 async fn sqlite_facts_look_keys_up_as_of_their_date_and_complete_inferred_members() {
     let dir = tempfile::tempdir().expect("folder");
     fact_cases(&Pipeline::new(sqlite(&dir).await).await).await;
