@@ -304,49 +304,41 @@ impl Tx {
     /// own types, without the server formatting them as text.
     pub async fn fetch(&mut self, what: &str, statement: String, kinds: &[Kind]) -> Result<Vec<Vec<Value>>> {
         let context = |error| Error::database(what, error);
-        let mut out = Vec::new();
-        match self {
-            Tx::Postgres(tx) => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(statement)).fetch_all(&mut **tx).await.map_err(context)?;
-                out.reserve(rows.len());
-                for row in rows {
+        // The same decoding for both backends but instants: `$instant` turns a row's column
+        // into microseconds.
+        macro_rules! values {
+            ($rows:expr, $instant:expr) => {{
+                let mut out = Vec::with_capacity($rows.len());
+                for row in $rows {
                     let mut values = Vec::with_capacity(kinds.len());
                     for (index, kind) in kinds.iter().enumerate() {
                         values.push(match kind {
                             Kind::Text => Value::Text(row.try_get(index).map_err(context)?),
                             Kind::Integer => Value::Integer(row.try_get(index).map_err(context)?),
-                            Kind::Instant => Value::Instant(
-                                row.try_get::<Option<chrono::DateTime<chrono::Utc>>, _>(index)
-                                    .map_err(context)?
-                                    .map(|instant| instant.timestamp_micros()),
-                            ),
+                            Kind::Instant => Value::Instant($instant(&row, index)?),
                         });
                     }
                     out.push(values);
                 }
+                out
+            }};
+        }
+        Ok(match self {
+            Tx::Postgres(tx) => {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(statement)).fetch_all(&mut **tx).await.map_err(context)?;
+                values!(rows, |row: &sqlx::postgres::PgRow, index: usize| -> Result<Option<i64>> {
+                    let instant: Option<chrono::DateTime<chrono::Utc>> = row.try_get(index).map_err(context)?;
+                    Ok(instant.map(|instant| instant.timestamp_micros()))
+                })
             }
             Tx::Sqlite(tx) => {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(statement)).fetch_all(&mut **tx).await.map_err(context)?;
-                out.reserve(rows.len());
-                for row in rows {
-                    let mut values = Vec::with_capacity(kinds.len());
-                    for (index, kind) in kinds.iter().enumerate() {
-                        values.push(match kind {
-                            Kind::Text => Value::Text(row.try_get(index).map_err(context)?),
-                            Kind::Integer => Value::Integer(row.try_get(index).map_err(context)?),
-                            Kind::Instant => Value::Instant(
-                                row.try_get::<Option<String>, _>(index)
-                                    .map_err(context)?
-                                    .as_deref()
-                                    .and_then(super::scd::timestamp_micros),
-                            ),
-                        });
-                    }
-                    out.push(values);
-                }
+                values!(rows, |row: &sqlx::sqlite::SqliteRow, index: usize| -> Result<Option<i64>> {
+                    let text: Option<String> = row.try_get(index).map_err(context)?;
+                    Ok(text.as_deref().and_then(super::scd::timestamp_micros))
+                })
             }
-        }
-        Ok(out)
+        })
     }
 
     /// Reads one integer (cast to text by the statement).
