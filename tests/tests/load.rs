@@ -446,6 +446,74 @@ async fn postgres_first_fact_load_builds_the_key_after_the_copy_unless_a_foreign
 }
 
 #[tokio::test]
+async fn postgres_loads_into_empty_tables_build_every_key_and_index_again() {
+    let (database, warehouse) = postgres().await;
+    let pipeline = Pipeline::new(warehouse.clone()).await;
+    let indexes = "SELECT tablename || ': ' || indexdef FROM pg_indexes \
+                   WHERE tablename IN ('dim_customer', 'dim_product', 'fact_sales') ORDER BY indexname";
+    let expected = |tables: &[&str]| -> Vec<Vec<Option<String>>> {
+        let all = [
+            (
+                "dim_customer",
+                "CREATE UNIQUE INDEX dim_customer_current ON public.dim_customer USING btree (customer_id) WHERE is_current",
+            ),
+            ("dim_customer", "CREATE UNIQUE INDEX dim_customer_pkey ON public.dim_customer USING btree (customer_key)"),
+            (
+                "dim_customer",
+                "CREATE INDEX dim_customer_versions ON public.dim_customer USING btree (customer_id, valid_from)",
+            ),
+            (
+                "dim_product",
+                "CREATE UNIQUE INDEX dim_product_current ON public.dim_product USING btree (product_id) WHERE is_current",
+            ),
+            ("dim_product", "CREATE UNIQUE INDEX dim_product_pkey ON public.dim_product USING btree (product_key)"),
+            (
+                "dim_product",
+                "CREATE INDEX dim_product_versions ON public.dim_product USING btree (product_id, valid_from)",
+            ),
+            ("fact_sales", "CREATE UNIQUE INDEX fact_sales_pkey ON public.fact_sales USING btree (order_id, line)"),
+        ];
+        all.iter()
+            .filter(|(table, _)| tables.contains(table))
+            .map(|(table, definition)| vec![text(&format!("{table}: {definition}"))])
+            .collect()
+    };
+
+    // A first customer delivery: copied into the empty dimension, its indexes built after.
+    let day1 = format!(
+        "{CUSTOMER_HEADER}{}{}",
+        customer("C1001", "Leeds", "gold", "2024-01-01T09:00:00Z"),
+        customer("C1002", "York", "silver", "2024-01-01T09:00:00Z")
+    );
+    let customers =
+        pipeline.prepare("customers", "landing/d1/customers.csv", day1.as_bytes(), "2024-01-01T02:00:00Z").await;
+    assert_eq!(pipeline.load(&customers).await.tables["dim_customer"].inserted, 2);
+    // A first sale: its unknown product inferred into the empty dim_product (indexes set
+    // aside and built again), the facts copied into the empty fact table.
+    let sales = "order_id,line_no,sale_date,ship_date,customer_id,sku,store_id,qty,unit_price,card_number,channel\n\
+                 O00001,1,2024-01-02,2024-01-02,C1001,P001,S01,2,1.85,,store\n";
+    let state = pipeline.prepare("sales", "landing/d2/sales.csv", sales.as_bytes(), "2024-01-02T02:00:00Z").await;
+    let loaded = pipeline.load(&state).await;
+    assert_eq!(loaded.tables["fact_sales"].inserted, 1);
+    assert_eq!(loaded.tables["dim_product"].inferred, 1);
+    assert_eq!(query_text(&warehouse, indexes).await, expected(&["dim_customer", "dim_product", "fact_sales"]));
+    let constraints = "SELECT conrelid::regclass::text || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
+                       WHERE conrelid IN ('dim_customer'::regclass, 'dim_product'::regclass) AND contype = 'p' ORDER BY 1";
+    assert_eq!(
+        query_text(&warehouse, constraints).await,
+        [vec![text("dim_customer PRIMARY KEY (customer_key)")], vec![text("dim_product PRIMARY KEY (product_key)")]]
+    );
+
+    // The next delivery goes through the merge, into a table with its indexes: the same ones.
+    let day3 = format!("{CUSTOMER_HEADER}{}", customer("C1001", "Hull", "gold", "2024-01-03T09:00:00Z"));
+    let customers =
+        pipeline.prepare("customers", "landing/d3/customers.csv", day3.as_bytes(), "2024-01-03T02:00:00Z").await;
+    assert_eq!(pipeline.load(&customers).await.tables["dim_customer"].updated, 1);
+    assert_eq!(query_text(&warehouse, indexes).await, expected(&["dim_customer", "dim_product", "fact_sales"]));
+    database.drop_database(warehouse).await;
+}
+
+#[tokio::test]
 async fn sqlite_facts_look_keys_up_as_of_their_date_and_complete_inferred_members() {
     let dir = tempfile::tempdir().expect("folder");
     fact_cases(&Pipeline::new(sqlite(&dir).await).await).await;

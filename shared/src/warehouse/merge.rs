@@ -2,10 +2,10 @@
 //! bulk-staged into temporary tables, then a few statements apply it.
 //!
 //! Dimensions: every row is keyed and hashed (tracked columns, type 1 columns), the versions
-//! of the delivered keys are read once, the SCD merge is planned in memory ([`super::scd`]),
-//! and only the rows the plan writes are staged with it; four statements apply it (close
-//! versions, rewrite versions, insert versions, overwrite type 1 columns). A row equal to its
-//! current version costs two hashes and nothing in the database.
+//! of the delivered keys are read once, the SCD merge is planned in memory ([`super::scd`]);
+//! versions that change are staged with the plan and applied by a few statements (close,
+//! rewrite, overwrite type 1 columns), new versions are copied straight into the table. A row
+//! equal to its current version costs two hashes and nothing in the database.
 //!
 //! Facts: the dimensions' versions are read once, inferred members are added for natural
 //! keys the dimensions do not have yet, and every row's dimension keys are looked up as of
@@ -22,6 +22,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::bulk;
 use super::dates::date_key;
 use super::ddl::{self, Dialect, quote, surrogate_key};
 use super::scd::{self, INFERRED_FROM, Staged, Version, timestamp_text};
@@ -198,15 +199,15 @@ const PLAN_COLUMNS: [&str; 6] = [
 ];
 
 /// The plan's own cells for `rows`, in [`PLAN_COLUMNS`] order.
-fn plan_cells(rows: &[&scd::PlanRow]) -> Vec<Cells> {
+fn plan_cells(rows: &[scd::PlanRow]) -> Vec<Cells> {
     let action = |action: &scd::Action| match action {
         scd::Action::Insert => "insert",
         scd::Action::Update => "update",
         scd::Action::Type1 => "type1",
     };
     vec![
-        Cells::Texts(rows.iter().map(|row| Some(row.key.to_string())).collect()),
-        Cells::Texts(rows.iter().map(|row| row.row.map(|row| row.to_string())).collect()),
+        Cells::Integers(rows.iter().map(|row| Some(row.key)).collect()),
+        Cells::Integers(rows.iter().map(|row| row.row).collect()),
         Cells::Texts(rows.iter().map(|row| Some(action(&row.action).to_string())).collect()),
         Cells::Texts(rows.iter().map(|row| Some(row.valid_from.clone())).collect()),
         Cells::Texts(rows.iter().map(|row| row.valid_to.clone()).collect()),
@@ -214,10 +215,12 @@ fn plan_cells(rows: &[&scd::PlanRow]) -> Vec<Cells> {
     ]
 }
 
-/// Loads a dimension run in three passes over its curated parts: every row's natural key,
-/// hashes and effective time (the keys staged to read the versions they touch), the SCD
-/// merge planned in memory, then only the rows the plan writes staged with their plan and
-/// applied by a few statements. Unchanged rows cost a hash and nothing in the database.
+/// Loads a dimension run: a first pass keys and hashes every row on a thread of its own while
+/// the database yields the versions those keys have (from the whole table when it is at most
+/// twice the delivery, else for the staged keys; none from an empty table); the SCD merge is
+/// planned in memory; changed versions are staged with their plan and applied by a few
+/// statements; new versions are copied straight into the table (an empty table with its keys
+/// and indexes set aside). Unchanged rows cost a hash and nothing in the database.
 pub(crate) async fn load_dimension(
     tx: &mut Tx,
     dataset: &Dataset,
@@ -262,48 +265,342 @@ pub(crate) async fn load_dimension(
     let tracked_positions: Vec<usize> = tracked.iter().filter_map(position).collect();
     let type1_positions: Vec<usize> = type1.iter().filter_map(position).collect();
 
-    // Every row keyed and hashed; the natural keys staged.
-    let key_definitions: Vec<String> =
-        names.natural_key.iter().zip(&natural_key).map(|(name, quoted_name)| typed(name, quoted_name)).collect();
-    tx.create_temp(KEYS, &key_definitions).await?;
-    let mut staged: Vec<Staged> = Vec::new();
-    {
-        let mut stager = tx.stager(KEYS, &natural_key).await?;
-        let mut buffer = String::new();
-        for batch in batches(reopen(&files)?, None) {
-            let batch = batch?;
-            let rows = batch.num_rows();
-            let cells: Vec<Cells> = names.data.iter().map(|name| column(&batch, name)).collect::<Result<_>>()?;
-            let effective = match &effective_from {
-                Some(name) => Some(column(&batch, name)?),
-                None => None,
-            };
-            for row in 0..rows {
-                let natural: Vec<String> =
-                    key_positions.iter().map(|&index| cells[index].text(row).unwrap_or_default()).collect();
-                let when = effective
-                    .as_ref()
-                    .and_then(|cells| effective_text(cells, row))
-                    .unwrap_or_else(|| run_time.to_string());
-                staged.push(Staged {
-                    row: staged.len() as i64,
-                    natural_key: natural.join("\u{1f}"),
-                    hash: row_hash(tracked_positions.iter().map(|&index| &cells[index]), row, &mut buffer),
-                    type1_hash: row_hash(type1_positions.iter().map(|&index| &cells[index]), row, &mut buffer),
-                    effective: when,
-                });
-            }
-            let keys: Vec<Cells> = names.natural_key.iter().map(|name| column(&batch, name)).collect::<Result<_>>()?;
-            stager.send(&StageBatch { columns: keys, rows }).await?;
-        }
-        stager.finish().await?;
-    }
-    // Statistics, so that PostgreSQL joins a large delivery by hash instead of one index
-    // probe per key (0.8 s against 0.1 s for 200 000 keys); a small one still probes.
-    tx.analyze(KEYS).await?;
-    steps.done("keyed and hashed the rows", staged.len());
+    // Which versions to read: none from an empty table (a first delivery, whose rows are then
+    // copied in with the table's keys and indexes set aside); all of them from a table at most
+    // twice the delivery's size (one scan costs less than staging the keys and joining them);
+    // else the versions of the delivered keys, staged.
+    let delivered = row_count(&files)?;
+    let limit = delivered.saturating_mul(2).saturating_add(1);
+    let holding = bulk::count_up_to(tx, &table, limit).await?;
+    let empty = holding == 0;
+    let stage_keys = holding >= limit;
 
-    // The versions of the touched keys, and the highest surrogate key.
+    // Every row keyed and hashed on a thread of its own, while the database stages the natural
+    // keys or reads the versions of the whole table.
+    let keyed = KeyedRows {
+        batches: Box::new(batches(reopen(&files)?, None)),
+        data: names.data.clone(),
+        natural_key: names.natural_key.clone(),
+        key_positions,
+        tracked_positions,
+        type1_positions,
+        effective_from,
+        run_time: run_time.to_string(),
+        staged: Vec::with_capacity(delivered.min(1 << 20) as usize),
+    };
+    let (staged, existing) = if empty {
+        (keyed.drain().await?, scd::Existing::default())
+    } else if stage_keys {
+        let key_definitions: Vec<String> =
+            names.natural_key.iter().zip(&natural_key).map(|(name, quoted_name)| typed(name, quoted_name)).collect();
+        tx.create_temp(KEYS, &key_definitions).await?;
+        let (keyed, staged) = tx.stage_from(KEYS, &natural_key, keyed).await?;
+        staged?;
+        // Statistics, so that PostgreSQL joins a large delivery by hash instead of one index
+        // probe per key (0.8 s against 0.1 s for 200 000 keys); a small one still probes.
+        tx.analyze(KEYS).await?;
+        let versions = read_versions(tx, &sql, &table, &key, &natural_key, true).await?;
+        tx.drop_temp(&[KEYS]).await?;
+        (keyed.staged, versions)
+    } else {
+        let (staged, versions) =
+            tokio::join!(keyed.drain(), read_versions(tx, &sql, &table, &key, &natural_key, false));
+        (staged?, versions?)
+    };
+    let max_key = if empty {
+        0
+    } else {
+        tx.fetch_count(
+            "reading the highest surrogate key",
+            format!("SELECT CAST(COALESCE(MAX({key}), 0) AS TEXT) FROM {table}"),
+        )
+        .await?
+    };
+    steps.done("keyed and hashed the rows, read the versions of their keys", staged.len());
+
+    // The plan; then each staged row's hashes by its number, for the rows the plan writes.
+    let scd::Plan { rows: planned, inserted, updated, type1: type1_rows, unchanged } =
+        scd::plan(&staged, existing, max_key);
+    let mut hashes = vec![(String::new(), String::new()); staged.len()];
+    for row in staged {
+        if let Some(slot) = hashes.get_mut(row.row as usize) {
+            *slot = (row.hash, row.type1_hash);
+        }
+    }
+    let (inserts, changes): (Vec<scd::PlanRow>, Vec<scd::PlanRow>) =
+        planned.into_iter().partition(|row| row.action == scd::Action::Insert);
+    steps.done("planned the merge", inserts.len() + changes.len());
+
+    // Versions that change in place (closed, rewritten, type 1 overwritten): staged with the
+    // columns of the rows they take, and applied by three statements.
+    let mut type1_updated = 0;
+    if !changes.is_empty() {
+        let count = changes.len();
+        let mut definitions = vec![
+            format!("\"lakestar_key\" {}", sql.key_type()),
+            format!("\"lakestar_row\" {}", sql.key_type()),
+            "\"lakestar_action\" TEXT".to_string(),
+            format!("\"lakestar_valid_from\" {}", sql.timestamp_type()),
+            format!("\"lakestar_valid_to\" {}", sql.timestamp_type()),
+            format!("\"lakestar_is_current\" {}", sql.boolean_type()),
+        ];
+        definitions.extend(names.data.iter().zip(&data).map(|(name, quoted_name)| typed(name, quoted_name)));
+        definitions.push("\"row_hash\" TEXT".to_string());
+        definitions.push("\"type1_hash\" TEXT".to_string());
+        tx.create_temp(PLAN, &definitions).await?;
+        let mut plan_columns: Vec<String> = PLAN_COLUMNS.iter().map(|name| format!("\"{name}\"")).collect();
+        plan_columns.extend(data.iter().cloned());
+        plan_columns.push("\"row_hash\"".to_string());
+        plan_columns.push("\"type1_hash\"".to_string());
+        // Versions whose validity alone changes need no curated columns.
+        let (with_rows, validity): (Vec<scd::PlanRow>, Vec<scd::PlanRow>) =
+            changes.into_iter().partition(|row| row.row.is_some());
+        let validity: Vec<StageBatch> = validity
+            .chunks(16_384)
+            .map(|chunk| {
+                let mut columns = plan_cells(chunk);
+                columns.extend((0..data.len() + 2).map(|_| Cells::Constant(None)));
+                StageBatch { columns, rows: chunk.len() }
+            })
+            .collect();
+        let producer = PlannedRows::new(&files, with_rows, &mut hashes, Layout::Plan, names.data.clone(), validity)?;
+        tx.stage_from(PLAN, &plan_columns, producer).await?.1?;
+        if count > 10_000 {
+            // Hash joins for the statements below when the plan is large.
+            tx.analyze(PLAN).await?;
+        }
+        steps.done("staged the changes", count);
+        type1_updated = apply_changes(tx, &sql, &table, &key, &data, &type1, type1_rows > 0, run_id).await?;
+        tx.drop_temp(&[PLAN]).await?;
+        steps.done("applied the changes", count);
+    }
+
+    // New versions, copied straight into the table (after the closes above, so that the one
+    // current version per key holds throughout).
+    if !inserts.is_empty() {
+        let count = inserts.len();
+        let set_aside = if empty { bulk::set_aside(tx, &table).await? } else { bulk::SetAside::default() };
+        let mut columns = vec![key.clone()];
+        columns.extend(data.iter().cloned());
+        columns.extend(
+            ["row_hash", "type1_hash", "valid_from", "valid_to", "is_current", "is_inferred", "run_id"]
+                .map(|name| format!("\"{name}\"")),
+        );
+        let layout = Layout::Table { run_id: run_id.to_string() };
+        let producer = PlannedRows::new(&files, inserts, &mut hashes, layout, names.data.clone(), Vec::new())?;
+        tx.stage_from(&table, &columns, producer).await?.1?;
+        steps.done("copied the new versions", count);
+        if !set_aside.is_empty() {
+            set_aside.rebuild(tx).await?;
+            steps.done("built the table's keys and indexes", count);
+        }
+    }
+    Ok(TableCounts {
+        inserted,
+        updated: updated + type1_updated,
+        unchanged: unchanged + type1_rows - type1_updated.min(type1_rows),
+        inferred: 0,
+    })
+}
+
+/// The first pass of a dimension load: every row's natural key, hashes and effective time
+/// gathered in `staged`; as a [`Producer`], the natural keys to stage.
+struct KeyedRows {
+    batches: Box<dyn Iterator<Item = Result<RecordBatch>> + Send>,
+    data: Vec<String>,
+    natural_key: Vec<String>,
+    key_positions: Vec<usize>,
+    tracked_positions: Vec<usize>,
+    type1_positions: Vec<usize>,
+    effective_from: Option<String>,
+    run_time: String,
+    staged: Vec<Staged>,
+}
+
+impl KeyedRows {
+    /// Keys and hashes `batch`'s rows; returns its natural key columns.
+    fn key(&mut self, batch: &RecordBatch) -> Result<StageBatch> {
+        let rows = batch.num_rows();
+        let cells: Vec<Cells> = self.data.iter().map(|name| column(batch, name)).collect::<Result<_>>()?;
+        let effective = match &self.effective_from {
+            Some(name) => Some(column(batch, name)?),
+            None => None,
+        };
+        let mut buffer = String::new();
+        for row in 0..rows {
+            let mut natural = String::new();
+            for (part, &index) in self.key_positions.iter().enumerate() {
+                if part > 0 {
+                    natural.push('\u{1f}');
+                }
+                cells[index].write(row, &mut natural);
+            }
+            let when = effective
+                .as_ref()
+                .and_then(|cells| effective_text(cells, row))
+                .unwrap_or_else(|| self.run_time.clone());
+            self.staged.push(Staged {
+                row: self.staged.len() as i64,
+                natural_key: natural,
+                hash: row_hash(self.tracked_positions.iter().map(|&index| &cells[index]), row, &mut buffer),
+                type1_hash: row_hash(self.type1_positions.iter().map(|&index| &cells[index]), row, &mut buffer),
+                effective: when,
+            });
+        }
+        let keys: Vec<Cells> = self.natural_key.iter().map(|name| column(batch, name)).collect::<Result<_>>()?;
+        Ok(StageBatch { columns: keys, rows })
+    }
+
+    /// Keys and hashes every row on a blocking thread, staging nothing.
+    async fn drain(mut self) -> Result<Vec<Staged>> {
+        tokio::task::spawn_blocking(move || {
+            while let Some(batch) = self.next_batch() {
+                batch?;
+            }
+            Ok(self.staged)
+        })
+        .await
+        .map_err(|error| Error::WarehouseLoad(format!("the keying thread failed: {error}")))?
+    }
+}
+
+impl Producer for KeyedRows {
+    fn next_batch(&mut self) -> Option<Result<StageBatch>> {
+        let batch = self.batches.next()?;
+        Some(batch.and_then(|batch| self.key(&batch)))
+    }
+}
+
+/// The rows of the curated parts, from their footers.
+fn row_count(files: &[File]) -> Result<u64> {
+    let mut rows = 0;
+    for file in reopen(files)? {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|error| Error::arrow("reading a curated part's footer", error))?;
+        rows += builder.metadata().file_metadata().num_rows().max(0) as u64;
+    }
+    Ok(rows)
+}
+
+/// Where [`PlannedRows`] go, which decides their columns.
+enum Layout {
+    /// The plan table: [`PLAN_COLUMNS`], the data columns, the hashes.
+    Plan,
+    /// The dimension itself: key, data columns, hashes, validity, flags, run.
+    Table { run_id: String },
+}
+
+/// Plan rows with the curated columns of the staged rows they take, made on the staging
+/// thread in one more pass over the curated parts; `then` follows (rows without columns).
+struct PlannedRows {
+    batches: Box<dyn Iterator<Item = Result<RecordBatch>> + Send>,
+    /// Staged row number → index in `rows`.
+    picked: Vec<Option<u32>>,
+    rows: Vec<(scd::PlanRow, String, String)>,
+    offset: usize,
+    layout: Layout,
+    data: Vec<String>,
+    then: std::vec::IntoIter<StageBatch>,
+}
+
+impl PlannedRows {
+    /// `rows` (each with its staged row) take their hashes out of `hashes`.
+    fn new(
+        files: &[File],
+        rows: Vec<scd::PlanRow>,
+        hashes: &mut [(String, String)],
+        layout: Layout,
+        data: Vec<String>,
+        then: Vec<StageBatch>,
+    ) -> Result<PlannedRows> {
+        let mut picked = vec![None; hashes.len()];
+        let mut with_hashes = Vec::with_capacity(rows.len());
+        for planned in rows {
+            let Some(row) = planned.row.map(|row| row as usize).filter(|&row| row < hashes.len()) else {
+                continue;
+            };
+            picked[row] = Some(with_hashes.len() as u32);
+            let (hash, type1_hash) = std::mem::take(&mut hashes[row]);
+            with_hashes.push((planned, hash, type1_hash));
+        }
+        let batches = if with_hashes.is_empty() {
+            Box::new(std::iter::empty()) as Box<dyn Iterator<Item = Result<RecordBatch>> + Send>
+        } else {
+            Box::new(batches(reopen(files)?, None))
+        };
+        Ok(PlannedRows { batches, picked, rows: with_hashes, offset: 0, layout, data, then: then.into_iter() })
+    }
+
+    /// The staging batch of `batch`'s rows at `indexes`, taking the plan rows `planned`.
+    fn encode(&self, batch: RecordBatch, indexes: Vec<u32>, planned: &[u32]) -> Result<StageBatch> {
+        // A first delivery picks every row: no copy of the batch.
+        let taken = if indexes.len() == batch.num_rows() {
+            batch
+        } else {
+            arrow::compute::take_record_batch(&batch, &arrow::array::UInt32Array::from(indexes))
+                .map_err(|error| Error::arrow("picking the rows the merge writes", error))?
+        };
+        let rows: Vec<&(scd::PlanRow, String, String)> =
+            planned.iter().map(|&index| &self.rows[index as usize]).collect();
+        let text = |pick: fn(&(scd::PlanRow, String, String)) -> Option<String>| {
+            Cells::Texts(rows.iter().map(|row| pick(row)).collect())
+        };
+        let mut columns = Vec::with_capacity(self.data.len() + 10);
+        if let Layout::Plan = self.layout {
+            columns.extend(plan_cells(&rows.iter().map(|row| row.0.clone()).collect::<Vec<_>>()));
+        } else {
+            columns.push(Cells::Integers(rows.iter().map(|row| Some(row.0.key)).collect()));
+        }
+        for name in &self.data {
+            columns.push(column(&taken, name)?);
+        }
+        columns.push(text(|row| Some(row.1.clone())));
+        columns.push(text(|row| Some(row.2.clone())));
+        if let Layout::Table { run_id } = &self.layout {
+            columns.extend([
+                text(|row| Some(row.0.valid_from.clone())),
+                text(|row| row.0.valid_to.clone()),
+                text(|row| Some(if row.0.is_current { "1" } else { "0" }.to_string())),
+                Cells::Constant(Some("0".to_string())),
+                Cells::Constant(Some(run_id.clone())),
+            ]);
+        }
+        Ok(StageBatch { columns, rows: rows.len() })
+    }
+}
+
+impl Producer for PlannedRows {
+    fn next_batch(&mut self) -> Option<Result<StageBatch>> {
+        loop {
+            let batch = match self.batches.next() {
+                Some(Ok(batch)) => batch,
+                Some(Err(error)) => return Some(Err(error)),
+                None => return self.then.next().map(Ok),
+            };
+            let count = batch.num_rows();
+            let (indexes, planned): (Vec<u32>, Vec<u32>) = (0..count)
+                .filter_map(|row| {
+                    self.picked.get(self.offset + row).copied().flatten().map(|index| (row as u32, index))
+                })
+                .unzip();
+            self.offset += count;
+            if !indexes.is_empty() {
+                return Some(self.encode(batch, indexes, &planned));
+            }
+        }
+    }
+}
+
+/// Reads every version of the keys staged in [`KEYS`] (`staged`), or of the whole table, by
+/// natural key text.
+async fn read_versions(
+    tx: &mut Tx,
+    sql: &Sql,
+    table: &str,
+    key: &str,
+    natural_key: &[String],
+    staged: bool,
+) -> Result<scd::Existing> {
     let width = natural_key.len();
     let mut select = vec![format!("d.{key}")];
     select.extend(natural_key.iter().map(|column| format!("CAST(d.{column} AS TEXT)")));
@@ -313,25 +610,22 @@ pub(crate) async fn load_dimension(
     let mut kinds = vec![Kind::Integer];
     kinds.extend(std::iter::repeat_n(Kind::Text, width + 2));
     kinds.extend([Kind::Instant, Kind::Instant, Kind::Text, Kind::Text]);
-    let matches = join_on(natural_key.iter().map(|column| (format!("s.{column}"), format!("d.{column}"))));
-    let rows = tx
-        .fetch(
-            "reading the versions of the delivered keys",
-            format!(
-                "SELECT {} FROM {table} d WHERE EXISTS (SELECT 1 FROM {KEYS} s WHERE {matches})",
-                select.join(", ")
-            ),
-            &kinds,
-        )
-        .await?;
-    tx.drop_temp(&[KEYS]).await?;
-    let mut existing: BTreeMap<String, Vec<Version>> = BTreeMap::new();
-    let read = rows.len();
+    let mut statement = format!("SELECT {} FROM {table} d", select.join(", "));
+    if staged {
+        let matches = join_on(natural_key.iter().map(|column| (format!("s.{column}"), format!("d.{column}"))));
+        statement.push_str(&format!(" WHERE EXISTS (SELECT 1 FROM {KEYS} s WHERE {matches})"));
+    }
+    let rows = tx.fetch("reading the versions of the delivered keys", statement, &kinds).await?;
+    let mut existing = scd::Existing::with_capacity_and_hasher(rows.len(), Default::default());
     for row in rows {
         let mut values = row.into_iter();
         let mut next = || values.next().unwrap_or(Value::Text(None));
         let key = next().integer().unwrap_or_default();
-        let natural: Vec<String> = (0..width).map(|_| next().into_text().unwrap_or_default()).collect();
+        let mut natural = next().into_text().unwrap_or_default();
+        for _ in 1..width {
+            natural.push('\u{1f}');
+            natural.push_str(&next().into_text().unwrap_or_default());
+        }
         let version = Version {
             key,
             hash: next().into_text(),
@@ -341,98 +635,27 @@ pub(crate) async fn load_dimension(
             is_current: next().into_text().as_deref() == Some("1"),
             is_inferred: next().into_text().as_deref() == Some("1"),
         };
-        existing.entry(natural.join("\u{1f}")).or_default().push(version);
+        existing.entry(natural).or_default().push(version);
     }
-    let max_key = tx
-        .fetch_count(
-            "reading the highest surrogate key",
-            format!("SELECT CAST(COALESCE(MAX({key}), 0) AS TEXT) FROM {table}"),
-        )
-        .await?;
-    steps.done("read the versions of the delivered keys", read);
+    Ok(existing)
+}
 
-    // Hashes by staged row, then the plan.
-    let hashes: Vec<(String, String)> = staged.iter().map(|row| (row.hash.clone(), row.type1_hash.clone())).collect();
-    staged
-        .sort_by(|a, b| a.natural_key.cmp(&b.natural_key).then(a.effective.cmp(&b.effective)).then(a.row.cmp(&b.row)));
-    let plan = scd::plan(&staged, existing, max_key);
-    drop(staged);
-    steps.done("planned the merge", plan.rows.len());
-
-    // The plan, with the columns of the rows it writes.
-    let mut definitions = vec![
-        format!("\"lakestar_key\" {}", sql.key_type()),
-        format!("\"lakestar_row\" {}", sql.key_type()),
-        "\"lakestar_action\" TEXT".to_string(),
-        format!("\"lakestar_valid_from\" {}", sql.timestamp_type()),
-        format!("\"lakestar_valid_to\" {}", sql.timestamp_type()),
-        format!("\"lakestar_is_current\" {}", sql.boolean_type()),
-    ];
-    definitions.extend(names.data.iter().zip(&data).map(|(name, quoted_name)| typed(name, quoted_name)));
-    definitions.push("\"row_hash\" TEXT".to_string());
-    definitions.push("\"type1_hash\" TEXT".to_string());
-    tx.create_temp(PLAN, &definitions).await?;
-    let mut plan_columns: Vec<String> = PLAN_COLUMNS.iter().map(|name| format!("\"{name}\"")).collect();
-    plan_columns.extend(data.iter().cloned());
-    plan_columns.push("\"row_hash\"".to_string());
-    plan_columns.push("\"type1_hash\"".to_string());
-    let mut by_row: Vec<Option<usize>> = vec![None; hashes.len()];
-    for (index, planned) in plan.rows.iter().enumerate() {
-        if let Some(slot) = planned.row.and_then(|row| by_row.get_mut(row as usize)) {
-            *slot = Some(index);
-        }
-    }
-    {
-        let mut stager = tx.stager(PLAN, &plan_columns).await?;
-        let mut offset = 0;
-        for batch in batches(reopen(&files)?, None) {
-            let batch = batch?;
-            let rows = batch.num_rows();
-            let (picked, planned): (Vec<u32>, Vec<&scd::PlanRow>) = (0..rows)
-                .filter_map(|row| {
-                    by_row.get(offset + row).copied().flatten().map(|index| (row as u32, &plan.rows[index]))
-                })
-                .unzip();
-            offset += rows;
-            if picked.is_empty() {
-                continue;
-            }
-            let taken = arrow::compute::take_record_batch(&batch, &arrow::array::UInt32Array::from(picked))
-                .map_err(|error| Error::arrow("picking the rows the merge writes", error))?;
-            let mut columns = plan_cells(&planned);
-            for name in &names.data {
-                columns.push(column(&taken, name)?);
-            }
-            let hash = |pick: fn(&(String, String)) -> &String| {
-                Cells::Texts(
-                    planned
-                        .iter()
-                        .map(|row| row.row.and_then(|row| hashes.get(row as usize)).map(|pair| pick(pair).clone()))
-                        .collect(),
-                )
-            };
-            columns.push(hash(|pair| &pair.0));
-            columns.push(hash(|pair| &pair.1));
-            stager.send(&StageBatch { columns, rows: planned.len() }).await?;
-        }
-        // Versions whose validity alone changes.
-        let validity: Vec<&scd::PlanRow> = plan.rows.iter().filter(|planned| planned.row.is_none()).collect();
-        for chunk in validity.chunks(16_384) {
-            let mut columns = plan_cells(chunk);
-            columns.extend((0..data.len() + 2).map(|_| Cells::Constant(None)));
-            stager.send(&StageBatch { columns, rows: chunk.len() }).await?;
-        }
-        stager.finish().await?;
-    }
-    if plan.rows.len() > 10_000 {
-        // Hash joins for the statements below when the plan is large.
-        tx.analyze(PLAN).await?;
-    }
-    steps.done("staged the plan", plan.rows.len());
-
-    // Apply: validity first (closing current versions before new ones open), then columns.
+/// Applies the staged changes in [`PLAN`]: validity first (closing current versions before
+/// new ones open), then rewritten versions, then type 1 overwrites where a column differs.
+/// Returns the rows whose type 1 columns changed.
+#[allow(clippy::too_many_arguments)]
+async fn apply_changes(
+    tx: &mut Tx,
+    sql: &Sql,
+    table: &str,
+    key: &str,
+    data: &[String],
+    type1: &[String],
+    any_type1: bool,
+    run_id: &str,
+) -> Result<u64> {
     let target = |column: &str| format!("{table}.{column}");
-    let is_key = format!("{} = p.\"lakestar_key\"", target(&key));
+    let is_key = format!("{} = p.\"lakestar_key\"", target(key));
     tx.execute(
         "closing versions",
         format!(
@@ -462,78 +685,41 @@ pub(crate) async fn load_dimension(
         Some(run_id),
     )
     .await?;
-    let mut columns = vec![key.clone()];
-    columns.extend(data.iter().cloned());
-    columns.extend(
-        ["row_hash", "type1_hash", "valid_from", "valid_to", "is_current", "is_inferred", "run_id"]
-            .map(|name| format!("\"{name}\"")),
-    );
-    let mut values = vec!["p.\"lakestar_key\"".to_string()];
-    values.extend(data.iter().map(|column| format!("p.{column}")));
-    values.extend(
-        [
-            "p.\"row_hash\"",
-            "p.\"type1_hash\"",
-            "p.\"lakestar_valid_from\"",
-            "p.\"lakestar_valid_to\"",
-            "p.\"lakestar_is_current\"",
-            "FALSE",
-            "$1",
-        ]
-        .map(str::to_string),
-    );
+    if !any_type1 {
+        return Ok(0);
+    }
+    let mut type1_updated = 0;
+    let is_type1 = format!("{is_key} AND p.\"lakestar_action\" = 'type1'");
+    if !type1.is_empty() {
+        let type1 = quoted(type1)?;
+        let mut assignments: Vec<String> = type1.iter().map(|column| format!("{column} = p.{column}")).collect();
+        assignments.push("\"type1_hash\" = p.\"type1_hash\"".to_string());
+        assignments.push("\"run_id\" = $1".to_string());
+        let differs: Vec<String> =
+            type1.iter().map(|column| sql.differs(&target(column), &format!("p.{column}"))).collect();
+        type1_updated = tx
+            .execute(
+                "overwriting type 1 columns",
+                format!(
+                    "UPDATE {table} SET {} FROM {PLAN} p WHERE {is_type1} AND ({})",
+                    assignments.join(", "),
+                    differs.join(" OR ")
+                ),
+                Some(run_id),
+            )
+            .await?;
+    }
+    // Rows written before the warehouse kept the type 1 hash, equal in every column.
     tx.execute(
-        "inserting versions",
+        "recording type 1 hashes",
         format!(
-            "INSERT INTO {table} ({}) SELECT {} FROM {PLAN} p \
-             WHERE p.\"lakestar_action\" = 'insert' ORDER BY p.\"lakestar_key\"",
-            columns.join(", "),
-            values.join(", ")
+            "UPDATE {table} SET \"type1_hash\" = p.\"type1_hash\" FROM {PLAN} p WHERE {is_type1} AND {}",
+            sql.differs(&target("\"type1_hash\""), "p.\"type1_hash\"")
         ),
-        Some(run_id),
+        None,
     )
     .await?;
-    let mut type1_updated = 0;
-    if plan.type1 > 0 {
-        let is_type1 = format!("{is_key} AND p.\"lakestar_action\" = 'type1'");
-        if !type1.is_empty() {
-            let type1 = quoted(&type1)?;
-            let mut assignments: Vec<String> = type1.iter().map(|column| format!("{column} = p.{column}")).collect();
-            assignments.push("\"type1_hash\" = p.\"type1_hash\"".to_string());
-            assignments.push("\"run_id\" = $1".to_string());
-            let differs: Vec<String> =
-                type1.iter().map(|column| sql.differs(&target(column), &format!("p.{column}"))).collect();
-            type1_updated = tx
-                .execute(
-                    "overwriting type 1 columns",
-                    format!(
-                        "UPDATE {table} SET {} FROM {PLAN} p WHERE {is_type1} AND ({})",
-                        assignments.join(", "),
-                        differs.join(" OR ")
-                    ),
-                    Some(run_id),
-                )
-                .await?;
-        }
-        // Rows written before the warehouse kept the type 1 hash, equal in every column.
-        tx.execute(
-            "recording type 1 hashes",
-            format!(
-                "UPDATE {table} SET \"type1_hash\" = p.\"type1_hash\" FROM {PLAN} p WHERE {is_type1} AND {}",
-                sql.differs(&target("\"type1_hash\""), "p.\"type1_hash\"")
-            ),
-            None,
-        )
-        .await?;
-    }
-    tx.drop_temp(&[PLAN]).await?;
-    steps.done("applied the merge", plan.rows.len());
-    Ok(TableCounts {
-        inserted: plan.inserted,
-        updated: plan.updated + type1_updated,
-        unchanged: plan.unchanged + plan.type1 - type1_updated.min(plan.type1),
-        inferred: 0,
-    })
+    Ok(type1_updated)
 }
 
 /// The hash of some columns' text for one row, nulls distinct from empty text.
@@ -833,25 +1019,13 @@ pub(crate) async fn load_fact(
         rows: 0,
     };
 
-    // An empty fact table (a first load, a backfill) is copied into without its primary key,
-    // built once afterwards as bulk loaders do: one sort instead of an index insertion per row.
-    if let Some((name, definition)) = empty_table_primary_key(tx, &table).await? {
-        let constraint = quote(&name)?;
-        tx.execute(
-            "setting the fact table's key aside",
-            format!("ALTER TABLE {table} DROP CONSTRAINT {constraint}"),
-            None,
-        )
-        .await?;
+    // An empty fact table (a first load, a backfill) is copied into with its key set aside.
+    let set_aside = bulk::set_aside(tx, &table).await?;
+    if !set_aside.is_empty() {
         let (rows, copied) = tx.stage_from(&table, &columns, rows).await?;
         copied?;
         steps.done("copied the facts into their empty table", rows.rows as usize);
-        tx.execute(
-            "building the fact table's key",
-            format!("ALTER TABLE {table} ADD CONSTRAINT {constraint} {definition}"),
-            None,
-        )
-        .await?;
+        set_aside.rebuild(tx).await?;
         steps.done("built the fact table's key", rows.rows as usize);
         return Ok((TableCounts { inserted: rows.rows, ..TableCounts::default() }, inferred, rows.dates));
     }
@@ -916,38 +1090,6 @@ pub(crate) async fn load_fact(
     Ok((TableCounts { inserted, updated, unchanged: existing.saturating_sub(updated), inferred: 0 }, inferred, dates))
 }
 
-/// The name and definition of `table`'s primary key when the table is empty and no foreign
-/// key of another table depends on it (PostgreSQL only).
-async fn empty_table_primary_key(tx: &mut Tx, table: &str) -> Result<Option<(String, String)>> {
-    if tx.dialect() != Dialect::Postgres {
-        return Ok(None);
-    }
-    let holding = tx
-        .fetch_count(
-            "checking whether the fact table is empty",
-            format!("SELECT CAST(COUNT(*) AS TEXT) FROM (SELECT 1 FROM {table} LIMIT 1) AS any_row"),
-        )
-        .await?;
-    if holding > 0 {
-        return Ok(None);
-    }
-    let rows = tx
-        .fetch_text(
-            "reading the fact table's key",
-            format!(
-                "SELECT CAST(c.conname AS TEXT), pg_get_constraintdef(c.oid) FROM pg_constraint c \
-                 WHERE c.conrelid = CAST('{}' AS regclass) AND c.contype = 'p' \
-                 AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.confrelid = c.conrelid)",
-                table.replace('\'', "''")
-            ),
-        )
-        .await?;
-    Ok(rows.into_iter().next().and_then(|row| match row.as_slice() {
-        [Some(name), Some(definition)] => Some((name.clone(), definition.clone())),
-        _ => None,
-    }))
-}
-
 /// Adds inferred members for `missing` natural keys (new surrogate keys in key order), and
 /// records them in the index.
 async fn add_inferred(
@@ -963,6 +1105,12 @@ async fn add_inferred(
     columns.extend(["valid_from", "is_current", "is_inferred", "run_id"].map(|name| format!("\"{name}\"")));
     let inferred_from = scd::timestamp_micros(INFERRED_FROM).unwrap_or(i64::MIN);
     let missing: Vec<String> = missing.into_iter().collect();
+    // Into an empty dimension (a first fact delivery) with its keys and indexes set aside.
+    let set_aside = if index.versions.is_empty() {
+        bulk::set_aside(tx, &reference.table).await?
+    } else {
+        bulk::SetAside::default()
+    };
     let mut stager = tx.stager(&reference.table, &columns).await?;
     for chunk in missing.chunks(16_384) {
         let mut keys = Vec::with_capacity(chunk.len());
@@ -987,5 +1135,6 @@ async fn add_inferred(
         ]);
         stager.send(&StageBatch { columns: cells, rows: chunk.len() }).await?;
     }
-    stager.finish().await.map(|_| ())
+    stager.finish().await?;
+    set_aside.rebuild(tx).await
 }

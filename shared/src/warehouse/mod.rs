@@ -3,6 +3,8 @@
 //! from the contract and evolved additively; [`Warehouse::load`] merges one run's curated
 //! rows in one transaction, serialised per table.
 
+mod binary;
+mod bulk;
 pub mod dates;
 pub mod ddl;
 mod merge;

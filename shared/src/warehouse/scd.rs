@@ -5,7 +5,7 @@
 //! Times are the fixed-width UTC text `YYYY-MM-DDTHH:MM:SS.ffffffZ` ([`timestamp_text`]),
 //! which orders like the instants it names, in both warehouses.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 /// `valid_from` of an inferred member: early enough that every fact finds it.
 pub const INFERRED_FROM: &str = "1900-01-01T00:00:00.000000Z";
@@ -79,6 +79,9 @@ pub struct Version {
     /// Created by a fact before the dimension row arrived.
     pub is_inferred: bool,
 }
+
+/// The versions of the keys a load touches (or of the whole table), by natural key text.
+pub type Existing = HashMap<String, Vec<Version>, foldhash::fast::RandomState>;
 
 /// One staged row of the run: its natural key, tracked hash and effective time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,42 +169,44 @@ struct Working {
     type1: Option<i64>,
 }
 
-/// Plans the merge of `staged` into the versions of the touched keys. New surrogate keys
-/// start after `max_key`, handed out in the order of `staged` (sort it for determinism).
-pub fn plan(staged: &[Staged], existing: BTreeMap<String, Vec<Version>>, max_key: i64) -> Plan {
-    let mut keys: BTreeMap<String, Vec<Working>> = existing
-        .into_iter()
-        .map(|(natural_key, mut versions)| {
-            versions.sort_by(|a, b| a.valid_from.cmp(&b.valid_from));
-            let working = versions
-                .into_iter()
-                .map(|version| Working { before: Some(version.clone()), version, row: None, type1: None })
-                .collect();
-            (natural_key, working)
-        })
-        .collect();
+/// Plans the merge of `staged` into the versions of the touched keys. The rows are applied
+/// key by key in (natural key, effective, row) order; new surrogate keys start after
+/// `max_key`, handed out in that order, so the same rows always get the same keys.
+pub fn plan(staged: &[Staged], mut existing: Existing, max_key: i64) -> Plan {
+    let order_of = |a: &Staged, b: &Staged| {
+        a.natural_key.cmp(&b.natural_key).then(a.effective.cmp(&b.effective)).then(a.row.cmp(&b.row))
+    };
+    let mut order: Vec<&Staged> = staged.iter().collect();
+    if !order.is_sorted_by(|a, b| order_of(a, b).is_le()) {
+        order.sort_by(|a, b| order_of(a, b));
+    }
     let mut next_key = max_key;
     let mut plan = Plan::default();
-    let mut outcomes = Vec::with_capacity(staged.len());
-    for row in staged {
-        let versions = keys.entry(row.natural_key.clone()).or_default();
-        let outcome = apply(versions, row, &mut next_key);
-        outcomes.push(outcome);
-    }
-    for outcome in outcomes {
-        match outcome {
-            Outcome::Inserted => plan.inserted += 1,
-            Outcome::Updated => plan.updated += 1,
-            Outcome::Type1 => plan.type1 += 1,
-            Outcome::Unchanged => plan.unchanged += 1,
+    for group in order.chunk_by(|a, b| a.natural_key == b.natural_key) {
+        // A key the warehouse does not have yet costs no lookup of its history.
+        let mut versions: Vec<Working> = match existing.remove(&group[0].natural_key) {
+            Some(mut versions) => {
+                versions.sort_by(|a, b| a.valid_from.cmp(&b.valid_from));
+                versions
+                    .into_iter()
+                    .map(|version| Working { before: Some(version.clone()), version, row: None, type1: None })
+                    .collect()
+            }
+            None => Vec::with_capacity(1),
+        };
+        for row in group {
+            match apply(&mut versions, row, &mut next_key) {
+                Outcome::Inserted => plan.inserted += 1,
+                Outcome::Updated => plan.updated += 1,
+                Outcome::Type1 => plan.type1 += 1,
+                Outcome::Unchanged => plan.unchanged += 1,
+            }
         }
-    }
-    for versions in keys.into_values() {
         for working in versions {
-            let version = &working.version;
+            let version = working.version;
             let action = match (&working.before, working.row) {
                 (None, _) => Some(Action::Insert),
-                (Some(before), row) if row.is_some() || before != version => Some(Action::Update),
+                (Some(before), row) if row.is_some() || *before != version => Some(Action::Update),
                 _ if working.type1.is_some() => Some(Action::Type1),
                 _ => None,
             };
@@ -210,8 +215,8 @@ pub fn plan(staged: &[Staged], existing: BTreeMap<String, Vec<Version>>, max_key
                     key: version.key,
                     row: working.row.or(working.type1),
                     action,
-                    valid_from: version.valid_from.clone(),
-                    valid_to: version.valid_to.clone(),
+                    valid_from: version.valid_from,
+                    valid_to: version.valid_to,
                     is_current: version.is_current,
                 });
             }
@@ -311,6 +316,8 @@ fn apply(versions: &mut Vec<Working>, row: &Staged, next_key: &mut i64) -> Outco
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn staged(row: i64, key: &str, hash: &str, effective: &str) -> Staged {
@@ -335,8 +342,8 @@ mod tests {
         }
     }
 
-    fn existing(key: &str, versions: Vec<Version>) -> BTreeMap<String, Vec<Version>> {
-        BTreeMap::from([(key.to_string(), versions)])
+    fn existing(key: &str, versions: Vec<Version>) -> Existing {
+        Existing::from_iter([(key.to_string(), versions)])
     }
 
     #[test]
@@ -352,7 +359,8 @@ mod tests {
 
     #[test]
     fn new_keys_get_new_surrogate_keys_in_order() {
-        let plan = plan(&[staged(0, "C1", "a", "2024-01-01"), staged(1, "C2", "b", "2024-01-01")], BTreeMap::new(), 7);
+        let plan =
+            plan(&[staged(0, "C1", "a", "2024-01-01"), staged(1, "C2", "b", "2024-01-01")], Existing::default(), 7);
         assert_eq!(plan.inserted, 2);
         assert_eq!(plan.rows.iter().map(|row| (row.key, row.row)).collect::<Vec<_>>(), [(8, Some(0)), (9, Some(1))]);
         assert!(plan.rows.iter().all(|row| row.action == Action::Insert && row.is_current && row.valid_to.is_none()));

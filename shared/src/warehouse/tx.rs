@@ -5,6 +5,7 @@ use sqlx::postgres::PgCopyIn;
 use sqlx::{PgConnection, Postgres, Row, Sqlite, Transaction};
 
 use super::Dialect;
+use super::binary::BinaryRows;
 use super::text::{TextColumn, push_csv_field};
 use crate::{Error, Result};
 
@@ -301,44 +302,41 @@ impl Tx {
     }
 
     /// Reads rows whose columns are decoded as `kinds` say: instants and integers in their
-    /// own types, without the server formatting them as text.
+    /// own types, without the server formatting them as text. `Text` columns must be text
+    /// (the statement casts others).
     pub async fn fetch(&mut self, what: &str, statement: String, kinds: &[Kind]) -> Result<Vec<Vec<Value>>> {
         let context = |error| Error::database(what, error);
-        // The same decoding for both backends but instants: `$instant` turns a row's column
-        // into microseconds.
-        macro_rules! values {
-            ($rows:expr, $instant:expr) => {{
-                let mut out = Vec::with_capacity($rows.len());
-                for row in $rows {
+        match self {
+            Tx::Postgres(tx) => {
+                // Binary COPY: no text formatting on the server, no row objects here.
+                let copy = format!("COPY ({statement}) TO STDOUT (FORMAT binary)");
+                let mut stream = tx.copy_out_raw(&copy).await.map_err(context)?;
+                let mut rows = BinaryRows::new(what, kinds);
+                while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+                    rows.push(&chunk.map_err(context)?)?;
+                }
+                rows.finish()
+            }
+            Tx::Sqlite(tx) => {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(statement)).fetch_all(&mut **tx).await.map_err(context)?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in rows {
                     let mut values = Vec::with_capacity(kinds.len());
                     for (index, kind) in kinds.iter().enumerate() {
                         values.push(match kind {
                             Kind::Text => Value::Text(row.try_get(index).map_err(context)?),
                             Kind::Integer => Value::Integer(row.try_get(index).map_err(context)?),
-                            Kind::Instant => Value::Instant($instant(&row, index)?),
+                            Kind::Instant => {
+                                let text: Option<String> = row.try_get(index).map_err(context)?;
+                                Value::Instant(text.as_deref().and_then(super::scd::timestamp_micros))
+                            }
                         });
                     }
                     out.push(values);
                 }
-                out
-            }};
+                Ok(out)
+            }
         }
-        Ok(match self {
-            Tx::Postgres(tx) => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(statement)).fetch_all(&mut **tx).await.map_err(context)?;
-                values!(rows, |row: &sqlx::postgres::PgRow, index: usize| -> Result<Option<i64>> {
-                    let instant: Option<chrono::DateTime<chrono::Utc>> = row.try_get(index).map_err(context)?;
-                    Ok(instant.map(|instant| instant.timestamp_micros()))
-                })
-            }
-            Tx::Sqlite(tx) => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(statement)).fetch_all(&mut **tx).await.map_err(context)?;
-                values!(rows, |row: &sqlx::sqlite::SqliteRow, index: usize| -> Result<Option<i64>> {
-                    let text: Option<String> = row.try_get(index).map_err(context)?;
-                    Ok(text.as_deref().and_then(super::scd::timestamp_micros))
-                })
-            }
-        })
     }
 
     /// Reads one integer (cast to text by the statement).

@@ -1,0 +1,96 @@
+//! Bulk loads into an empty table, as bulk loaders do: the table's keys and indexes are set
+//! aside, the rows copied in, and the keys and indexes built again afterwards: one sort each
+//! instead of an index insertion per row (PostgreSQL; a first load, a backfill, the inferred
+//! members a first fact delivery creates).
+//!
+//! All of it runs inside the load's transaction: a failure anywhere restores the table as it
+//! was, and the rebuilt keys check the copied rows (a duplicate fails the load by name).
+
+use super::ddl::{Dialect, quote};
+use super::tx::Tx;
+use crate::Result;
+
+/// What to run to build a table's keys and indexes again after a bulk copy.
+#[derive(Debug, Default)]
+pub(crate) struct SetAside {
+    rebuild: Vec<String>,
+}
+
+impl SetAside {
+    /// Nothing was set aside (the table holds rows, or the warehouse is SQLite).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rebuild.is_empty()
+    }
+
+    /// Builds the keys and indexes again.
+    pub(crate) async fn rebuild(self, tx: &mut Tx) -> Result<()> {
+        for statement in self.rebuild {
+            tx.execute("building a key or index again after a bulk copy", statement, None).await?;
+        }
+        Ok(())
+    }
+}
+
+/// How many rows `table` (quoted) holds, counting no further than `limit`.
+pub(crate) async fn count_up_to(tx: &mut Tx, table: &str, limit: u64) -> Result<u64> {
+    let holding = tx
+        .fetch_count(
+            "counting the table's rows",
+            format!("SELECT CAST(COUNT(*) AS TEXT) FROM (SELECT 1 FROM {table} LIMIT {limit}) AS some_rows"),
+        )
+        .await?;
+    Ok(holding.max(0) as u64)
+}
+
+/// Sets aside the keys and indexes of `table` (quoted) when it is empty on PostgreSQL: its
+/// primary key and unique constraints unless another table's foreign key depends on them, and
+/// every other index. Returns what builds them again.
+pub(crate) async fn set_aside(tx: &mut Tx, table: &str) -> Result<SetAside> {
+    if tx.dialect() != Dialect::Postgres || count_up_to(tx, table, 1).await? > 0 {
+        return Ok(SetAside::default());
+    }
+    let relation = format!("CAST('{}' AS regclass)", table.replace('\'', "''"));
+    let constraints = tx
+        .fetch_text(
+            "reading the table's keys",
+            format!(
+                "SELECT CAST(c.conname AS TEXT), pg_get_constraintdef(c.oid) FROM pg_constraint c \
+                 WHERE c.conrelid = {relation} AND c.contype IN ('p', 'u') \
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.confrelid = c.conrelid) \
+                 ORDER BY c.conname"
+            ),
+        )
+        .await?;
+    let indexes = tx
+        .fetch_text(
+            "reading the table's indexes",
+            format!(
+                "SELECT CAST(CAST(i.indexrelid AS regclass) AS TEXT), pg_get_indexdef(i.indexrelid) FROM pg_index i \
+                 WHERE i.indrelid = {relation} \
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) \
+                 ORDER BY 1"
+            ),
+        )
+        .await?;
+    let mut set_aside = SetAside::default();
+    for row in constraints {
+        if let [Some(name), Some(definition)] = row.as_slice() {
+            let name = quote(name)?;
+            tx.execute(
+                "setting a key aside for a bulk copy",
+                format!("ALTER TABLE {table} DROP CONSTRAINT {name}"),
+                None,
+            )
+            .await?;
+            set_aside.rebuild.push(format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"));
+        }
+    }
+    for row in indexes {
+        if let [Some(name), Some(definition)] = row.as_slice() {
+            // `name` is the catalog's own rendering of the index, quoted where it needs it.
+            tx.execute("setting an index aside for a bulk copy", format!("DROP INDEX {name}"), None).await?;
+            set_aside.rebuild.push(definition.clone());
+        }
+    }
+    Ok(set_aside)
+}
