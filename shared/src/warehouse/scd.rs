@@ -161,8 +161,9 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 struct Working {
     version: Version,
-    /// The warehouse's version before the load, for existing ones.
-    before: Option<Version>,
+    /// For a version the warehouse has: its validity before the load (`valid_to`,
+    /// `is_current`), the only fields the plan changes without taking a staged row's columns.
+    before: Option<(Option<String>, bool)>,
     /// The staged row whose columns it takes.
     row: Option<i64>,
     /// Left to the type 1 comparison with this staged row.
@@ -189,7 +190,12 @@ pub fn plan(staged: &[Staged], mut existing: Existing, max_key: i64) -> Plan {
                 versions.sort_by(|a, b| a.valid_from.cmp(&b.valid_from));
                 versions
                     .into_iter()
-                    .map(|version| Working { before: Some(version.clone()), version, row: None, type1: None })
+                    .map(|version| Working {
+                        before: Some((version.valid_to.clone(), version.is_current)),
+                        version,
+                        row: None,
+                        type1: None,
+                    })
                     .collect()
             }
             None => Vec::with_capacity(1),
@@ -206,7 +212,11 @@ pub fn plan(staged: &[Staged], mut existing: Existing, max_key: i64) -> Plan {
             let version = working.version;
             let action = match (&working.before, working.row) {
                 (None, _) => Some(Action::Insert),
-                (Some(before), row) if row.is_some() || *before != version => Some(Action::Update),
+                (Some((valid_to, is_current)), row)
+                    if row.is_some() || *valid_to != version.valid_to || *is_current != version.is_current =>
+                {
+                    Some(Action::Update)
+                }
                 _ if working.type1.is_some() => Some(Action::Type1),
                 _ => None,
             };
