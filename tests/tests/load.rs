@@ -80,6 +80,12 @@ impl Pipeline {
             .expect("load")
     }
 
+    async fn try_load(&self, state: &serde_json::Value) -> Result<LoadOutput, lambda_runtime::Diagnostic> {
+        LoadFunction::new(self.lake.lake.clone(), self.contract.clone(), self.warehouse.clone())
+            .handle(LambdaEvent::new(state.clone(), Default::default()))
+            .await
+    }
+
     async fn deliver(&self, dataset: &str, key: &str, bytes: &[u8], time: &str) -> LoadOutput {
         let state = self.prepare(dataset, key, bytes, time).await;
         self.load(&state).await
@@ -510,6 +516,37 @@ async fn postgres_loads_into_empty_tables_build_every_key_and_index_again() {
         pipeline.prepare("customers", "landing/d3/customers.csv", day3.as_bytes(), "2024-01-03T02:00:00Z").await;
     assert_eq!(pipeline.load(&customers).await.tables["dim_customer"].updated, 1);
     assert_eq!(query_text(&warehouse, indexes).await, expected(&["dim_customer", "dim_product", "fact_sales"]));
+    database.drop_database(warehouse).await;
+}
+
+#[tokio::test]
+async fn postgres_a_failed_rebuild_after_a_bulk_copy_leaves_the_table_as_it_was() {
+    let (database, warehouse) = postgres().await;
+    let pipeline = Pipeline::new(warehouse.clone()).await;
+    let day1 = format!("{CUSTOMER_HEADER}{}", customer("C1001", "Leeds", "gold", "2024-01-01T09:00:00Z"));
+    let state =
+        pipeline.prepare("customers", "landing/d1/customers.csv", day1.as_bytes(), "2024-01-01T02:00:00Z").await;
+    pipeline.load(&state).await;
+    // The user's own index, which the next first delivery breaks: two customers in one city.
+    query_text(&warehouse, "TRUNCATE dim_customer").await;
+    query_text(&warehouse, "CREATE UNIQUE INDEX one_customer_per_city ON dim_customer (city)").await;
+    let day2 = format!(
+        "{CUSTOMER_HEADER}{}{}",
+        customer("C1001", "York", "gold", "2024-01-02T09:00:00Z"),
+        customer("C1002", "York", "silver", "2024-01-02T09:00:00Z")
+    );
+    let state =
+        pipeline.prepare("customers", "landing/d2/customers.csv", day2.as_bytes(), "2024-01-02T02:00:00Z").await;
+    let error = format!("{:?}", pipeline.try_load(&state).await.expect_err("the user's unique index fails"));
+    assert!(error.contains("building one_customer_per_city again after copying into the empty table"), "{error}");
+    // Rolled back: the table is empty and has every key and index it had.
+    assert_eq!(query_text(&warehouse, "SELECT CAST(COUNT(*) AS TEXT) FROM dim_customer").await, [vec![text("0")]]);
+    let indexes = "SELECT indexname FROM pg_indexes WHERE tablename = 'dim_customer' ORDER BY indexname";
+    assert_eq!(
+        query_text(&warehouse, indexes).await,
+        ["dim_customer_current", "dim_customer_pkey", "dim_customer_versions", "one_customer_per_city"]
+            .map(|name| vec![text(name)])
+    );
     database.drop_database(warehouse).await;
 }
 

@@ -13,7 +13,8 @@ use crate::Result;
 /// What to run to build a table's keys and indexes again after a bulk copy.
 #[derive(Debug, Default)]
 pub(crate) struct SetAside {
-    rebuild: Vec<String>,
+    /// The key's or index's name, and the statement that builds it.
+    rebuild: Vec<(String, String)>,
 }
 
 impl SetAside {
@@ -24,8 +25,9 @@ impl SetAside {
 
     /// Builds the keys and indexes again.
     pub(crate) async fn rebuild(self, tx: &mut Tx) -> Result<()> {
-        for statement in self.rebuild {
-            tx.execute("building a key or index again after a bulk copy", statement, None).await?;
+        for (name, statement) in self.rebuild {
+            let what = format!("building {name} again after copying into the empty table");
+            tx.execute(&what, statement, None).await?;
         }
         Ok(())
     }
@@ -82,14 +84,14 @@ pub(crate) async fn set_aside(tx: &mut Tx, table: &str) -> Result<SetAside> {
                 None,
             )
             .await?;
-            set_aside.rebuild.push(format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"));
+            set_aside.rebuild.push((name.clone(), format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")));
         }
     }
     for row in indexes {
         if let [Some(name), Some(definition)] = row.as_slice() {
             // `name` is the catalog's own rendering of the index, quoted where it needs it.
             tx.execute("setting an index aside for a bulk copy", format!("DROP INDEX {name}"), None).await?;
-            set_aside.rebuild.push(definition.clone());
+            set_aside.rebuild.push((name.clone(), definition.clone()));
         }
     }
     Ok(set_aside)
