@@ -7,6 +7,8 @@ mod binary;
 mod bulk;
 pub mod dates;
 pub mod ddl;
+mod dimension;
+mod fact;
 mod merge;
 pub mod scd;
 pub mod text;
@@ -177,14 +179,14 @@ impl Warehouse {
         if dataset.table.kind == crate::contract::TableKind::Dimension {
             tx.lock(&[dataset.table.name.as_str()]).await?;
             let run_time = scd::timestamp_text(run.time);
-            let counts = merge::load_dimension(&mut tx, dataset, contract, &run.id, &run_time, files).await?;
+            let counts = dimension::load_dimension(&mut tx, dataset, contract, &run.id, &run_time, files).await?;
             tables.insert(dataset.table.name.clone(), counts);
         } else {
             let mut locked: Vec<&str> =
                 dataset.table.references.iter().map(|reference| reference.dimension.as_str()).collect();
             locked.push(dataset.table.name.as_str());
             tx.lock(&locked).await?;
-            let (counts, inferred, dates) = merge::load_fact(&mut tx, dataset, contract, &run.id, files).await?;
+            let (counts, inferred, dates) = fact::load_fact(&mut tx, dataset, contract, &run.id, files).await?;
             tables.insert(dataset.table.name.clone(), counts);
             for (dimension, added) in inferred {
                 tables.insert(dimension, TableCounts { inferred: added, ..TableCounts::default() });
