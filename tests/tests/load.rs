@@ -350,6 +350,27 @@ async fn fact_cases(pipeline: &Pipeline) {
     assert_eq!(completed, [vec![inferred_key[0][0].clone(), text("Leeds"), text("0"), text("1")]]);
     assert_eq!(query_text(&pipeline.warehouse, &keys("O00003")).await, [vec![text("C1099"), text("Leeds"), text("0")]]);
     assert_history_is_consistent(&pipeline.customers().await);
+
+    // Single sales against a dimension more than twice their size: only the named customers'
+    // versions are read (staged keys), the known one keyed as of its date, the unknown one
+    // inferred after the highest key the table has.
+    let highest = "SELECT CAST(MAX(customer_key) AS TEXT) FROM dim_customer";
+    let before: i64 =
+        query_text(&pipeline.warehouse, highest).await[0][0].as_deref().unwrap_or("0").parse().unwrap_or(0);
+    for (day, order, customer_id) in [(6, "O00010", "C1001"), (7, "O00011", "C2000")] {
+        let sale = format!(
+            "order_id,line_no,sale_date,ship_date,customer_id,sku,store_id,qty,unit_price,card_number,channel\n\
+             {order},1,2024-01-0{day},2024-01-0{day},{customer_id},P001,S01,1,1.85,,store\n"
+        );
+        let key = format!("landing/d{day}/sales.csv");
+        let state = pipeline.prepare("sales", &key, sale.as_bytes(), &format!("2024-01-0{day}T02:00:00Z")).await;
+        assert_eq!(pipeline.load(&state).await.tables["fact_sales"].inserted, 1);
+    }
+    assert_eq!(query_text(&pipeline.warehouse, &keys("O00010")).await, [vec![text("C1001"), text("York"), text("0")]]);
+    assert_eq!(query_text(&pipeline.warehouse, &keys("O00011")).await, [vec![text("C2000"), None, text("1")]]);
+    let inferred = "SELECT CAST(customer_key AS TEXT) FROM dim_customer WHERE customer_id = 'C2000'";
+    assert_eq!(query_text(&pipeline.warehouse, inferred).await, [vec![text(&(before + 1).to_string())]]);
+    assert_eq!(dangling_fact_keys(&pipeline.warehouse).await, [vec![text("0")]]);
 }
 
 async fn concurrent_cases(pipeline: &Pipeline) {

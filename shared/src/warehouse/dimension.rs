@@ -9,12 +9,11 @@ use std::collections::BTreeMap;
 use std::fs::File;
 
 use arrow::array::RecordBatch;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
 
 use super::bulk;
 use super::ddl::{self, quote, surrogate_key};
-use super::merge::{Names, Sql, Steps, TableCounts, batches, column, join_on, quoted, reopen};
+use super::merge::{Names, Sql, Steps, TableCounts, batches, column, join_on, quoted, reopen, row_count};
 use super::scd::{self, INFERRED_FROM, Staged, Version, timestamp_text};
 use super::text::TextColumn;
 use super::tx::{Cells, Kind, Producer, StageBatch, Tx, Value};
@@ -305,17 +304,6 @@ impl Producer for KeyedRows {
         let batch = self.batches.next()?;
         Some(batch.and_then(|batch| self.key(&batch)))
     }
-}
-
-/// The rows of the curated parts, from their footers.
-fn row_count(files: &[File]) -> Result<u64> {
-    let mut rows = 0;
-    for file in reopen(files)? {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|error| Error::arrow("reading a curated part's footer", error))?;
-        rows += builder.metadata().file_metadata().num_rows().max(0) as u64;
-    }
-    Ok(rows)
 }
 
 /// Where [`PlannedRows`] go, which decides their columns.

@@ -11,7 +11,7 @@ use arrow::array::{Array, RecordBatch};
 use super::bulk;
 use super::dates::date_key;
 use super::ddl::{self, quote, surrogate_key};
-use super::merge::{Names, Sql, Steps, TableCounts, batches, column, join_on, quoted, reopen};
+use super::merge::{Names, Sql, Steps, TableCounts, batches, column, join_on, quoted, reopen, row_count};
 use super::scd::{self, INFERRED_FROM};
 use super::text::TextColumn;
 use super::tx::{Cells, Kind, Producer, StageBatch, Tx, Value};
@@ -19,6 +19,7 @@ use crate::Result;
 use crate::contract::{Contract, Dataset};
 
 const STAGE: &str = "lakestar_stage";
+const NAMED: &str = "lakestar_named";
 
 /// Hash maps keyed by natural-key text, looked up once per fact row and reference.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -48,27 +49,88 @@ struct Reference {
     table: String,
     key: String,
     natural_key: Vec<String>,
+    /// The natural key columns with their SQL types, for staging named keys.
+    natural_key_definitions: Vec<String>,
     fact_columns: Vec<String>,
 }
 
-/// Reads every version of a dimension (natural key, validity, surrogate key).
-async fn dimension_index(tx: &mut Tx, reference: &Reference) -> Result<DimensionIndex> {
+/// Natural-key texts.
+type FastSet = HashSet<String, foldhash::fast::RandomState>;
+
+/// The distinct natural keys the facts name, per reference (nulls name none).
+fn named_keys(files: &[File], references: &[Reference]) -> Result<Vec<FastSet>> {
+    let mut named: Vec<FastSet> = references.iter().map(|_| FastSet::default()).collect();
+    let columns: Vec<String> = references.iter().flat_map(|reference| reference.fact_columns.iter().cloned()).collect();
+    let mut buffer = String::new();
+    for batch in batches(reopen(files)?, Some(columns)) {
+        let batch = batch?;
+        for (reference, named) in references.iter().zip(named.iter_mut()) {
+            let cells: Vec<Cells> =
+                reference.fact_columns.iter().map(|name| column(&batch, name)).collect::<Result<_>>()?;
+            for row in 0..batch.num_rows() {
+                if let Some(natural) = reference_key(&cells, row, &mut buffer)
+                    && !named.contains(natural)
+                {
+                    named.insert(natural.to_string());
+                }
+            }
+        }
+    }
+    Ok(named)
+}
+
+/// Reads the versions of a dimension (natural key, validity, surrogate key): all of them, or
+/// with `named`, those of the natural keys the facts name (staged and joined), so that a small
+/// delivery against a large dimension reads a few rows instead of the table.
+async fn dimension_index(tx: &mut Tx, reference: &Reference, named: Option<&FastSet>) -> Result<DimensionIndex> {
     let mut select: Vec<String> =
-        reference.natural_key.iter().map(|column| format!("CAST({column} AS TEXT)")).collect();
+        reference.natural_key.iter().map(|column| format!("CAST(d.{column} AS TEXT)")).collect();
     let width = reference.natural_key.len();
-    select.extend([reference.key.clone(), "\"valid_from\"".to_string(), "\"valid_to\"".to_string()]);
+    select.extend([format!("d.{}", reference.key), "d.\"valid_from\"".to_string(), "d.\"valid_to\"".to_string()]);
     let mut kinds = vec![Kind::Text; width];
     kinds.extend([Kind::Integer, Kind::Instant, Kind::Instant]);
-    let rows = tx
-        .fetch(
-            &format!("reading the versions of {}", reference.table),
-            format!("SELECT {} FROM {}", select.join(", "), reference.table),
-            &kinds,
-        )
-        .await?;
+    let mut statement = format!("SELECT {} FROM {} d", select.join(", "), reference.table);
+    if let Some(named) = named {
+        tx.create_temp(NAMED, &reference.natural_key_definitions).await?;
+        let mut stager = tx.stager(NAMED, &reference.natural_key).await?;
+        let keys: Vec<&String> = named.iter().collect();
+        for chunk in keys.chunks(16_384) {
+            let mut parts: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(chunk.len()); width];
+            for (at, natural) in chunk.iter().enumerate() {
+                for (column, part) in parts.iter_mut().zip(natural.splitn(width, '\u{1f}')) {
+                    column.push(Some(part.to_string()));
+                }
+                for column in &mut parts {
+                    column.resize(at + 1, None);
+                }
+            }
+            stager
+                .send(&StageBatch { columns: parts.into_iter().map(Cells::Texts).collect(), rows: chunk.len() })
+                .await?;
+        }
+        stager.finish().await?;
+        if named.len() > 10_000 {
+            tx.analyze(NAMED).await?;
+        }
+        let matches =
+            join_on(reference.natural_key.iter().map(|column| (format!("s.{column}"), format!("d.{column}"))));
+        statement.push_str(&format!(" WHERE EXISTS (SELECT 1 FROM {NAMED} s WHERE {matches})"));
+    }
+    let rows = tx.fetch(&format!("reading the versions of {}", reference.table), statement, &kinds).await?;
+    let highest = match named {
+        Some(_) => {
+            tx.drop_temp(&[NAMED]).await?;
+            tx.fetch_count(
+                &format!("reading the highest key of {}", reference.table),
+                format!("SELECT CAST(COALESCE(MAX({}), 0) AS TEXT) FROM {}", reference.key, reference.table),
+            )
+            .await?
+        }
+        None => 0,
+    };
     let mut versions: FastMap<String, Vec<(i64, Option<i64>, i64)>> =
         FastMap::with_capacity_and_hasher(rows.len(), Default::default());
-    let mut max_key = 0;
+    let mut max_key = highest;
     let inferred_from = scd::timestamp_micros(INFERRED_FROM).unwrap_or(i64::MIN);
     for mut row in rows {
         let key = row[width].integer().unwrap_or_default();
@@ -213,10 +275,22 @@ pub(crate) async fn load_fact(
             continue;
         };
         let dimension_names = Names::of(dimension);
+        let types: BTreeMap<String, String> = ddl::table_columns(dimension, contract, sql.dialect)?
+            .into_iter()
+            .map(|column| (column.name, column.sql_type))
+            .collect();
+        let natural_key = quoted(&dimension_names.natural_key)?;
+        let natural_key_definitions = dimension_names
+            .natural_key
+            .iter()
+            .zip(&natural_key)
+            .map(|(name, quoted_name)| format!("{quoted_name} {}", types.get(name).map_or("TEXT", String::as_str)))
+            .collect();
         references.push(Reference {
             table: quote(&dimension.table.name)?,
             key: quote(&surrogate_key(&dimension.table.name))?,
-            natural_key: quoted(&dimension_names.natural_key)?,
+            natural_key,
+            natural_key_definitions,
             fact_columns: reference
                 .columns
                 .iter()
@@ -226,38 +300,28 @@ pub(crate) async fn load_fact(
     }
     references.sort_by(|a, b| a.table.cmp(&b.table));
 
-    // The dimensions, and inferred members for natural keys they do not have.
+    // The natural keys the facts name; the dimensions' versions of them (all of a dimension
+    // at most twice the delivery's size, else only those of the named keys); inferred members
+    // for the keys the dimensions do not have.
+    let named = named_keys(&files, &references)?;
+    steps.done("gathered the natural keys the facts name", named.iter().map(HashSet::len).sum());
+    let limit = row_count(&files)?.saturating_mul(2).saturating_add(1);
     let mut indexes = Vec::with_capacity(references.len());
-    for reference in &references {
-        indexes.push(dimension_index(tx, reference).await?);
+    for (reference, named) in references.iter().zip(&named) {
+        let whole = bulk::count_up_to(tx, &reference.table, limit).await? < limit;
+        indexes.push(dimension_index(tx, reference, (!whole).then_some(named)).await?);
     }
     steps.done("read the dimensions' versions", indexes.iter().map(|index| index.versions.len()).sum());
-    let mut missing: Vec<HashSet<String, foldhash::fast::RandomState>> =
-        (0..references.len()).map(|_| HashSet::default()).collect();
-    let reference_columns: Vec<String> =
-        references.iter().flat_map(|reference| reference.fact_columns.iter().cloned()).collect();
-    let mut buffer = String::new();
-    for batch in batches(reopen(&files)?, Some(reference_columns)) {
-        let batch = batch?;
-        for ((reference, index), missing) in references.iter().zip(&indexes).zip(missing.iter_mut()) {
-            let cells: Vec<Cells> =
-                reference.fact_columns.iter().map(|name| column(&batch, name)).collect::<Result<_>>()?;
-            for row in 0..batch.num_rows() {
-                if let Some(natural) = reference_key(&cells, row, &mut buffer)
-                    && !index.versions.contains_key(natural)
-                    && !missing.contains(natural)
-                {
-                    missing.insert(natural.to_string());
-                }
-            }
-        }
-    }
-    steps.done("found the unknown natural keys", missing.iter().map(HashSet::len).sum());
+    let missing: Vec<BTreeSet<String>> = named
+        .into_iter()
+        .zip(&indexes)
+        .map(|(named, index)| named.into_iter().filter(|natural| !index.versions.contains_key(natural)).collect())
+        .collect();
     let mut inferred = BTreeMap::new();
     for ((reference, index), missing) in references.iter().zip(indexes.iter_mut()).zip(missing) {
         let added = missing.len() as u64;
         if added > 0 {
-            add_inferred(tx, reference, index, missing.into_iter().collect(), run_id).await?;
+            add_inferred(tx, reference, index, missing, run_id).await?;
             tracing::info!(run = %run_id, dimension = %reference.table, inferred = added, "Added inferred members.");
         }
         inferred.insert(reference.table.trim_matches('"').to_string(), added);

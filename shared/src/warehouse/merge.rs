@@ -169,3 +169,14 @@ impl<'a> Steps<'a> {
         self.last = Instant::now();
     }
 }
+
+/// The rows of the curated parts, from their footers.
+pub(super) fn row_count(files: &[File]) -> Result<u64> {
+    let mut rows = 0;
+    for file in reopen(files)? {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|error| Error::arrow("reading a curated part's footer", error))?;
+        rows += builder.metadata().file_metadata().num_rows().max(0) as u64;
+    }
+    Ok(rows)
+}
