@@ -57,32 +57,30 @@ impl<'k> BinaryRows<'k> {
         }
         while !self.ended {
             match self.tuple(at)? {
-                Some((row, next)) => {
-                    if let Some(row) = row {
-                        self.rows.push(row);
-                    } else {
-                        self.ended = true;
-                    }
+                Tuple::Row(row, next) => {
+                    self.rows.push(row);
                     at = next;
                 }
-                None => break,
+                Tuple::End(next) => {
+                    self.ended = true;
+                    at = next;
+                }
+                Tuple::Partial => break,
             }
         }
         self.pending.drain(..at);
         Ok(())
     }
 
-    /// The tuple starting at `at` and the offset after it (`None` for the end marker), or
-    /// `None` when the chunk holds only part of it.
-    #[allow(clippy::type_complexity)]
-    fn tuple(&self, at: usize) -> Result<Option<(Option<Vec<Value>>, usize)>> {
+    /// The tuple starting at `at`.
+    fn tuple(&self, at: usize) -> Result<Tuple> {
         let bytes = &self.pending;
         let Some(count) = bytes.get(at..at + 2) else {
-            return Ok(None);
+            return Ok(Tuple::Partial);
         };
         let count = i16::from_be_bytes([count[0], count[1]]);
         if count == -1 {
-            return Ok(Some((None, at + 2)));
+            return Ok(Tuple::End(at + 2));
         }
         if count as usize != self.kinds.len() {
             return Err(self.error(&format!("has {count} fields where {} were asked for", self.kinds.len())));
@@ -91,7 +89,7 @@ impl<'k> BinaryRows<'k> {
         let mut next = at + 2;
         for _ in 0..count {
             let Some(length) = bytes.get(next..next + 4) else {
-                return Ok(None);
+                return Ok(Tuple::Partial);
             };
             let length = i32::from_be_bytes([length[0], length[1], length[2], length[3]]);
             next += 4;
@@ -100,7 +98,7 @@ impl<'k> BinaryRows<'k> {
                 continue;
             }
             let Some(value) = bytes.get(next..next + length as usize) else {
-                return Ok(None);
+                return Ok(Tuple::Partial);
             };
             fields.push(Some(value));
             next += length as usize;
@@ -109,7 +107,7 @@ impl<'k> BinaryRows<'k> {
         for (field, kind) in fields.into_iter().zip(self.kinds) {
             row.push(self.value(field, *kind)?);
         }
-        Ok(Some((Some(row), next)))
+        Ok(Tuple::Row(row, next))
     }
 
     fn value(&self, field: Option<&[u8]>, kind: Kind) -> Result<Value> {
@@ -157,6 +155,16 @@ impl<'k> BinaryRows<'k> {
         }
         Ok(self.rows)
     }
+}
+
+/// What starts at an offset of the pending bytes.
+enum Tuple {
+    /// A row, and the offset after it.
+    Row(Vec<Value>, usize),
+    /// The end marker, and the offset after it.
+    End(usize),
+    /// Only part of a tuple: wait for the next chunk.
+    Partial,
 }
 
 fn read_u32(bytes: &[u8]) -> u32 {

@@ -205,7 +205,8 @@ pub(crate) async fn load_dimension(
             tx.analyze(PLAN).await?;
         }
         steps.done("staged the changes", count);
-        type1_updated = apply_changes(tx, &sql, &table, &key, &data, &type1, type1_rows > 0, run_id).await?;
+        let target = Target { table: &table, key: &key, data: &data, type1: &type1 };
+        type1_updated = apply_changes(tx, &sql, &target, type1_rows > 0, run_id).await?;
         tx.drop_temp(&[PLAN]).await?;
         steps.done("applied the changes", count);
     }
@@ -464,20 +465,20 @@ async fn read_versions(
     Ok(existing)
 }
 
+/// The dimension the changes apply to: its quoted name and surrogate key, its data columns
+/// (quoted) and its type 1 columns (unquoted).
+struct Target<'a> {
+    table: &'a str,
+    key: &'a str,
+    data: &'a [String],
+    type1: &'a [String],
+}
+
 /// Applies the staged changes in [`PLAN`]: validity first (closing current versions before
 /// new ones open), then rewritten versions, then type 1 overwrites where a column differs.
 /// Returns the rows whose type 1 columns changed.
-#[allow(clippy::too_many_arguments)]
-async fn apply_changes(
-    tx: &mut Tx,
-    sql: &Sql,
-    table: &str,
-    key: &str,
-    data: &[String],
-    type1: &[String],
-    any_type1: bool,
-    run_id: &str,
-) -> Result<u64> {
+async fn apply_changes(tx: &mut Tx, sql: &Sql, target: &Target<'_>, any_type1: bool, run_id: &str) -> Result<u64> {
+    let Target { table, key, data, type1 } = *target;
     let target = |column: &str| format!("{table}.{column}");
     let is_key = format!("{} = p.\"lakestar_key\"", target(key));
     tx.execute(
