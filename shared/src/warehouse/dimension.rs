@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 
 use super::bulk;
 use super::ddl::{self, quote, surrogate_key};
-use super::merge::{Names, Sql, Steps, TableCounts, batches, column, join_on, quoted, reopen, row_count};
+use super::merge::{
+    Names, Sql, Steps, TableCounts, batches, column, highest_key, natural_text, quoted, reopen, row_count, where_staged,
+};
 use super::scd::{self, INFERRED_FROM, Staged, Version, timestamp_text};
 use super::text::TextColumn;
 use super::tx::{Cells, Kind, Producer, StageBatch, Tx, Value};
@@ -115,7 +117,7 @@ pub(crate) async fn load_dimension(
     let keyed = KeyedRows {
         batches: Box::new(batches(reopen(&files)?, None)),
         data: names.data.clone(),
-        natural_key: names.natural_key.clone(),
+        natural_key: if stage_keys { names.natural_key.clone() } else { Vec::new() },
         key_positions,
         tracked_positions,
         type1_positions,
@@ -142,14 +144,11 @@ pub(crate) async fn load_dimension(
             tokio::join!(keyed.drain(), read_versions(tx, &sql, &table, &key, &natural_key, false));
         (staged?, versions?)
     };
-    let max_key = if empty {
-        0
+    // A whole-table read saw every key; staged keys did not.
+    let max_key = if stage_keys {
+        highest_key(tx, &table, &key).await?
     } else {
-        tx.fetch_count(
-            "reading the highest surrogate key",
-            format!("SELECT CAST(COALESCE(MAX({key}), 0) AS TEXT) FROM {table}"),
-        )
-        .await?
+        existing.values().flatten().map(|version| version.key).max().unwrap_or(0)
     };
     steps.done("keyed and hashed the rows, read the versions of their keys", staged.len());
 
@@ -244,6 +243,7 @@ pub(crate) async fn load_dimension(
 struct KeyedRows {
     batches: Box<dyn Iterator<Item = Result<RecordBatch>> + Send>,
     data: Vec<String>,
+    /// The natural key columns to stage (none when the keys are not staged).
     natural_key: Vec<String>,
     key_positions: Vec<usize>,
     tracked_positions: Vec<usize>,
@@ -437,8 +437,7 @@ async fn read_versions(
     kinds.extend([Kind::Instant, Kind::Instant, Kind::Text, Kind::Text]);
     let mut statement = format!("SELECT {} FROM {table} d", select.join(", "));
     if staged {
-        let matches = join_on(natural_key.iter().map(|column| (format!("s.{column}"), format!("d.{column}"))));
-        statement.push_str(&format!(" WHERE EXISTS (SELECT 1 FROM {KEYS} s WHERE {matches})"));
+        statement.push_str(&where_staged(KEYS, natural_key));
     }
     let rows = tx.fetch("reading the versions of the delivered keys", statement, &kinds).await?;
     let mut existing = scd::Existing::with_capacity_and_hasher(rows.len(), Default::default());
@@ -446,11 +445,7 @@ async fn read_versions(
         let mut values = row.into_iter();
         let mut next = || values.next().unwrap_or(Value::Text(None));
         let key = next().integer().unwrap_or_default();
-        let mut natural = next().into_text().unwrap_or_default();
-        for _ in 1..width {
-            natural.push('\u{1f}');
-            natural.push_str(&next().into_text().unwrap_or_default());
-        }
+        let natural = natural_text((0..width).map(|_| next()));
         let version = Version {
             key,
             hash: next().into_text(),

@@ -11,10 +11,13 @@ use arrow::array::{Array, RecordBatch};
 use super::bulk;
 use super::dates::date_key;
 use super::ddl::{self, quote, surrogate_key};
-use super::merge::{Names, Sql, Steps, TableCounts, batches, column, join_on, quoted, reopen, row_count};
+use super::merge::{
+    Names, Sql, Steps, TableCounts, batches, column, highest_key, join_on, natural_text, quoted, reopen, row_count,
+    where_staged,
+};
 use super::scd::{self, INFERRED_FROM};
 use super::text::TextColumn;
-use super::tx::{Cells, Kind, Producer, StageBatch, Tx, Value};
+use super::tx::{Cells, Kind, Producer, StageBatch, Tx};
 use crate::Result;
 use crate::contract::{Contract, Dataset};
 
@@ -112,19 +115,13 @@ async fn dimension_index(tx: &mut Tx, reference: &Reference, named: Option<&Fast
         if named.len() > 10_000 {
             tx.analyze(NAMED).await?;
         }
-        let matches =
-            join_on(reference.natural_key.iter().map(|column| (format!("s.{column}"), format!("d.{column}"))));
-        statement.push_str(&format!(" WHERE EXISTS (SELECT 1 FROM {NAMED} s WHERE {matches})"));
+        statement.push_str(&where_staged(NAMED, &reference.natural_key));
     }
     let rows = tx.fetch(&format!("reading the versions of {}", reference.table), statement, &kinds).await?;
     let highest = match named {
         Some(_) => {
             tx.drop_temp(&[NAMED]).await?;
-            tx.fetch_count(
-                &format!("reading the highest key of {}", reference.table),
-                format!("SELECT CAST(COALESCE(MAX({}), 0) AS TEXT) FROM {}", reference.key, reference.table),
-            )
-            .await?
+            highest_key(tx, &reference.table, &reference.key).await?
         }
         None => 0,
     };
@@ -138,11 +135,7 @@ async fn dimension_index(tx: &mut Tx, reference: &Reference, named: Option<&Fast
         let from = row[width + 1].micros().unwrap_or(inferred_from);
         let to = row[width + 2].micros();
         row.truncate(width);
-        let natural = if width == 1 {
-            row.pop().and_then(Value::into_text).unwrap_or_default()
-        } else {
-            row.into_iter().map(|value| value.into_text().unwrap_or_default()).collect::<Vec<_>>().join("\u{1f}")
-        };
+        let natural = natural_text(row.into_iter());
         versions.entry(natural).or_default().push((from, to, key));
     }
     for list in versions.values_mut() {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ddl::{Dialect, quote};
 use super::text::TextColumn;
-use super::tx::Cells;
+use super::tx::{Cells, Tx, Value};
 use crate::contract::Dataset;
 use crate::{Error, Result};
 
@@ -179,4 +179,31 @@ pub(super) fn row_count(files: &[File]) -> Result<u64> {
         rows += builder.metadata().file_metadata().num_rows().max(0) as u64;
     }
     Ok(rows)
+}
+
+/// ` WHERE EXISTS …`: the rows of `d` whose natural key (quoted columns) is in `staged`.
+pub(super) fn where_staged(staged: &str, natural_key: &[String]) -> String {
+    let matches = join_on(natural_key.iter().map(|column| (format!("s.{column}"), format!("d.{column}"))));
+    format!(" WHERE EXISTS (SELECT 1 FROM {staged} s WHERE {matches})")
+}
+
+/// The natural key text of values read back (parts joined by U+001F, null parts empty).
+pub(super) fn natural_text(parts: impl Iterator<Item = Value>) -> String {
+    let mut parts = parts.map(|part| part.into_text().unwrap_or_default());
+    // The first part is taken as it is: a one-column key costs no copy.
+    let mut natural = parts.next().unwrap_or_default();
+    for part in parts {
+        natural.push('\u{1f}');
+        natural.push_str(&part);
+    }
+    natural
+}
+
+/// The highest surrogate key (quoted `key`) of `table`, 0 when it is empty.
+pub(super) async fn highest_key(tx: &mut Tx, table: &str, key: &str) -> Result<i64> {
+    tx.fetch_count(
+        &format!("reading the highest key of {table}"),
+        format!("SELECT CAST(COALESCE(MAX({key}), 0) AS TEXT) FROM {table}"),
+    )
+    .await
 }
