@@ -258,7 +258,6 @@ async fn all(
 
     println!("\n== summary (targets from DESIGN.md)");
     for (size, chain) in megabytes.iter().zip(&chains) {
-        let ours = stage_figures(chain, "chain");
         let seconds = |figures: Option<&serde_json::Value>| {
             figures.and_then(|figures| figures["seconds"].as_f64()).unwrap_or(f64::NAN)
         };
@@ -266,14 +265,28 @@ async fn all(
             figures.and_then(|figures| figures["peak_rss_bytes"].as_u64()).unwrap_or_default() as f64 / 1048576.0
         };
         let one = stage_figures(chain, "duckdb/1");
+        let ours_one = stage_figures(chain, "chain/1");
         println!(
-            "chain {size:>5} MB: {:.2} s, peak RSS {:.0} MiB | DuckDB 1 thread {:.2} s, {:.0} MiB | speed vs DuckDB 1 thread {:.2} (target >= 1)",
-            seconds(ours),
-            peak(ours),
+            "chain {size:>5} MB on 1 core: {:.2} s, peak RSS {:.0} MiB | DuckDB 1 thread {:.2} s, {:.0} MiB | speed vs DuckDB {:.2} (target >= 1)",
+            seconds(ours_one),
+            peak(ours_one),
             seconds(one),
             peak(one),
-            seconds(one) / seconds(ours),
+            seconds(one) / seconds(ours_one),
         );
+        let available = std::thread::available_parallelism().map_or(1, usize::from);
+        if available > 1 {
+            let all = stage_figures(chain, &format!("duckdb/{available}"));
+            let ours_all = stage_figures(chain, &format!("chain/{available}"));
+            println!(
+                "chain {size:>5} MB on {available} cores: {:.2} s, peak RSS {:.0} MiB | DuckDB {available} threads {:.2} s, {:.0} MiB | speed vs DuckDB {:.2}",
+                seconds(ours_all),
+                peak(ours_all),
+                seconds(all),
+                peak(all),
+                seconds(all) / seconds(ours_all),
+            );
+        }
     }
     if let Some(chain_load) = chains.first().and_then(|chain| stage_figures(chain, "load")) {
         println!(
@@ -331,7 +344,7 @@ fn report(
     parts: usize,
 ) -> serde_json::Value {
     println!(
-        "{stage:<9} {megabytes:<9.1} {rows:<10} {rejected:<9} {seconds:<8.2} {:<7.1} {:<10.0} {:<13.1} {:<7.1} {parts}",
+        "{stage:<11} {megabytes:<9.1} {rows:<10} {rejected:<9} {seconds:<8.2} {:<7.1} {:<10.0} {:<13.1} {:<7.1} {parts}",
         megabytes / seconds,
         rows as f64 / seconds,
         peak as f64 / (1024.0 * 1024.0),
@@ -378,6 +391,179 @@ fn bench_key() -> anyhow::Result<lakestar::mask::MaskingKey> {
     Ok(lakestar::mask::MaskingKey::new(b"benchmark-key-0123456789abcdef-0123".to_vec(), "v1")?)
 }
 
+/// One run of ingest → validate → mask on the benchmark's file.
+struct Chain<'a> {
+    lake: &'a Lake,
+    s3: &'a EmbeddedS3,
+    contract: &'a Contract,
+    run: &'a RunDescriptor,
+    work: &'a Path,
+    in_process: bool,
+}
+
+impl Chain<'_> {
+    /// Runs the three stages on `cores` cores (each stage's process pinned to them, the
+    /// embedded S3 server, which stands in for a remote service, kept off them) and returns
+    /// each stage's figures and the chain's, labelled `<stage>/<cores>`, with what the chain
+    /// produced.
+    async fn measure(
+        &self,
+        cores: usize,
+        megabytes: f64,
+    ) -> anyhow::Result<(Vec<serde_json::Value>, (lakestar::validate::ValidateOutput, Vec<String>, u64))> {
+        let state_path = self.work.join("state.json");
+        std::fs::write(&state_path, serde_json::to_vec(&serde_json::json!({ "run": self.run }))?)?;
+        let endpoint = self.s3.endpoint();
+        let available = std::thread::available_parallelism().map_or(1, usize::from);
+        let pinned = Pinning::new(cores, available);
+        let key = bench_key()?;
+        let stage = |name: &str| -> anyhow::Result<(f64, u64)> {
+            if !self.in_process {
+                return tokio::task::block_in_place(|| child_stage(name, &endpoint, &state_path, &pinned));
+            }
+            reset_peak_rss();
+            let runtime_handle = tokio::runtime::Handle::current();
+            let started = Instant::now();
+            let state = tokio::task::block_in_place(|| -> anyhow::Result<serde_json::Value> {
+                let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path)?)?;
+                let input = lakestar::state::StageInput::from_value(state.clone())?;
+                let (lake, contract) = (self.lake, self.contract);
+                let section = runtime_handle.block_on(async {
+                    anyhow::Ok(match name {
+                        "ingest" => serde_json::to_value(lakestar::ingest::ingest(lake, contract, &input.run).await?)?,
+                        "validate" => serde_json::to_value(
+                            lakestar::validate::validate(lake, contract, &input.run, input.ingest()?).await?,
+                        )?,
+                        _ => serde_json::to_value(
+                            lakestar::mask::mask(lake, contract, &key, &input.run, input.validate()?).await?,
+                        )?,
+                    })
+                })?;
+                state[name] = section;
+                Ok(state)
+            })?;
+            std::fs::write(&state_path, serde_json::to_vec(&state)?)?;
+            Ok((started.elapsed().as_secs_f64(), peak_rss()))
+        };
+        pinned.keep_parent_off()?;
+        let timings = (|| anyhow::Ok((stage("ingest")?, stage("validate")?, stage("mask")?)))();
+        pinned.release_parent()?;
+        let ((ingest_seconds, ingest_peak), (validate_seconds, validate_peak), (mask_seconds, mask_peak)) = timings?;
+
+        let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path)?)?;
+        let ingested: lakestar::ingest::IngestOutput = serde_json::from_value(state["ingest"].clone())?;
+        let validated: lakestar::validate::ValidateOutput = serde_json::from_value(state["validate"].clone())?;
+        let masked: lakestar::mask::MaskOutput = serde_json::from_value(state["mask"].clone())?;
+        anyhow::ensure!(
+            validated.received == validated.valid + validated.rejected,
+            "rows lost: received ≠ valid + rejected"
+        );
+        let label = |stage: &str| format!("{stage}/{cores}");
+        let mut lines = Vec::new();
+        let raw_bytes = total_size(self.s3, &ingested.raw).await?;
+        lines.push(report(
+            &label("ingest"),
+            megabytes,
+            ingested.rows,
+            ingested.rejected,
+            ingest_seconds,
+            ingest_peak,
+            raw_bytes,
+            ingested.raw.len(),
+        ));
+        let processed_bytes = total_size(self.s3, &validated.processed).await?;
+        lines.push(report(
+            &label("validate"),
+            megabytes,
+            validated.received,
+            validated.rejected,
+            validate_seconds,
+            validate_peak,
+            processed_bytes,
+            validated.processed.len(),
+        ));
+        let curated_keys: Vec<String> = masked.curated.values().flatten().cloned().collect();
+        let curated_bytes = total_size(self.s3, &curated_keys).await?;
+        // Mask's input is the processed data: its MB/s is over the processed bytes.
+        lines.push(report(
+            &label("mask"),
+            processed_bytes as f64 / 1e6,
+            masked.rows,
+            0,
+            mask_seconds,
+            mask_peak,
+            curated_bytes,
+            curated_keys.len(),
+        ));
+        lines.push(report(
+            &label("chain"),
+            megabytes,
+            validated.received,
+            validated.rejected,
+            ingest_seconds + validate_seconds + mask_seconds,
+            ingest_peak.max(validate_peak).max(mask_peak),
+            curated_bytes,
+            curated_keys.len(),
+        ));
+        Ok((lines, (validated, curated_keys, masked.rows)))
+    }
+}
+
+/// Which CPUs a measured process may use (`taskset`): the first `cores`, or all of them.
+struct Pinning {
+    cores: usize,
+    available: usize,
+}
+
+impl Pinning {
+    fn new(cores: usize, available: usize) -> Pinning {
+        Pinning { cores: cores.min(available), available }
+    }
+
+    /// The CPUs of the measured process, when it is pinned.
+    fn measured(&self) -> Option<String> {
+        (self.cores < self.available).then(|| format!("0-{}", self.cores - 1))
+    }
+
+    /// A command that runs `program` on the measured CPUs.
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        match self.measured() {
+            Some(cpus) => {
+                let mut command = std::process::Command::new("taskset");
+                command.args(["-c", &cpus]).arg(program);
+                command
+            }
+            None => std::process::Command::new(program),
+        }
+    }
+
+    /// Moves every thread of this process (the embedded S3 server) off the measured CPUs.
+    fn keep_parent_off(&self) -> anyhow::Result<()> {
+        if self.measured().is_some() {
+            self.pin_parent(&format!("{}-{}", self.cores, self.available - 1))?;
+        }
+        Ok(())
+    }
+
+    /// Lets this process use every CPU again.
+    fn release_parent(&self) -> anyhow::Result<()> {
+        if self.measured().is_some() {
+            self.pin_parent(&format!("0-{}", self.available - 1))?;
+        }
+        Ok(())
+    }
+
+    fn pin_parent(&self, cpus: &str) -> anyhow::Result<()> {
+        let status = std::process::Command::new("taskset")
+            .args(["-a", "-p", "-c", cpus, &std::process::id().to_string()])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("running taskset (util-linux) to pin the benchmark to its CPUs")?;
+        anyhow::ensure!(status.success(), "taskset could not pin the benchmark to CPUs {cpus}");
+        Ok(())
+    }
+}
+
 /// One stage in this process: state in, state out, figures on stdout as JSON.
 async fn run_stage(stage: &str, endpoint: &str, state_path: &Path) -> anyhow::Result<()> {
     let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(state_path)?)?;
@@ -403,8 +589,9 @@ async fn run_stage(stage: &str, endpoint: &str, state_path: &Path) -> anyhow::Re
 }
 
 /// Runs a stage in a child process and returns its seconds and peak RSS.
-fn child_stage(stage: &str, endpoint: &str, state: &Path) -> anyhow::Result<(f64, u64)> {
-    let output = std::process::Command::new(std::env::current_exe()?)
+fn child_stage(stage: &str, endpoint: &str, state: &Path, pinned: &Pinning) -> anyhow::Result<(f64, u64)> {
+    let output = pinned
+        .command(std::env::current_exe()?)
         .args(["stage", stage, "--endpoint", endpoint, "--state"])
         .arg(state)
         .stderr(std::process::Stdio::inherit())
@@ -414,12 +601,14 @@ fn child_stage(stage: &str, endpoint: &str, state: &Path) -> anyhow::Result<(f64
     Ok((figures["seconds"].as_f64().unwrap_or_default(), figures["peak_rss_bytes"].as_u64().unwrap_or_default()))
 }
 
-/// Runs `duckdb_job.py` on the generated file and returns its figures.
-fn duckdb_job(source: &Path, work: &Path, threads: usize) -> anyhow::Result<serde_json::Value> {
+/// Runs `duckdb_job.py` on the generated file with `threads` threads, pinned to as many
+/// cores, and returns its figures.
+fn duckdb_job(source: &Path, work: &Path, threads: usize, available: usize) -> anyhow::Result<serde_json::Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("duckdb_job.py");
     let out = work.join(format!("duckdb-{threads}"));
     std::fs::create_dir_all(&out)?;
-    let output = std::process::Command::new("python3")
+    let output = Pinning::new(threads, available)
+        .command("python3")
         .arg(script)
         .arg(source)
         .arg(&out)
@@ -462,115 +651,38 @@ async fn ingest(
 
     let contract = contract()?;
     let run = RunDescriptor::new("sales", "bench", key, None, None, generated.bytes, chrono::Utc::now());
-
     let megabytes = generated.bytes as f64 / 1e6;
-    println!("stage     file_MB   rows       rejected  seconds  MB/s    rows/s     peak_RSS_MiB  out_MB  parts");
-    let mut results = Vec::new();
-
-    let key = bench_key()?;
-    let state_path = work.join("state.json");
-    std::fs::write(&state_path, serde_json::to_vec(&serde_json::json!({ "run": run }))?)?;
-    let endpoint = s3.endpoint();
-    let stage = |name: &str| -> anyhow::Result<(f64, u64)> {
-        if in_process {
-            reset_peak_rss();
-            let runtime_handle = tokio::runtime::Handle::current();
-            let started = Instant::now();
-            let state = tokio::task::block_in_place(|| -> anyhow::Result<serde_json::Value> {
-                let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path)?)?;
-                let input = lakestar::state::StageInput::from_value(state.clone())?;
-                let section = runtime_handle.block_on(async {
-                    anyhow::Ok(match name {
-                        "ingest" => {
-                            serde_json::to_value(lakestar::ingest::ingest(&lake, &contract, &input.run).await?)?
-                        }
-                        "validate" => serde_json::to_value(
-                            lakestar::validate::validate(&lake, &contract, &input.run, input.ingest()?).await?,
-                        )?,
-                        _ => serde_json::to_value(
-                            lakestar::mask::mask(&lake, &contract, &key, &input.run, input.validate()?).await?,
-                        )?,
-                    })
-                })?;
-                state[name] = section;
-                Ok(state)
-            })?;
-            std::fs::write(&state_path, serde_json::to_vec(&state)?)?;
-            Ok((started.elapsed().as_secs_f64(), peak_rss()))
-        } else {
-            tokio::task::block_in_place(|| child_stage(name, &endpoint, &state_path))
-        }
+    let available = std::thread::available_parallelism().map_or(1, usize::from);
+    // One core is the target's condition (DESIGN.md); with DuckDB beside it, all cores too.
+    let core_counts: Vec<usize> = if in_process {
+        vec![available]
+    } else if duckdb {
+        vec![1, available]
+    } else {
+        vec![1]
     };
-    let (ingest_seconds, ingest_peak) = stage("ingest")?;
-    let (validate_seconds, validate_peak) = stage("validate")?;
-    let (mask_seconds, mask_peak) = stage("mask")?;
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path)?)?;
-    let ingested: lakestar::ingest::IngestOutput = serde_json::from_value(state["ingest"].clone())?;
-    let validated: lakestar::validate::ValidateOutput = serde_json::from_value(state["validate"].clone())?;
-    let masked: lakestar::mask::MaskOutput = serde_json::from_value(state["mask"].clone())?;
-
-    let raw_bytes = total_size(&s3, &ingested.raw).await?;
-    results.push(report(
-        "ingest",
-        megabytes,
-        ingested.rows,
-        ingested.rejected,
-        ingest_seconds,
-        ingest_peak,
-        raw_bytes,
-        ingested.raw.len(),
-    ));
-    let processed_bytes = total_size(&s3, &validated.processed).await?;
-    results.push(report(
-        "validate",
-        megabytes,
-        validated.received,
-        validated.rejected,
-        validate_seconds,
-        validate_peak,
-        processed_bytes,
-        validated.processed.len(),
-    ));
-    let curated_keys: Vec<String> = masked.curated.values().flatten().cloned().collect();
-    let curated_bytes = total_size(&s3, &curated_keys).await?;
-    // Mask's input is the processed data: its MB/s is over the processed bytes.
-    results.push(report(
-        "mask",
-        processed_bytes as f64 / 1e6,
-        masked.rows,
-        0,
-        mask_seconds,
-        mask_peak,
-        curated_bytes,
-        curated_keys.len(),
-    ));
-
-    let chain = ingest_seconds + validate_seconds + mask_seconds;
-    results.push(report(
-        "chain",
-        megabytes,
-        validated.received,
-        validated.rejected,
-        chain,
-        ingest_peak.max(validate_peak).max(mask_peak),
-        curated_bytes,
-        curated_keys.len(),
-    ));
-    anyhow::ensure!(
-        validated.received == validated.valid + validated.rejected,
-        "rows lost: received ≠ valid + rejected"
-    );
+    println!("stage       file_MB   rows       rejected  seconds  MB/s    rows/s     peak_RSS_MiB  out_MB  parts");
+    let mut results = Vec::new();
+    let mut chains = Vec::new();
+    let mut outcome = None;
+    for cores in core_counts.iter().copied().collect::<std::collections::BTreeSet<_>>() {
+        let chain = Chain { lake: &lake, s3: &s3, contract: &contract, run: &run, work: &work, in_process };
+        let (lines, masked) = chain.measure(cores, megabytes).await?;
+        chains.push((cores, lines.last().and_then(|line| line["seconds"].as_f64()).unwrap_or(f64::NAN)));
+        results.extend(lines);
+        outcome = Some(masked);
+    }
+    let (validated, curated_keys, masked_rows) = outcome.context("no chain ran")?;
     if duckdb {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        for threads in [1, cores] {
-            let figures = duckdb_job(&source, &work, threads)?;
+        for (cores, chain) in chains {
+            let figures = duckdb_job(&source, &work, cores, available)?;
             let seconds = figures["seconds"].as_f64().unwrap_or(f64::NAN);
             let peak = figures["peak_rss_bytes"].as_u64().unwrap_or_default();
-            let stage = format!("duckdb/{threads}");
+            let stage = format!("duckdb/{cores}");
             let mut line = report(&stage, megabytes, generated.rows, 0, seconds, peak, 0, 0);
             line["valid"] = figures["valid"].clone();
             println!(
-                "          Lakestar chain / DuckDB {threads} thread(s): {:.2}x the speed (valid rows: {} vs {})",
+                "            Lakestar chain / DuckDB, {cores} core(s) each: {:.2}x the speed (valid rows: {} vs {})",
                 seconds / chain,
                 validated.valid,
                 figures["valid"]
@@ -594,7 +706,7 @@ async fn ingest(
         );
         results.push(serde_json::json!({"stage": "load", "rows": rows, "seconds": load_seconds, "copy_seconds": copy_seconds, "ratio": copy_seconds / load_seconds}));
     }
-    anyhow::ensure!(masked.rows == validated.valid, "every valid row is curated");
+    anyhow::ensure!(masked_rows == validated.valid, "every valid row is curated");
     Ok(serde_json::json!({
         "bench": "ingest+validate+mask",
         "file_bytes": generated.bytes,

@@ -221,3 +221,61 @@ async fn the_key_comes_from_secrets_manager_with_its_version() {
     let missing = MaskingKey::from_secrets_manager(&client, "no/such/secret", "v1").await.expect_err("no secret");
     assert!(missing.to_string().contains("no/such/secret"), "{missing}");
 }
+
+#[tokio::test]
+async fn facts_over_many_months_land_whole_in_their_partitions_and_the_same_twice() {
+    // 20 months, every batch touching all of them: each partition is spilled, then written.
+    let mut csv = String::from(
+        "order_id,line_no,sale_date,ship_date,customer_id,sku,store_id,qty,unit_price,card_number,channel\n",
+    );
+    let months: Vec<String> = (0..20).map(|month| format!("{}-{:02}", 2022 + month / 12, month % 12 + 1)).collect();
+    for row in 0..600 {
+        // Months interleave, as a real delivery's would: every batch touches many partitions.
+        let month = &months[row * 7 % months.len()];
+        let day = row % 28 + 1;
+        csv.push_str(&format!(
+            "O{row:06},1,{month}-{day:02},{month}-{day:02},C{:04},P001,S01,1,2.50,4111 1111 1111 1111,web\n",
+            row % 50
+        ));
+    }
+    let lake = TestLake::start().await;
+    let contract = retail_contract();
+    let key_name = "landing/2024-02-01/sales.csv";
+    let output = run_three(&lake, &contract, &test_key(), "sales", key_name, csv.as_bytes()).await.expect("masked");
+    assert_eq!(output.rows, 600);
+    let keys = output.curated["fact_sales"].clone();
+    let partitions: Vec<&str> = keys.iter().filter_map(|key| key.split('/').nth(2)).collect();
+    let expected: Vec<String> = months.iter().map(|month| format!("sale_date_month={month}")).collect();
+    assert_eq!(partitions, expected, "one part per month, in order");
+    let mut total = 0;
+    let mut files = Vec::new();
+    for (key, month) in keys.iter().zip(&months) {
+        let bytes = lake.get(key).await;
+        let batches = read_parquet(bytes.clone());
+        let dates: Vec<i32> = batches
+            .iter()
+            .flat_map(|batch| {
+                let dates = batch
+                    .column_by_name("sale_date")
+                    .expect("sale_date")
+                    .as_primitive::<arrow::datatypes::Date32Type>();
+                dates.values().to_vec()
+            })
+            .collect();
+        let first = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").expect("date");
+        for days in &dates {
+            let date = chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163).expect("date");
+            assert_eq!((date.format("%Y-%m").to_string()), *month, "{key} holds a row of another month");
+            assert!(date >= first);
+        }
+        total += dates.len();
+        files.push(bytes);
+    }
+    assert_eq!(total, 600, "every row in exactly one partition");
+
+    let again = run_three(&lake, &contract, &test_key(), "sales", key_name, csv.as_bytes()).await.expect("masked");
+    assert_eq!(again.curated["fact_sales"], keys);
+    for (key, before) in keys.iter().zip(&files) {
+        assert_eq!(&lake.get(key).await, before, "{key} is byte-identical the second time");
+    }
+}
