@@ -37,7 +37,8 @@ enum Command {
         #[command(flatten)]
         size: Size,
     },
-    /// Runs ingest, validate and mask on a generated sales CSV in an embedded S3 endpoint,
+    /// Runs ingest, validate and mask on a generated sales CSV in an embedded S3 endpoint, on
+    /// one core (each stage's process pinned with `taskset`, the S3 server kept off that core),
     /// printing each stage's figures and the chain's.
     Ingest {
         #[command(flatten)]
@@ -46,8 +47,8 @@ enum Command {
         /// Lambda does); per-stage peak RSS is then polluted by the earlier stages.
         #[arg(long)]
         in_process: bool,
-        /// Also run the same job in DuckDB (`pip install duckdb`), on one thread and on all,
-        /// and print the ratio.
+        /// Also run the same job in DuckDB (`pip install duckdb`) on one thread pinned to one
+        /// core, run both the chain and DuckDB again on all cores, and print the ratios.
         #[arg(long)]
         duckdb: bool,
         /// Where to keep the generated file and the embedded S3 folder (default: a temporary folder).
