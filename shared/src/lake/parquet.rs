@@ -1,5 +1,6 @@
 //! Parquet objects written straight into S3 multipart uploads, with memory bounded by one
-//! row group and one upload part.
+//! row group and one upload part, each encoded on a thread of its own; and Parquet parts
+//! decoded a few batches ahead of the stage reading them.
 
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, OnceLock};
