@@ -269,6 +269,14 @@ async fn facts_over_many_months_land_whole_in_their_partitions_and_the_same_twic
             assert!(date >= first);
         }
         total += dates.len();
+        // The lineage columns come through the spill (dictionary-encoded there) unchanged.
+        let run = run_for("sales", key_name, csv.len());
+        assert!(text_column(&batches, "_source_key").iter().all(|value| value.as_deref() == Some(key_name)));
+        assert!(text_column(&batches, "_run_id").iter().all(|value| value.as_deref() == Some(run.id.as_str())));
+        assert_eq!(
+            batches[0].schema().field_with_name("_run_id").map(|field| field.data_type().clone()).ok(),
+            Some(DataType::Utf8)
+        );
         files.push(bytes);
     }
     assert_eq!(total, 600, "every row in exactly one partition");

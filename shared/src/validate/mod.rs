@@ -26,7 +26,7 @@ pub use plan::{ColumnPlan, DatasetPlan, Reasons, arrow_type};
 
 use crate::contract::{Contract, Dataset};
 use crate::ingest::{IngestOutput, LINEAGE};
-use crate::lake::{self, Lake, MultipartWriter, PartedWriter, ReadAhead};
+use crate::lake::{self, Lake, MultipartWriter, PartedWriter};
 use crate::run::RunDescriptor;
 use crate::{Error, Result};
 
@@ -246,7 +246,7 @@ impl Job {
                 .with_batch_size(8192)
                 .build()
                 .map_err(|error| self.read_error(key, error))?;
-            for batch in ReadAhead::new(reader, key)? {
+            for batch in reader {
                 let batch = batch.map_err(|error| self.read_error(key, error))?;
                 for ((columns, _), finder) in sets.iter().zip(&mut finders) {
                     let arrays: Vec<Option<&StringArray>> =
@@ -306,7 +306,7 @@ impl Job {
             let builder =
                 ParquetRecordBatchReaderBuilder::try_new(spool).map_err(|error| self.read_error(&key, error))?;
             let reader = builder.with_batch_size(8192).build().map_err(|error| self.read_error(&key, error))?;
-            for batch in ReadAhead::new(reader, &key)? {
+            for batch in reader {
                 let batch = batch.map_err(|error| self.read_error(&key, error))?;
                 let rows = batch.num_rows();
                 let inputs: Vec<Option<&StringArray>> =
