@@ -32,6 +32,24 @@ use crate::{Error, Result};
 /// Rows per curated part.
 const PART_ROWS: u64 = 4 * 1024 * 1024;
 
+/// The schema of spilled rows: the curated one with its text lineage columns (the same key
+/// and run id on every row of a run) dictionary-encoded, which saves about a third of the
+/// local disk a spill takes.
+fn spill_schema(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            if spilled_as_dictionary(field) {
+                Field::new(field.name(), spill_dictionary(), field.is_nullable())
+            } else {
+                field.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
 /// Whether a curated column is spilled dictionary-encoded: the text lineage columns.
 fn spilled_as_dictionary(field: &Field) -> bool {
     crate::ingest::LINEAGE.contains(&field.name().as_str()) && field.data_type() == &ArrowType::Utf8
@@ -140,6 +158,8 @@ struct MaskJob {
     handle: Handle,
     columns: Vec<CuratedColumn>,
     schema: SchemaRef,
+    /// The schema of spilled rows (see [`spill_schema`]).
+    spill_schema: SchemaRef,
     /// The curated name of the partition column, and the granularity, for facts.
     partition: Option<(usize, String, Partition)>,
 }
@@ -168,7 +188,8 @@ impl MaskJob {
             }
             _ => None,
         };
-        Ok(MaskJob { lake, run, dataset, key, handle, columns, schema, partition })
+        let spill_schema = spill_schema(&schema);
+        Ok(MaskJob { lake, run, dataset, key, handle, columns, schema, spill_schema, partition })
     }
 
     fn masked_columns(&self) -> BTreeMap<String, String> {
@@ -236,7 +257,7 @@ impl MaskJob {
                         std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
                         std::collections::btree_map::Entry::Vacant(entry) => {
                             let file = BufWriter::with_capacity(64 * 1024, tempfile::tempfile().map_err(io)?);
-                            let writer = StreamWriter::try_new(file, &self.spill_schema())
+                            let writer = StreamWriter::try_new(file, &self.spill_schema)
                                 .map_err(|error| Error::arrow("spilling a partition", error))?;
                             entry.insert(writer)
                         }
@@ -271,27 +292,8 @@ impl MaskJob {
         Ok((keys, rows))
     }
 
-    /// The schema of spilled rows: the curated one with its text lineage columns (the same
-    /// key and run id on every row of a run) dictionary-encoded, which saves about a third of
-    /// the local disk a spill takes.
-    fn spill_schema(&self) -> SchemaRef {
-        let fields: Vec<Field> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|field| {
-                if spilled_as_dictionary(field) {
-                    Field::new(field.name(), spill_dictionary(), field.is_nullable())
-                } else {
-                    field.as_ref().clone()
-                }
-            })
-            .collect();
-        Arc::new(Schema::new(fields))
-    }
-
     fn spilled(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        self.recast(batch, self.spill_schema(), &spill_dictionary())
+        self.recast(batch, self.spill_schema.clone(), &spill_dictionary())
     }
 
     fn unspilled(&self, batch: &RecordBatch) -> Result<RecordBatch> {
