@@ -526,6 +526,14 @@ impl Pinning {
         (self.cores < self.available).then(|| format!("0-{}", self.cores - 1))
     }
 
+    /// How a measured process is started, for an error message.
+    fn how(&self) -> String {
+        match self.measured() {
+            Some(cpus) => format!(" pinned to CPUs {cpus} with taskset (util-linux)"),
+            None => String::new(),
+        }
+    }
+
     /// A command that runs `program` on the measured CPUs.
     fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
         match self.measured() {
@@ -596,7 +604,8 @@ fn child_stage(stage: &str, endpoint: &str, state: &Path, pinned: &Pinning) -> a
         .args(["stage", stage, "--endpoint", endpoint, "--state"])
         .arg(state)
         .stderr(std::process::Stdio::inherit())
-        .output()?;
+        .output()
+        .with_context(|| format!("starting the {stage} stage{}", pinned.how()))?;
     anyhow::ensure!(output.status.success(), "the {stage} stage failed");
     let figures: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     Ok((figures["seconds"].as_f64().unwrap_or_default(), figures["peak_rss_bytes"].as_u64().unwrap_or_default()))
@@ -615,7 +624,8 @@ fn duckdb_job(source: &Path, work: &Path, threads: usize, available: usize) -> a
         .arg(&out)
         .arg(threads.to_string())
         .stderr(std::process::Stdio::inherit())
-        .output()?;
+        .output()
+        .with_context(|| format!("starting python3 for DuckDB{}", Pinning::new(threads, available).how()))?;
     anyhow::ensure!(output.status.success(), "the DuckDB job failed (pip install duckdb)");
     Ok(serde_json::from_slice(&output.stdout)?)
 }
