@@ -407,11 +407,7 @@ impl Chain<'_> {
     /// embedded S3 server, which stands in for a remote service, kept off them) and returns
     /// each stage's figures and the chain's, labelled `<stage>/<cores>`, with what the chain
     /// produced.
-    async fn measure(
-        &self,
-        cores: usize,
-        megabytes: f64,
-    ) -> anyhow::Result<(Vec<serde_json::Value>, (lakestar::validate::ValidateOutput, Vec<String>, u64))> {
+    async fn measure(&self, cores: usize, megabytes: f64) -> anyhow::Result<Measured> {
         let state_path = self.work.join("state.json");
         std::fs::write(&state_path, serde_json::to_vec(&serde_json::json!({ "run": self.run }))?)?;
         let endpoint = self.s3.endpoint();
@@ -496,18 +492,30 @@ impl Chain<'_> {
             curated_bytes,
             curated_keys.len(),
         ));
+        let seconds = ingest_seconds + validate_seconds + mask_seconds;
         lines.push(report(
             &label("chain"),
             megabytes,
             validated.received,
             validated.rejected,
-            ingest_seconds + validate_seconds + mask_seconds,
+            seconds,
             ingest_peak.max(validate_peak).max(mask_peak),
             curated_bytes,
             curated_keys.len(),
         ));
-        Ok((lines, (validated, curated_keys, masked.rows)))
+        Ok(Measured { lines, seconds, validated, curated_keys, masked_rows: masked.rows })
     }
+}
+
+/// What one run of the chain printed and produced.
+struct Measured {
+    /// Each stage's line and the chain's, as JSON.
+    lines: Vec<serde_json::Value>,
+    /// The chain's seconds.
+    seconds: f64,
+    validated: lakestar::validate::ValidateOutput,
+    curated_keys: Vec<String>,
+    masked_rows: u64,
 }
 
 /// Which CPUs a measured process may use (`taskset`): the first `cores`, or all of them.
@@ -675,15 +683,15 @@ async fn ingest(
     println!("stage       file_MB   rows       rejected  seconds  MB/s    rows/s     peak_RSS_MiB  out_MB  parts");
     let mut results = Vec::new();
     let mut chains = Vec::new();
-    let mut outcome = None;
+    let mut last = None;
     for cores in core_counts.iter().copied().collect::<std::collections::BTreeSet<_>>() {
         let chain = Chain { lake: &lake, s3: &s3, contract: &contract, run: &run, work: &work, in_process };
-        let (lines, masked) = chain.measure(cores, megabytes).await?;
-        chains.push((cores, lines.last().and_then(|line| line["seconds"].as_f64()).unwrap_or(f64::NAN)));
-        results.extend(lines);
-        outcome = Some(masked);
+        let mut measured = chain.measure(cores, megabytes).await?;
+        chains.push((cores, measured.seconds));
+        results.append(&mut measured.lines);
+        last = Some(measured);
     }
-    let (validated, curated_keys, masked_rows) = outcome.context("no chain ran")?;
+    let Measured { validated, curated_keys, masked_rows, .. } = last.context("no chain ran")?;
     if duckdb {
         for (cores, chain) in chains {
             let figures = duckdb_job(&source, &work, cores, available)?;

@@ -23,7 +23,6 @@ pub fn hmac(key: &MaskingKey, purpose: &str, message: &str) -> [u8; 32] {
 
 /// HMAC-SHA-256 under one key and purpose, with the key's pads and the purpose hashed once:
 /// each value then costs only its own bytes and the finalisation, not the key again.
-#[derive(Clone)]
 pub struct Keyed {
     mac: Hmac<Sha256>,
 }
@@ -45,6 +44,15 @@ impl Keyed {
     }
 }
 
+/// The purpose a keyed method's hashes are separated by (the other methods use no key).
+fn purpose(method: PiiMethod) -> &'static str {
+    match method {
+        PiiMethod::EmailHash => "email",
+        PiiMethod::Token => "token",
+        _ => "hash",
+    }
+}
+
 /// Appends `bytes` as hex digits.
 fn push_hex(out: &mut String, bytes: &[u8], upper: bool) {
     let digits: &[u8; 16] = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
@@ -57,7 +65,7 @@ fn push_hex(out: &mut String, bytes: &[u8], upper: bool) {
 /// `hash`: the keyed hash of the value, hex (64 characters) or base64url (43).
 pub fn hash(key: &MaskingKey, value: &str, base64url: bool) -> String {
     let mut out = String::new();
-    write_hash(&Keyed::new(key, "hash"), value, base64url, &mut out);
+    write_hash(&Keyed::new(key, purpose(PiiMethod::Hash)), value, base64url, &mut out);
     out
 }
 
@@ -74,7 +82,7 @@ fn write_hash(keyed: &Keyed, value: &str, base64url: bool, out: &mut String) {
 /// part, the domain kept: `3f9a…@example.com`. Not an address: the domain alone is kept.
 pub fn email_hash(key: &MaskingKey, value: &str) -> String {
     let mut out = String::new();
-    write_email_hash(&Keyed::new(key, "email"), value, &mut out);
+    write_email_hash(&Keyed::new(key, purpose(PiiMethod::EmailHash)), value, &mut out);
     out
 }
 
@@ -104,7 +112,7 @@ pub fn partial(value: &str, reveal: usize) -> String {
 /// `token`: the prefix and 16 upper-case hex digits of the keyed hash: `CUST-9F3A…`.
 pub fn token(key: &MaskingKey, value: &str, prefix: &str) -> String {
     let mut out = String::new();
-    write_token(&Keyed::new(key, "token"), value, prefix, &mut out);
+    write_token(&Keyed::new(key, purpose(PiiMethod::Token)), value, prefix, &mut out);
     out
 }
 
@@ -161,12 +169,7 @@ pub fn mask_array(key: &MaskingKey, pii: &PiiConfig, array: &ArrayRef, on: chron
     let base64url = pii.encoding.as_deref() == Some("base64url");
     let reveal = pii.reveal.unwrap_or(4);
     let prefix = pii.prefix.as_deref().unwrap_or("");
-    let purpose = match pii.method {
-        PiiMethod::EmailHash => "email",
-        PiiMethod::Token => "token",
-        _ => "hash",
-    };
-    let keyed = Keyed::new(key, purpose);
+    let keyed = Keyed::new(key, purpose(pii.method));
     let mut builder = StringBuilder::with_capacity(rows, rows * 32);
     let mut masked = String::with_capacity(80);
     for row in 0..rows {

@@ -59,6 +59,23 @@ fn spill_dictionary() -> ArrowType {
     ArrowType::Dictionary(Box::new(ArrowType::Int32), Box::new(ArrowType::Utf8))
 }
 
+/// `batch` as `schema`, each column whose type differs cast to the schema's.
+fn recast(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(field, column)| {
+            if column.data_type() == field.data_type() {
+                Ok(column.clone())
+            } else {
+                arrow::compute::cast(column, field.data_type())
+            }
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
 /// The Parquet (Arrow schema) metadata key holding the masking key's version.
 pub const KEY_VERSION_METADATA: &str = "lakestar.masking_key_version";
 
@@ -293,24 +310,11 @@ impl MaskJob {
     }
 
     fn spilled(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        self.recast(batch, self.spill_schema.clone(), &spill_dictionary())
+        recast(batch, &self.spill_schema).map_err(|error| Error::arrow("spilling a partition", error))
     }
 
     fn unspilled(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        self.recast(batch, self.schema.clone(), &ArrowType::Utf8)
-    }
-
-    /// `batch` with its lineage text columns cast to `to`, as `schema`.
-    fn recast(&self, batch: &RecordBatch, schema: SchemaRef, to: &ArrowType) -> Result<RecordBatch> {
-        let mut columns = Vec::with_capacity(batch.num_columns());
-        for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
-            columns.push(if spilled_as_dictionary(field) {
-                arrow::compute::cast(column, to).map_err(|error| Error::arrow("spilling a partition", error))?
-            } else {
-                column.clone()
-            });
-        }
-        RecordBatch::try_new(schema, columns).map_err(|error| Error::arrow("spilling a partition", error))
+        recast(batch, &self.schema).map_err(|error| Error::arrow("reading a spilled partition", error))
     }
 
     /// The writer of a partition's parts: `curated/<table>/<partition>/run=<run>/`.
