@@ -124,9 +124,15 @@ pub(crate) async fn load_dimension(
         effective_from,
         run_time: run_time.to_string(),
         staged: Vec::with_capacity(delivered.min(1 << 20) as usize),
+        // A first delivery's rows all become versions: kept from this pass, to be copied in
+        // key order without reading the files again.
+        kept: (empty && delivered <= IN_KEY_ORDER as u64).then(Vec::new),
     };
+    let mut kept = None;
     let (staged, existing) = if empty {
-        (keyed.drain().await?, scd::Existing::default())
+        let (staged, batches) = keyed.drain().await?;
+        kept = batches;
+        (staged, scd::Existing::default())
     } else if stage_keys {
         let key_definitions: Vec<String> =
             names.natural_key.iter().zip(&natural_key).map(|(name, quoted_name)| typed(name, quoted_name)).collect();
@@ -142,7 +148,7 @@ pub(crate) async fn load_dimension(
     } else {
         let (staged, versions) =
             tokio::join!(keyed.drain(), read_versions(tx, &sql, &table, &key, &natural_key, false));
-        (staged?, versions?)
+        (staged?.0, versions?)
     };
     // A whole-table read saw every key; staged keys did not.
     let max_key = if stage_keys {
@@ -197,7 +203,8 @@ pub(crate) async fn load_dimension(
                 StageBatch { columns, rows: chunk.len() }
             })
             .collect();
-        let producer = PlannedRows::new(&files, with_rows, &mut hashes, Layout::Plan, names.data.clone(), validity)?;
+        let producer =
+            PlannedRows::new(&files, with_rows, &mut hashes, Layout::Plan, names.data.clone(), validity, None)?;
         tx.stage_from(PLAN, &plan_columns, producer).await?.1?;
         if count > 10_000 {
             // Hash joins for the statements below when the plan is large.
@@ -222,7 +229,8 @@ pub(crate) async fn load_dimension(
                 .map(|name| format!("\"{name}\"")),
         );
         let layout = Layout::Table { run_id: run_id.to_string() };
-        let producer = PlannedRows::new(&files, inserts, &mut hashes, layout, names.data.clone(), Vec::new())?;
+        let producer =
+            PlannedRows::new(&files, inserts, &mut hashes, layout, names.data.clone(), Vec::new(), kept.take())?;
         tx.stage_from(&table, &columns, producer).await?.1?;
         steps.done("copied the new versions", count);
         if !set_aside.is_empty() {
@@ -251,6 +259,8 @@ struct KeyedRows {
     effective_from: Option<String>,
     run_time: String,
     staged: Vec<Staged>,
+    /// Every batch read, when kept.
+    kept: Option<Vec<RecordBatch>>,
 }
 
 impl KeyedRows {
@@ -288,12 +298,12 @@ impl KeyedRows {
     }
 
     /// Keys and hashes every row on a blocking thread, staging nothing.
-    async fn drain(mut self) -> Result<Vec<Staged>> {
+    async fn drain(mut self) -> Result<(Vec<Staged>, Option<Vec<RecordBatch>>)> {
         tokio::task::spawn_blocking(move || {
             while let Some(batch) = self.next_batch() {
                 batch?;
             }
-            Ok(self.staged)
+            Ok((self.staged, self.kept))
         })
         .await
         .map_err(|error| Error::WarehouseLoad(format!("the keying thread failed: {error}")))?
@@ -303,7 +313,13 @@ impl KeyedRows {
 impl Producer for KeyedRows {
     fn next_batch(&mut self) -> Option<Result<StageBatch>> {
         let batch = self.batches.next()?;
-        Some(batch.and_then(|batch| self.key(&batch)))
+        Some(batch.and_then(|batch| {
+            let keys = self.key(&batch)?;
+            if let Some(kept) = &mut self.kept {
+                kept.push(batch);
+            }
+            Ok(keys)
+        }))
     }
 }
 
@@ -315,8 +331,19 @@ enum Layout {
     Table { run_id: String },
 }
 
+/// The most new versions [`PlannedRows`] holds in memory to copy them in key order.
+const IN_KEY_ORDER: usize = 1 << 20;
+
+/// Rows per batch when copying in key order.
+const ORDERED_BATCH: usize = 16_384;
+
 /// Plan rows with the curated columns of the staged rows they take, made on the staging
 /// thread in one more pass over the curated parts; `then` follows (rows without columns).
+///
+/// New versions go into the table in key order, which is also natural-key order: each of the
+/// table's indexes then receives its keys sorted, and PostgreSQL's sort finds them in order
+/// (a first delivery's three index builds take a third less time). Up to [`IN_KEY_ORDER`]
+/// rows are gathered for that; more go in file order.
 struct PlannedRows {
     batches: Box<dyn Iterator<Item = Result<RecordBatch>> + Send>,
     /// Staged row number → index in `rows`.
@@ -326,10 +353,38 @@ struct PlannedRows {
     layout: Layout,
     data: Vec<String>,
     then: std::vec::IntoIter<StageBatch>,
+    /// In key order: the rows to gather, then gathered.
+    ordered: Option<Ordered>,
+}
+
+/// A curated batch with rows the plan writes.
+struct Picked {
+    batch: RecordBatch,
+    /// The rows' indexes in the batch.
+    indexes: Vec<u32>,
+    /// Their indexes in [`PlannedRows`]' `rows`.
+    planned: Vec<u32>,
+}
+
+/// The rows [`PlannedRows`] copies in key order.
+enum Ordered {
+    /// Not gathered yet; every curated batch when the first pass kept them (else the files
+    /// are read).
+    Pending(Vec<RecordBatch>),
+    /// Gathered from every curated batch.
+    Gathered {
+        /// Curated batches (or each one's picked rows).
+        held: Vec<RecordBatch>,
+        /// Index in `rows` → (held batch, row in it).
+        places: Vec<(usize, usize)>,
+        /// The next index in `rows` to send.
+        next: usize,
+    },
 }
 
 impl PlannedRows {
-    /// `rows` (each with its staged row) take their hashes out of `hashes`.
+    /// `rows` (each with its staged row) take their hashes out of `hashes`; `kept` are the
+    /// curated batches when the first pass kept them (then the files are not read again).
     fn new(
         files: &[File],
         rows: Vec<scd::PlanRow>,
@@ -337,6 +392,7 @@ impl PlannedRows {
         layout: Layout,
         data: Vec<String>,
         then: Vec<StageBatch>,
+        kept: Option<Vec<RecordBatch>>,
     ) -> Result<PlannedRows> {
         let mut picked = vec![None; hashes.len()];
         let mut with_hashes = Vec::with_capacity(rows.len());
@@ -348,23 +404,100 @@ impl PlannedRows {
             let (hash, type1_hash) = std::mem::take(&mut hashes[row]);
             with_hashes.push((planned, hash, type1_hash));
         }
-        let batches = if with_hashes.is_empty() {
+        let in_key_order = matches!(layout, Layout::Table { .. }) && with_hashes.len() <= IN_KEY_ORDER;
+        let kept = kept.filter(|_| in_key_order);
+        let batches = if with_hashes.is_empty() || kept.is_some() {
             Box::new(std::iter::empty()) as Box<dyn Iterator<Item = Result<RecordBatch>> + Send>
         } else {
             Box::new(batches(reopen(files)?, None))
         };
-        Ok(PlannedRows { batches, picked, rows: with_hashes, offset: 0, layout, data, then: then.into_iter() })
+        let ordered = in_key_order.then(|| Ordered::Pending(kept.unwrap_or_default()));
+        Ok(PlannedRows { batches, picked, rows: with_hashes, offset: 0, layout, data, then: then.into_iter(), ordered })
     }
 
-    /// The staging batch of `batch`'s rows at `indexes`, taking the plan rows `planned`.
-    fn encode(&self, batch: RecordBatch, indexes: Vec<u32>, planned: &[u32]) -> Result<StageBatch> {
-        // A first delivery picks every row: no copy of the batch.
-        let taken = if indexes.len() == batch.num_rows() {
-            batch
-        } else {
-            arrow::compute::take_record_batch(&batch, &arrow::array::UInt32Array::from(indexes))
-                .map_err(|error| Error::arrow("picking the rows the merge writes", error))?
+    /// The next batch's picked rows in file order; `None` at the end of the files.
+    fn next_picked(&mut self) -> Option<Result<Picked>> {
+        loop {
+            let batch = match self.batches.next()? {
+                Ok(batch) => batch,
+                Err(error) => return Some(Err(error)),
+            };
+            let count = batch.num_rows();
+            let (indexes, planned): (Vec<u32>, Vec<u32>) = (0..count)
+                .filter_map(|row| {
+                    self.picked.get(self.offset + row).copied().flatten().map(|index| (row as u32, index))
+                })
+                .unzip();
+            self.offset += count;
+            if !indexes.is_empty() {
+                return Some(Ok(Picked { batch, indexes, planned }));
+            }
+        }
+    }
+
+    /// The next batch in key order: every curated batch's picked rows are gathered first.
+    fn next_in_order(&mut self) -> Option<Result<StageBatch>> {
+        if let Some(Ordered::Pending(kept)) = &mut self.ordered {
+            let mut held = std::mem::take(kept);
+            let mut places = vec![None; self.rows.len()];
+            if !held.is_empty() {
+                let mut starts = Vec::with_capacity(held.len());
+                let mut rows = 0;
+                for batch in &held {
+                    starts.push(rows);
+                    rows += batch.num_rows();
+                }
+                for (place, (planned, _, _)) in places.iter_mut().zip(&self.rows) {
+                    let Some(row) = planned.row.map(|row| row as usize).filter(|&row| row < rows) else {
+                        continue;
+                    };
+                    let batch = starts.partition_point(|&start| start <= row) - 1;
+                    *place = Some((batch, row - starts[batch]));
+                }
+            }
+            while let Some(next) = self.next_picked() {
+                let Picked { batch, indexes, planned } = match next {
+                    Ok(picked) => picked,
+                    Err(error) => return Some(Err(error)),
+                };
+                for (position, &index) in planned.iter().enumerate() {
+                    if let Some(place) = places.get_mut(index as usize) {
+                        *place = Some((held.len(), position));
+                    }
+                }
+                match take(batch, indexes) {
+                    Ok(taken) => held.push(taken),
+                    Err(error) => return Some(Err(error)),
+                }
+            }
+            let Some(places) = places.into_iter().collect::<Option<Vec<_>>>() else {
+                return Some(Err(Error::WarehouseLoad(
+                    "a planned version's row is missing from the curated files (they changed during the load)"
+                        .to_string(),
+                )));
+            };
+            self.ordered = Some(Ordered::Gathered { held, places, next: 0 });
+        }
+        let Some(Ordered::Gathered { held, places, next }) = &mut self.ordered else {
+            return None;
         };
+        let start = *next;
+        let end = (start + ORDERED_BATCH).min(places.len());
+        if start == end {
+            return None;
+        }
+        *next = end;
+        let held: Vec<&RecordBatch> = held.iter().collect();
+        let batch = match arrow::compute::interleave_record_batch(&held, &places[start..end]) {
+            Ok(batch) => batch,
+            Err(error) => return Some(Err(Error::arrow("putting the new versions in key order", error))),
+        };
+        let planned: Vec<u32> = (start as u32..end as u32).collect();
+        Some(self.encode(batch, &planned))
+    }
+
+    /// The staging batch of `taken`'s rows, which take the plan rows `planned`.
+    fn encode(&self, taken: RecordBatch, planned: &[u32]) -> Result<StageBatch> {
         let rows: Vec<&(scd::PlanRow, String, String)> =
             planned.iter().map(|&index| &self.rows[index as usize]).collect();
         let text = |pick: fn(&(scd::PlanRow, String, String)) -> Option<String>| {
@@ -396,24 +529,25 @@ impl PlannedRows {
 
 impl Producer for PlannedRows {
     fn next_batch(&mut self) -> Option<Result<StageBatch>> {
-        loop {
-            let batch = match self.batches.next() {
-                Some(Ok(batch)) => batch,
-                Some(Err(error)) => return Some(Err(error)),
-                None => return self.then.next().map(Ok),
-            };
-            let count = batch.num_rows();
-            let (indexes, planned): (Vec<u32>, Vec<u32>) = (0..count)
-                .filter_map(|row| {
-                    self.picked.get(self.offset + row).copied().flatten().map(|index| (row as u32, index))
-                })
-                .unzip();
-            self.offset += count;
-            if !indexes.is_empty() {
-                return Some(self.encode(batch, indexes, &planned));
-            }
-        }
+        let next = if self.ordered.is_some() {
+            self.next_in_order()
+        } else {
+            self.next_picked().map(|picked| {
+                picked.and_then(|Picked { batch, indexes, planned }| self.encode(take(batch, indexes)?, &planned))
+            })
+        };
+        next.or_else(|| self.then.next().map(Ok))
     }
+}
+
+/// `batch`'s rows at `indexes` (the batch itself when they are all of its rows, in order).
+fn take(batch: RecordBatch, indexes: Vec<u32>) -> Result<RecordBatch> {
+    // A first delivery picks every row: no copy of the batch.
+    if indexes.len() == batch.num_rows() {
+        return Ok(batch);
+    }
+    arrow::compute::take_record_batch(&batch, &arrow::array::UInt32Array::from(indexes))
+        .map_err(|error| Error::arrow("picking the rows the merge writes", error))
 }
 
 /// Reads every version of the keys staged in [`KEYS`] (`staged`), or of the whole table, by
