@@ -128,11 +128,9 @@ pub(crate) async fn load_dimension(
         // key order without reading the files again.
         kept: (empty && delivered <= IN_KEY_ORDER as u64).then(Vec::new),
     };
-    let mut kept = None;
-    let (staged, existing) = if empty {
-        let (staged, batches) = keyed.drain().await?;
-        kept = batches;
-        (staged, scd::Existing::default())
+    let (staged, existing, mut kept) = if empty {
+        let (staged, kept) = keyed.drain().await?;
+        (staged, scd::Existing::default(), kept)
     } else if stage_keys {
         let key_definitions: Vec<String> =
             names.natural_key.iter().zip(&natural_key).map(|(name, quoted_name)| typed(name, quoted_name)).collect();
@@ -144,11 +142,11 @@ pub(crate) async fn load_dimension(
         tx.analyze(KEYS).await?;
         let versions = read_versions(tx, &sql, &table, &key, &natural_key, true).await?;
         tx.drop_temp(&[KEYS]).await?;
-        (keyed.staged, versions)
+        (keyed.staged, versions, None)
     } else {
         let (staged, versions) =
             tokio::join!(keyed.drain(), read_versions(tx, &sql, &table, &key, &natural_key, false));
-        (staged?.0, versions?)
+        (staged?.0, versions?, None)
     };
     // A whole-table read saw every key; staged keys did not.
     let max_key = if stage_keys {
