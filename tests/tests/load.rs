@@ -28,6 +28,11 @@ fn customer(id: &str, city: &str, tier: &str, updated_at: &str) -> String {
     )
 }
 
+/// A customers file: the header and `rows`.
+fn customers_csv(rows: &[String]) -> String {
+    format!("{CUSTOMER_HEADER}{}", rows.concat())
+}
+
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).expect("time").with_timezone(&Utc)
 }
@@ -131,11 +136,10 @@ fn assert_history_is_consistent(rows: &[Vec<Option<String>>]) {
 
 async fn scd_history_cases(pipeline: &Pipeline) {
     // Day 1: two customers.
-    let day1 = format!(
-        "{CUSTOMER_HEADER}{}{}",
+    let day1 = customers_csv(&[
         customer("C1001", "Leeds", "gold", "2024-01-01T08:00:00"),
-        customer("C1002", "Manchester", "silver", "2024-01-01T08:00:00")
-    );
+        customer("C1002", "Manchester", "silver", "2024-01-01T08:00:00"),
+    ]);
     let loaded =
         pipeline.deliver("customers", "landing/d1/customers.csv", day1.as_bytes(), "2024-01-01T02:00:00Z").await;
     let counts = loaded.tables["dim_customer"];
@@ -145,12 +149,11 @@ async fn scd_history_cases(pipeline: &Pipeline) {
     );
 
     // Day 2: C1001 moves (tracked, new version); C1002 changes tier (type 1, in place); C1003 is new.
-    let day2 = format!(
-        "{CUSTOMER_HEADER}{}{}{}",
+    let day2 = customers_csv(&[
         customer("C1001", "York", "gold", "2024-01-02T09:00:00"),
         customer("C1002", "Manchester", "gold", "2024-01-02T09:00:00"),
-        customer("C1003", "Hull", "bronze", "2024-01-02T09:00:00")
-    );
+        customer("C1003", "Hull", "bronze", "2024-01-02T09:00:00"),
+    ]);
     let loaded =
         pipeline.deliver("customers", "landing/d2/customers.csv", day2.as_bytes(), "2024-01-02T02:00:00Z").await;
     let counts = loaded.tables["dim_customer"];
@@ -182,11 +185,10 @@ async fn scd_history_cases(pipeline: &Pipeline) {
 
     // Day 3, back-dated: C1001 at 20:00 on day 1 (inside the Leeds version: split it); C1002 in
     // December (before its first version: a new first version). Neither becomes current.
-    let day3 = format!(
-        "{CUSTOMER_HEADER}{}{}",
+    let day3 = customers_csv(&[
         customer("C1001", "Wakefield", "gold", "2024-01-01T20:00:00"),
-        customer("C1002", "Bradford", "silver", "2023-12-15T10:00:00")
-    );
+        customer("C1002", "Bradford", "silver", "2023-12-15T10:00:00"),
+    ]);
     let state =
         pipeline.prepare("customers", "landing/d3/customers.csv", day3.as_bytes(), "2024-01-03T02:00:00Z").await;
     let loaded = pipeline.load(&state).await;
@@ -238,11 +240,10 @@ async fn scd_history_cases(pipeline: &Pipeline) {
     // Rows written before the warehouse kept a hash of the type 1 columns: the database
     // compares them, finds nothing changed, and records the hash for next time.
     query_text(&pipeline.warehouse, "UPDATE dim_customer SET type1_hash = NULL").await;
-    let day4 = format!(
-        "{CUSTOMER_HEADER}{}{}",
+    let day4 = customers_csv(&[
         customer("C1002", "Manchester", "gold", "2024-01-02T09:00:00"),
-        customer("C1003", "Hull", "bronze", "2024-01-02T09:00:00")
-    );
+        customer("C1003", "Hull", "bronze", "2024-01-02T09:00:00"),
+    ]);
     let refreshed =
         pipeline.deliver("customers", "landing/d4/customers.csv", day4.as_bytes(), "2024-01-04T02:00:00Z").await;
     let counts = refreshed.tables["dim_customer"];
@@ -269,9 +270,9 @@ async fn scd_history_cases(pipeline: &Pipeline) {
 }
 
 async fn fact_cases(pipeline: &Pipeline) {
-    let customers = format!("{CUSTOMER_HEADER}{}", customer("C1001", "Leeds", "gold", "2024-01-01T08:00:00"));
+    let customers = customers_csv(&[customer("C1001", "Leeds", "gold", "2024-01-01T08:00:00")]);
     pipeline.deliver("customers", "landing/d1/customers.csv", customers.as_bytes(), "2024-01-01T02:00:00Z").await;
-    let moved = format!("{CUSTOMER_HEADER}{}", customer("C1001", "York", "gold", "2024-01-03T09:00:00"));
+    let moved = customers_csv(&[customer("C1001", "York", "gold", "2024-01-03T09:00:00")]);
     pipeline.deliver("customers", "landing/d3/customers.csv", moved.as_bytes(), "2024-01-03T02:00:00Z").await;
 
     // Sales for a known customer on either side of the move, and for a customer, a product
@@ -334,7 +335,7 @@ async fn fact_cases(pipeline: &Pipeline) {
     assert_eq!(snapshot(&pipeline.warehouse).await, before);
 
     // The real C1099 arrives: it completes the inferred member, keeping its surrogate key.
-    let late = format!("{CUSTOMER_HEADER}{}", customer("C1099", "Leeds", "bronze", "2024-01-05T09:00:00"));
+    let late = customers_csv(&[customer("C1099", "Leeds", "bronze", "2024-01-05T09:00:00")]);
     let loaded =
         pipeline.deliver("customers", "landing/d5/customers.csv", late.as_bytes(), "2024-01-05T02:00:00Z").await;
     assert_eq!(loaded.tables["dim_customer"].updated, 1);
@@ -380,11 +381,8 @@ async fn concurrent_cases(pipeline: &Pipeline) {
     let mut states = Vec::new();
     for (day, city) in cities.iter().enumerate() {
         let updated = format!("2024-02-{:02}T09:00:00", day + 1);
-        let body = format!(
-            "{CUSTOMER_HEADER}{}{}",
-            customer("C2001", city, "gold", &updated),
-            customer("C2002", city, "gold", &updated)
-        );
+        let body =
+            customers_csv(&[customer("C2001", city, "gold", &updated), customer("C2002", city, "gold", &updated)]);
         let time = format!("2024-02-{:02}T02:00:00Z", day + 1);
         states.push(
             pipeline.prepare("customers", &format!("landing/c{day}/customers.csv"), body.as_bytes(), &time).await,
@@ -507,11 +505,10 @@ async fn postgres_loads_into_empty_tables_build_every_key_and_index_again() {
     };
 
     // A first customer delivery: copied into the empty dimension, its indexes built after.
-    let day1 = format!(
-        "{CUSTOMER_HEADER}{}{}",
+    let day1 = customers_csv(&[
         customer("C1001", "Leeds", "gold", "2024-01-01T09:00:00Z"),
-        customer("C1002", "York", "silver", "2024-01-01T09:00:00Z")
-    );
+        customer("C1002", "York", "silver", "2024-01-01T09:00:00Z"),
+    ]);
     let customers =
         pipeline.prepare("customers", "landing/d1/customers.csv", day1.as_bytes(), "2024-01-01T02:00:00Z").await;
     assert_eq!(pipeline.load(&customers).await.tables["dim_customer"].inserted, 2);
@@ -532,7 +529,7 @@ async fn postgres_loads_into_empty_tables_build_every_key_and_index_again() {
     );
 
     // The next delivery goes through the merge, into a table with its indexes: the same ones.
-    let day3 = format!("{CUSTOMER_HEADER}{}", customer("C1001", "Hull", "gold", "2024-01-03T09:00:00Z"));
+    let day3 = customers_csv(&[customer("C1001", "Hull", "gold", "2024-01-03T09:00:00Z")]);
     let customers =
         pipeline.prepare("customers", "landing/d3/customers.csv", day3.as_bytes(), "2024-01-03T02:00:00Z").await;
     assert_eq!(pipeline.load(&customers).await.tables["dim_customer"].updated, 1);
@@ -547,12 +544,11 @@ async fn postgres_new_versions_are_copied_in_key_order_whatever_the_file_order()
     // Natural keys out of order in the file: the rows go into the table in key order (so its
     // indexes are built from sorted input), their keys given in natural-key order.
     let heap = "SELECT customer_id, CAST(customer_key AS TEXT) FROM dim_customer ORDER BY ctid";
-    let day1 = format!(
-        "{CUSTOMER_HEADER}{}{}{}",
+    let day1 = customers_csv(&[
         customer("C1003", "Leeds", "gold", "2024-01-01T09:00:00Z"),
         customer("C1001", "York", "silver", "2024-01-01T09:00:00Z"),
-        customer("C1002", "Hull", "gold", "2024-01-01T09:00:00Z")
-    );
+        customer("C1002", "Hull", "gold", "2024-01-01T09:00:00Z"),
+    ]);
     let loaded =
         pipeline.deliver("customers", "landing/d1/customers.csv", day1.as_bytes(), "2024-01-01T02:00:00Z").await;
     assert_eq!(loaded.tables["dim_customer"].inserted, 3);
@@ -563,12 +559,11 @@ async fn postgres_new_versions_are_copied_in_key_order_whatever_the_file_order()
 
     // A merge: two new customers (in reverse order) and a change of C1001; the new versions
     // follow the table's rows in key order, and each customer's history stays whole.
-    let day2 = format!(
-        "{CUSTOMER_HEADER}{}{}{}",
+    let day2 = customers_csv(&[
         customer("C1005", "Selby", "gold", "2024-01-02T09:00:00Z"),
         customer("C1004", "Ripon", "gold", "2024-01-02T09:00:00Z"),
-        customer("C1001", "Leeds", "gold", "2024-01-02T09:00:00Z")
-    );
+        customer("C1001", "Leeds", "gold", "2024-01-02T09:00:00Z"),
+    ]);
     let loaded =
         pipeline.deliver("customers", "landing/d2/customers.csv", day2.as_bytes(), "2024-01-02T02:00:00Z").await;
     assert_eq!((loaded.tables["dim_customer"].inserted, loaded.tables["dim_customer"].updated), (2, 1));
@@ -583,18 +578,17 @@ async fn postgres_new_versions_are_copied_in_key_order_whatever_the_file_order()
 async fn postgres_a_failed_rebuild_after_a_bulk_copy_leaves_the_table_as_it_was() {
     let (database, warehouse) = postgres().await;
     let pipeline = Pipeline::new(warehouse.clone()).await;
-    let day1 = format!("{CUSTOMER_HEADER}{}", customer("C1001", "Leeds", "gold", "2024-01-01T09:00:00Z"));
+    let day1 = customers_csv(&[customer("C1001", "Leeds", "gold", "2024-01-01T09:00:00Z")]);
     let state =
         pipeline.prepare("customers", "landing/d1/customers.csv", day1.as_bytes(), "2024-01-01T02:00:00Z").await;
     pipeline.load(&state).await;
     // The user's own index, which the next first delivery breaks: two customers in one city.
     query_text(&warehouse, "TRUNCATE dim_customer").await;
     query_text(&warehouse, "CREATE UNIQUE INDEX one_customer_per_city ON dim_customer (city)").await;
-    let day2 = format!(
-        "{CUSTOMER_HEADER}{}{}",
+    let day2 = customers_csv(&[
         customer("C1001", "York", "gold", "2024-01-02T09:00:00Z"),
-        customer("C1002", "York", "silver", "2024-01-02T09:00:00Z")
-    );
+        customer("C1002", "York", "silver", "2024-01-02T09:00:00Z"),
+    ]);
     let state =
         pipeline.prepare("customers", "landing/d2/customers.csv", day2.as_bytes(), "2024-01-02T02:00:00Z").await;
     let error = format!("{:?}", pipeline.try_load(&state).await.expect_err("the user's unique index fails"));
