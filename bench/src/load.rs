@@ -13,7 +13,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Schema};
 use lakestar::contract::{Contract, Dataset};
 use lakestar::run::RunDescriptor;
-use lakestar::warehouse::Warehouse;
+use lakestar::warehouse::{CopyFormat, Warehouse};
 use parquet::arrow::ArrowWriter;
 
 /// 2024-01-01 as days since the epoch.
@@ -210,16 +210,17 @@ fn median(mut seconds: [f64; 3]) -> f64 {
     seconds[1]
 }
 
-/// A bare `COPY` of the file's rows into a new table shaped like `table`: without indexes, or
-/// with them (`keyed`: the fact's primary key, the dimension's indexes). Done three times into
-/// a fresh table each, the median kept: one copy of 200 000 rows lasts half a second, and a
-/// single one swings the ratios by a tenth on a shared machine.
+/// A bare `COPY` in `format` of the file's rows into a new table shaped like `table`: without
+/// indexes, or with them (`keyed`: the fact's primary key, the dimension's indexes). Done
+/// three times into a fresh table each, the median kept: one copy of 200 000 rows lasts half a
+/// second, and a single one swings the ratios by a tenth on a shared machine.
 async fn bare_copy(
     warehouse: &Warehouse,
     admin: &sqlx::PgPool,
     table: &str,
     file: &Path,
     keyed: bool,
+    format: CopyFormat,
 ) -> anyhow::Result<f64> {
     let mut seconds = [0.0; 3];
     for (round, slot) in seconds.iter_mut().enumerate() {
@@ -231,7 +232,7 @@ async fn bare_copy(
         };
         sqlx::query(sqlx::AssertSqlSafe(create)).execute(admin).await?;
         let started = Instant::now();
-        warehouse.bulk_copy(&copy, vec![std::fs::File::open(file)?]).await?;
+        warehouse.bulk_copy(&copy, vec![std::fs::File::open(file)?], format).await?;
         *slot = started.elapsed().as_secs_f64();
         sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{copy}\""))).execute(admin).await?;
     }
@@ -291,9 +292,15 @@ pub async fn bench(options: LoadBench) -> anyhow::Result<serde_json::Value> {
             load(&warehouse, &contract, &run("sales", "sales_more", CHANGE_MICROS + 86_400_000_000), &more_facts)
                 .await?;
         anyhow::ensure!(more_counts.inserted == options.facts, "every appended fact is new: {more_counts:?}");
-        let copy_dim = bare_copy(&warehouse, &database, "dim_customer", &customers_v1, false).await?;
-        let copy_fact = bare_copy(&warehouse, &database, "fact_sales", &facts, false).await?;
-        let copy_fact_keyed = bare_copy(&warehouse, &database, "fact_sales", &facts, true).await?;
+        // The target's baseline is a bare COPY in CSV, as `psql`'s `\copy` of the rows would
+        // be; the load sends binary, so a bare binary COPY is shown beside it.
+        let csv = CopyFormat::Csv;
+        let copy_dim = bare_copy(&warehouse, &database, "dim_customer", &customers_v1, false, csv).await?;
+        let copy_fact = bare_copy(&warehouse, &database, "fact_sales", &facts, false, csv).await?;
+        let copy_fact_keyed = bare_copy(&warehouse, &database, "fact_sales", &facts, true, csv).await?;
+        let binary = CopyFormat::Binary;
+        let binary_dim = bare_copy(&warehouse, &database, "dim_customer", &customers_v1, false, binary).await?;
+        let binary_fact = bare_copy(&warehouse, &database, "fact_sales", &facts, false, binary).await?;
         let versions: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM dim_customer").fetch_one(&database).await?;
         database.close().await;
         if let Warehouse::Postgres(pool) = warehouse {
@@ -323,6 +330,8 @@ pub async fn bench(options: LoadBench) -> anyhow::Result<serde_json::Value> {
         line("bare COPY dim_customer rows", dims, copy_dim);
         line("bare COPY fact_sales rows", options.facts, copy_fact);
         line("bare COPY fact_sales, with its key", options.facts, copy_fact_keyed);
+        line("bare binary COPY dim_customer rows", dims, binary_dim);
+        line("bare binary COPY fact_sales rows", options.facts, binary_fact);
         let dim_ratio = rate(dims, second) / rate(dims, copy_dim);
         let first_ratio = rate(dims, first) / rate(dims, copy_dim);
         let fact_ratio = rate(options.facts, fact_seconds) / rate(options.facts, copy_fact);
@@ -330,6 +339,9 @@ pub async fn bench(options: LoadBench) -> anyhow::Result<serde_json::Value> {
             rate(dims + options.facts, second + fact_seconds) / rate(dims + options.facts, copy_dim + copy_fact);
         let append_ratio = rate(options.facts, more_seconds) / rate(options.facts, copy_fact);
         let append_keyed_ratio = rate(options.facts, more_seconds) / rate(options.facts, copy_fact_keyed);
+        let binary_dim_ratio = binary_dim / second;
+        let binary_fact_ratio = binary_fact / fact_seconds;
+        let binary_combined = (binary_dim + binary_fact) / (second + fact_seconds);
         println!(
             "(*) median of three rounds, each into a fresh database: first delivery {}, changed {}",
             seconds_list(&firsts),
@@ -343,6 +355,11 @@ pub async fn bench(options: LoadBench) -> anyhow::Result<serde_json::Value> {
              first dimension delivery ÷ bare COPY {first_ratio:.2}"
         );
         println!(
+            "load ÷ bare binary COPY: dimension merge {binary_dim_ratio:.2}, facts {binary_fact_ratio:.2}, \
+             both {binary_combined:.2}; first delivery {:.2}",
+            binary_dim / first
+        );
+        println!(
             "counts: first {:?}; changed {:?}; facts {:?}; dim_customer versions {}",
             first_counts, second_counts, fact_counts, versions.0
         );
@@ -352,6 +369,9 @@ pub async fn bench(options: LoadBench) -> anyhow::Result<serde_json::Value> {
             "dimension_first_rounds": firsts, "dimension_changed_rounds": seconds,
             "copy_dimension_seconds": copy_dim, "copy_fact_seconds": copy_fact,
             "copy_fact_keyed_seconds": copy_fact_keyed,
+            "copy_binary_dimension_seconds": binary_dim, "copy_binary_fact_seconds": binary_fact,
+            "ratio_binary_dimension": binary_dim_ratio, "ratio_binary_fact": binary_fact_ratio,
+            "ratio_binary_combined": binary_combined,
             "fact_appended_seconds": more_seconds,
             "ratio_dimension": dim_ratio, "ratio_fact": fact_ratio, "ratio_combined": combined,
             "ratio_dimension_first": first_ratio,
@@ -369,15 +389,25 @@ fn seconds_list(seconds: &[f64]) -> String {
     seconds.iter().map(|seconds| format!("{seconds:.2}")).collect::<Vec<_>>().join(" / ") + " s"
 }
 
+/// The chain's curated facts through the load stage and through bare `COPY`s.
+pub struct CuratedLoad {
+    pub load_seconds: f64,
+    /// A bare `COPY` in CSV: the target's baseline.
+    pub copy_seconds: f64,
+    /// A bare binary `COPY`, the load's own format.
+    pub binary_copy_seconds: f64,
+    pub counts: lakestar::warehouse::TableCounts,
+}
+
 /// Loads a run's curated fact parts through the load stage into a scratch database, then
-/// `COPY`s the same rows into an empty table: seconds for each.
+/// `COPY`s the same rows into an empty table in CSV and in binary: seconds for each.
 pub async fn curated(
     admin_url: &str,
     contract: &Contract,
     run: &RunDescriptor,
     load_files: Vec<std::fs::File>,
     copy_files: Vec<std::fs::File>,
-) -> anyhow::Result<(f64, f64, lakestar::warehouse::TableCounts)> {
+) -> anyhow::Result<CuratedLoad> {
     let name = format!("lakestar_bench_chain_{}", std::process::id());
     let admin = sqlx::PgPool::connect(admin_url).await?;
     let url = scratch_database(&admin, admin_url, &name).await?;
@@ -388,19 +418,30 @@ pub async fn curated(
         let started = Instant::now();
         let tables = warehouse.load(contract, run, load_files, |_| Vec::new()).await?;
         let load_seconds = started.elapsed().as_secs_f64();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE \"bench_copy\" AS SELECT * FROM \"{table}\" WHERE FALSE"
-        )))
-        .execute(&database)
-        .await?;
-        let started = Instant::now();
-        warehouse.bulk_copy("bench_copy", copy_files).await?;
-        let copy_seconds = started.elapsed().as_secs_f64();
+        let copy = |format: CopyFormat, files: Vec<std::fs::File>| {
+            let (warehouse, database, table) = (&warehouse, &database, &table);
+            async move {
+                let name = format!("bench_copy_{format:?}");
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE TABLE \"{name}\" AS SELECT * FROM \"{table}\" WHERE FALSE"
+                )))
+                .execute(database)
+                .await?;
+                let started = Instant::now();
+                warehouse.bulk_copy(&name, files, format).await?;
+                anyhow::Ok(started.elapsed().as_secs_f64())
+            }
+        };
+        // The Parquet reader reads by position, so the same files serve both copies.
+        let again = copy_files.iter().map(std::fs::File::try_clone).collect::<std::io::Result<Vec<_>>>()?;
+        let copy_seconds = copy(CopyFormat::Csv, copy_files).await?;
+        let binary_copy_seconds = copy(CopyFormat::Binary, again).await?;
         database.close().await;
         if let Warehouse::Postgres(pool) = warehouse {
             pool.close().await;
         }
-        anyhow::Ok((load_seconds, copy_seconds, tables.get(&table).copied().unwrap_or_default()))
+        let counts = tables.get(&table).copied().unwrap_or_default();
+        anyhow::Ok(CuratedLoad { load_seconds, copy_seconds, binary_copy_seconds, counts })
     }
     .await;
     drop_database(&admin, &name).await?;

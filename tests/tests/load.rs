@@ -604,6 +604,40 @@ async fn postgres_a_failed_rebuild_after_a_bulk_copy_leaves_the_table_as_it_was(
     database.drop_database(warehouse).await;
 }
 
+/// The natural-key text columns of the star tables and their collation.
+const KEY_COLLATIONS: &str = "SELECT table_name || '.' || column_name, COALESCE(collation_name, 'default') \
+     FROM information_schema.columns WHERE table_schema = current_schema() \
+     AND (table_name, column_name) IN (('dim_customer', 'customer_id'), ('dim_product', 'product_id'), \
+     ('dim_store', 'store_id'), ('fact_sales', 'order_id')) ORDER BY 1";
+
+#[tokio::test]
+async fn postgres_natural_keys_compare_bytewise_and_tables_made_before_load_as_well() {
+    let collations = |collation: &str| -> Vec<Vec<Option<String>>> {
+        ["dim_customer.customer_id", "dim_product.product_id", "dim_store.store_id", "fact_sales.order_id"]
+            .map(|column| vec![text(column), text(collation)])
+            .to_vec()
+    };
+    // New tables: the natural keys collate "C".
+    let (database, warehouse) = postgres().await;
+    let pipeline = Pipeline::new(warehouse.clone()).await;
+    warehouse.ensure_tables(&pipeline.contract).await.expect("tables");
+    assert_eq!(query_text(&warehouse, KEY_COLLATIONS).await, collations("C"));
+    let customer_id = "SELECT COALESCE(collation_name, 'default') FROM information_schema.columns \
+                       WHERE table_name = 'fact_sales' AND column_name = 'customer_id'";
+    assert_eq!(query_text(&warehouse, customer_id).await, [vec![text("default")]], "a fact's reference is data");
+
+    // Tables as an earlier Lakestar made them, natural keys in the database's collation: the
+    // loads (staging tables, merges, as-of lookups, inferred members) work on them unchanged.
+    for column in collations("C") {
+        let (table, column) = column[0].as_deref().and_then(|name| name.split_once('.')).expect("table.column");
+        let alter = format!("ALTER TABLE {table} ALTER COLUMN {column} TYPE TEXT COLLATE \"default\"");
+        query_text(&warehouse, &alter).await;
+    }
+    fact_cases(&pipeline).await;
+    assert_eq!(query_text(&warehouse, KEY_COLLATIONS).await, collations("default"), "left as they were");
+    database.drop_database(warehouse).await;
+}
+
 #[tokio::test]
 async fn sqlite_facts_look_keys_up_as_of_their_date_and_complete_inferred_members() {
     let dir = tempfile::tempdir().expect("folder");

@@ -17,7 +17,7 @@ use super::merge::{
 };
 use super::scd::{self, INFERRED_FROM};
 use super::text::TextColumn;
-use super::tx::{Cells, Kind, Producer, StageBatch, Tx};
+use super::tx::{Cells, CopyFormat, Kind, Producer, StageBatch, Tx};
 use crate::Result;
 use crate::contract::{Contract, Dataset};
 
@@ -95,7 +95,7 @@ async fn dimension_index(tx: &mut Tx, reference: &Reference, named: Option<&Fast
     let mut statement = format!("SELECT {} FROM {} d", select.join(", "), reference.table);
     if let Some(named) = named {
         tx.create_temp(NAMED, &reference.natural_key_definitions).await?;
-        let mut stager = tx.stager(NAMED, &reference.natural_key).await?;
+        let mut stager = tx.stager(NAMED, &reference.natural_key, CopyFormat::Binary).await?;
         let keys: Vec<&String> = named.iter().collect();
         for chunk in keys.chunks(16_384) {
             let mut parts: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(chunk.len()); width];
@@ -431,7 +431,7 @@ async fn add_inferred(
     } else {
         bulk::SetAside::default()
     };
-    let mut stager = tx.stager(&reference.table, &columns).await?;
+    let mut stager = tx.stager(&reference.table, &columns, CopyFormat::Binary).await?;
     for chunk in missing.chunks(16_384) {
         let mut keys = Vec::with_capacity(chunk.len());
         let mut parts: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(chunk.len()); reference.natural_key.len()];

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 pub use dates::date_key;
 pub use merge::TableCounts;
+pub use tx::CopyFormat;
 use tx::Tx;
 
 use sqlx::postgres::PgPoolOptions;
@@ -208,9 +209,10 @@ impl Warehouse {
 
 impl Warehouse {
     /// A bare bulk copy of Parquet files into an existing table, matching columns by name:
-    /// `COPY` on PostgreSQL, batched inserts on SQLite, one transaction, no merge. The load
-    /// benchmark's baseline, and a quick way to pull a curated table into a scratch table.
-    pub async fn bulk_copy(&self, table: &str, files: Vec<std::fs::File>) -> Result<u64> {
+    /// `COPY` in `format` on PostgreSQL, batched inserts on SQLite, one transaction, no merge.
+    /// The load benchmark's baseline, and a quick way to pull a curated table into a scratch
+    /// table.
+    pub async fn bulk_copy(&self, table: &str, files: Vec<std::fs::File>, format: CopyFormat) -> Result<u64> {
         let mut tx = self.begin().await?;
         let columns: Vec<String> = existing_columns(&mut tx, table).await?.into_iter().map(|(name, _)| name).collect();
         if columns.is_empty() {
@@ -218,7 +220,7 @@ impl Warehouse {
         }
         let quoted: Vec<String> = columns.iter().map(|name| ddl::quote(name)).collect::<Result<_>>()?;
         let rows = CopiedRows { batches: Box::new(merge::batches(files, None)), columns };
-        let (_, copied) = tx.stage_from(&ddl::quote(table)?, &quoted, rows).await?;
+        let (_, copied) = tx.stage_from_as(&ddl::quote(table)?, &quoted, rows, format).await?;
         let copied = copied?;
         tx.commit().await?;
         Ok(copied)

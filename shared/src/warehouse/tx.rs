@@ -5,7 +5,7 @@ use sqlx::postgres::PgCopyIn;
 use sqlx::{PgConnection, Postgres, Row, Sqlite, Transaction};
 
 use super::Dialect;
-use super::binary::BinaryRows;
+use super::binary::{self, BinaryColumns, BinaryRows, Wire};
 use super::text::{TextColumn, push_csv_field};
 use crate::{Error, Result};
 
@@ -117,32 +117,63 @@ pub(crate) trait Producer: Send + 'static {
     fn next_batch(&mut self) -> Option<Result<StageBatch>>;
 }
 
-/// What the producing thread hands over: CSV for PostgreSQL's `COPY`, rows for SQLite.
+/// What the producing thread hands over: rows encoded for PostgreSQL's `COPY`, rows for SQLite.
 enum Chunk {
-    Csv(String, usize),
+    Encoded(Vec<u8>, usize),
     Rows(StageBatch),
 }
 
+/// The format of PostgreSQL's `COPY … FROM STDIN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFormat {
+    /// Each value in its column's binary form when every column's type has one here, else CSV.
+    Binary,
+    /// CSV text, every value quoted, parsed by the server.
+    Csv,
+}
+
+/// How one `COPY`'s rows are encoded.
+#[derive(Debug, Clone)]
+pub(crate) enum Encoding {
+    Csv,
+    Binary(std::sync::Arc<BinaryColumns>),
+}
+
+impl Encoding {
+    /// Appends `batch`'s rows to `out`.
+    fn encode(&self, batch: &StageBatch, out: &mut Vec<u8>) -> Result<()> {
+        match self {
+            Encoding::Csv => {
+                encode_csv(batch, out);
+                Ok(())
+            }
+            Encoding::Binary(columns) => columns.encode(batch, out),
+        }
+    }
+}
+
 /// Appends `batch` as CSV rows (every value quoted, nulls empty) to `out`.
-fn encode_csv(batch: &StageBatch, out: &mut String) {
+fn encode_csv(batch: &StageBatch, out: &mut Vec<u8>) {
     let mut value = String::new();
+    let mut text = String::new();
     for row in 0..batch.rows {
         for (index, column) in batch.columns.iter().enumerate() {
             if index > 0 {
-                out.push(',');
+                text.push(',');
             }
             value.clear();
             if column.write(row, &mut value) {
-                push_csv_field(Some(&value), out);
+                push_csv_field(Some(&value), &mut text);
             }
         }
-        out.push('\n');
+        text.push('\n');
     }
+    out.extend_from_slice(text.as_bytes());
 }
 
 /// An open bulk load into a staging table.
 pub(crate) enum Stager<'a> {
-    Postgres { copy: PgCopyIn<&'a mut PgConnection>, buffer: String },
+    Postgres { copy: PgCopyIn<&'a mut PgConnection>, encoding: Encoding, buffer: Vec<u8> },
     Sqlite { tx: &'a mut Transaction<'static, Sqlite>, table: String, columns: Vec<String>, staged: u64 },
 }
 
@@ -153,10 +184,10 @@ impl Stager<'_> {
     /// Sends one batch.
     pub async fn send(&mut self, batch: &StageBatch) -> Result<()> {
         match self {
-            Stager::Postgres { copy, buffer } => {
+            Stager::Postgres { copy, encoding, buffer } => {
                 buffer.clear();
-                encode_csv(batch, buffer);
-                copy.send(buffer.as_bytes()).await.map_err(|error| Error::database("staging rows with COPY", error))?;
+                encoding.encode(batch, buffer)?;
+                copy.send(buffer.as_slice()).await.map_err(|error| Error::database("staging rows with COPY", error))?;
                 Ok(())
             }
             Stager::Sqlite { tx, table, columns, staged } => {
@@ -185,15 +216,21 @@ impl Stager<'_> {
         }
     }
 
-    /// Sends rows already encoded by [`encode_csv`] (PostgreSQL only).
-    async fn send_csv(&mut self, csv: &str) -> Result<()> {
+    /// How this load's rows are encoded (`None` for SQLite, which binds them).
+    fn encoding(&self) -> Option<Encoding> {
         match self {
-            Stager::Postgres { copy, .. } => copy
-                .send(csv.as_bytes())
-                .await
-                .map(|_| ())
-                .map_err(|error| Error::database("staging rows with COPY", error)),
-            Stager::Sqlite { .. } => Err(Error::WarehouseLoad("CSV cannot be staged into SQLite".to_string())),
+            Stager::Postgres { encoding, .. } => Some(encoding.clone()),
+            Stager::Sqlite { .. } => None,
+        }
+    }
+
+    /// Sends rows already encoded by [`Stager::encoding`] (PostgreSQL only).
+    async fn send_encoded(&mut self, rows: &[u8]) -> Result<()> {
+        match self {
+            Stager::Postgres { copy, .. } => {
+                copy.send(rows).await.map(|_| ()).map_err(|error| Error::database("staging rows with COPY", error))
+            }
+            Stager::Sqlite { .. } => Err(Error::WarehouseLoad("encoded rows cannot be staged into SQLite".to_string())),
         }
     }
 
@@ -207,7 +244,12 @@ impl Stager<'_> {
     /// Ends the load; returns the rows staged.
     pub async fn finish(self) -> Result<u64> {
         match self {
-            Stager::Postgres { copy, .. } => {
+            Stager::Postgres { mut copy, encoding, .. } => {
+                if let Encoding::Binary(_) = encoding {
+                    copy.send(binary::TRAILER.as_slice())
+                        .await
+                        .map_err(|error| Error::database("ending COPY into staging", error))?;
+                }
                 copy.finish().await.map_err(|error| Error::database("finishing COPY into staging", error))
             }
             Stager::Sqlite { staged, .. } => Ok(staged),
@@ -348,16 +390,61 @@ impl Tx {
             .ok_or_else(|| Error::WarehouseLoad(format!("{what}: the warehouse returned no number")))
     }
 
-    /// Starts a bulk load of `columns` (quoted) into the staging table `table`.
-    pub async fn stager(&mut self, table: &str, columns: &[String]) -> Result<Stager<'_>> {
+    /// Each of `columns` (quoted) of `table` with its binary form; `None` when one of them
+    /// has a type Lakestar does not encode.
+    async fn binary_columns(&mut self, table: &str, columns: &[String]) -> Result<Option<BinaryColumns>> {
+        let types: std::collections::HashMap<String, String> = self
+            .fetch_text(
+                "reading the column types of a table to copy into",
+                format!(
+                    "SELECT CAST(a.attname AS TEXT), CAST(t.typname AS TEXT) FROM pg_attribute a \
+                     JOIN pg_type t ON t.oid = a.atttypid \
+                     WHERE a.attrelid = CAST('{}' AS regclass) AND a.attnum > 0 AND NOT a.attisdropped",
+                    table.replace('\'', "''")
+                ),
+            )
+            .await?
+            .into_iter()
+            .filter_map(|row| match row.as_slice() {
+                [Some(name), Some(type_name)] => Some((name.clone(), type_name.clone())),
+                _ => None,
+            })
+            .collect();
+        let mut wires = Vec::with_capacity(columns.len());
+        for column in columns {
+            let name = column.trim_matches('"');
+            let Some(wire) = types.get(name).and_then(|type_name| Wire::of(type_name)) else {
+                return Ok(None);
+            };
+            wires.push((name.to_string(), wire));
+        }
+        Ok(Some(BinaryColumns { table: table.to_string(), columns: wires }))
+    }
+
+    /// Starts a bulk load of `columns` (quoted) into the staging table `table`, in binary
+    /// form when `format` asks for it and every column's type has one.
+    pub async fn stager(&mut self, table: &str, columns: &[String], format: CopyFormat) -> Result<Stager<'_>> {
+        let binary = match (self.dialect(), format) {
+            (Dialect::Postgres, CopyFormat::Binary) => self.binary_columns(table, columns).await?,
+            _ => None,
+        };
         match self {
             Tx::Postgres(tx) => {
-                let statement = format!("COPY {table} ({}) FROM STDIN WITH (FORMAT csv)", columns.join(", "));
-                let copy = tx
+                let (encoding, name) = match binary {
+                    Some(columns) => (Encoding::Binary(std::sync::Arc::new(columns)), "binary"),
+                    None => (Encoding::Csv, "csv"),
+                };
+                let statement = format!("COPY {table} ({}) FROM STDIN WITH (FORMAT {name})", columns.join(", "));
+                let mut copy = tx
                     .copy_in_raw(&statement)
                     .await
                     .map_err(|error| Error::database("starting COPY into staging", error))?;
-                Ok(Stager::Postgres { copy, buffer: String::new() })
+                if let Encoding::Binary(_) = encoding {
+                    copy.send(binary::header())
+                        .await
+                        .map_err(|error| Error::database("starting COPY into staging", error))?;
+                }
+                Ok(Stager::Postgres { copy, encoding, buffer: Vec::new() })
             }
             Tx::Sqlite(tx) => Ok(Stager::Sqlite { tx, table: table.to_string(), columns: columns.to_vec(), staged: 0 }),
         }
@@ -372,24 +459,34 @@ impl Tx {
         &mut self,
         table: &str,
         columns: &[String],
-        mut producer: P,
+        producer: P,
     ) -> Result<(P, Result<u64>)> {
-        let csv = self.dialect() == Dialect::Postgres;
-        let mut stager = match self.stager(table, columns).await {
+        self.stage_from_as(table, columns, producer, CopyFormat::Binary).await
+    }
+
+    /// [`Tx::stage_from`] in a chosen `COPY` format.
+    pub async fn stage_from_as<P: Producer>(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        mut producer: P,
+        format: CopyFormat,
+    ) -> Result<(P, Result<u64>)> {
+        let mut stager = match self.stager(table, columns, format).await {
             Ok(stager) => stager,
             Err(error) => return Ok((producer, Err(error))),
         };
+        let encoding = stager.encoding();
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Chunk>>(2);
         let worker = tokio::task::spawn_blocking(move || {
             while let Some(next) = producer.next_batch() {
-                let chunk = next.map(|batch| {
-                    if csv {
-                        let mut out = String::with_capacity(batch.rows * 64);
-                        encode_csv(&batch, &mut out);
-                        Chunk::Csv(out, batch.rows)
-                    } else {
-                        Chunk::Rows(batch)
+                let chunk = next.and_then(|batch| match &encoding {
+                    Some(encoding) => {
+                        let mut out = Vec::with_capacity(batch.rows * 64);
+                        encoding.encode(&batch, &mut out)?;
+                        Ok(Chunk::Encoded(out, batch.rows))
                     }
+                    None => Ok(Chunk::Rows(batch)),
                 });
                 let failed = chunk.is_err();
                 if sender.blocking_send(chunk).is_err() || failed {
@@ -402,7 +499,7 @@ impl Tx {
         let mut outcome = Ok(());
         while let Some(chunk) = receiver.recv().await {
             let sent = match chunk {
-                Ok(Chunk::Csv(text, rows)) => stager.send_csv(&text).await.map(|()| rows),
+                Ok(Chunk::Encoded(bytes, rows)) => stager.send_encoded(&bytes).await.map(|()| rows),
                 Ok(Chunk::Rows(batch)) => stager.send(&batch).await.map(|()| batch.rows),
                 Err(error) => Err(error),
             };
