@@ -421,14 +421,17 @@ pub async fn curated(
         let copy = |format: CopyFormat, files: Vec<std::fs::File>| {
             let (warehouse, database, table) = (&warehouse, &database, &table);
             async move {
-                let name = format!("bench_copy_{format:?}");
+                let name = match format {
+                    CopyFormat::Csv => "bench_copy_csv",
+                    CopyFormat::Binary => "bench_copy_binary",
+                };
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "CREATE TABLE \"{name}\" AS SELECT * FROM \"{table}\" WHERE FALSE"
                 )))
                 .execute(database)
                 .await?;
                 let started = Instant::now();
-                warehouse.bulk_copy(&name, files, format).await?;
+                warehouse.bulk_copy(name, files, format).await?;
                 anyhow::Ok(started.elapsed().as_secs_f64())
             }
         };

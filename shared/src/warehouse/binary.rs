@@ -307,13 +307,17 @@ impl BinaryColumns {
         if let (Cells::Integers(values), true) = (cells, is_integer(wire)) {
             return match values[row] {
                 Some(value) => push_integer(value, wire, out).ok_or_else(out_of_range),
-                None => push_null(out).ok_or_else(out_of_range),
+                None => {
+                    push_null(out);
+                    Ok(())
+                }
             };
         }
         // Anything else travels as its text, read here as PostgreSQL would read it.
         text.clear();
         if !cells.write(row, text) {
-            return push_null(out).ok_or_else(out_of_range);
+            push_null(out);
+            return Ok(());
         }
         // Other types' text may be surrounded by spaces, as PostgreSQL's input functions allow.
         let trimmed = text.trim();

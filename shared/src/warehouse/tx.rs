@@ -1,5 +1,6 @@
 //! One warehouse transaction, whichever the backend: statements, text reads, per-table locks
-//! and bulk staging (PostgreSQL `COPY … FROM STDIN`, SQLite batched multi-row inserts).
+//! and bulk staging (PostgreSQL `COPY … FROM STDIN`, in binary when every column's type has a
+//! binary form in [`super::binary`], else in CSV; SQLite batched multi-row inserts).
 
 use sqlx::postgres::PgCopyIn;
 use sqlx::{PgConnection, Postgres, Row, Sqlite, Transaction};
