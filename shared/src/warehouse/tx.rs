@@ -414,7 +414,9 @@ impl Tx {
         let mut wires = Vec::with_capacity(columns.len());
         for column in columns {
             let name = column.trim_matches('"');
-            let Some(wire) = types.get(name).and_then(|type_name| Wire::of(type_name)) else {
+            let type_name = types.get(name).map_or("(unknown)", String::as_str);
+            let Some(wire) = Wire::of(type_name) else {
+                tracing::debug!(table = %table, column = %name, r#type = %type_name, "Copying as CSV: a column's type has no binary form here.");
                 return Ok(None);
             };
             wires.push((name.to_string(), wire));
