@@ -161,7 +161,12 @@ impl<'k> BinaryRows<'k> {
         })
     }
 
-    /// The rows, once the stream has ended.
+    /// The rows decoded so far and not yet taken.
+    pub(crate) fn drain(&mut self) -> std::vec::Drain<'_, Vec<Value>> {
+        self.rows.drain(..)
+    }
+
+    /// The rows not yet taken, once the stream has ended.
     pub(crate) fn finish(self) -> Result<Vec<Vec<Value>>> {
         if !self.ended {
             return Err(self.error("ended before its end marker"));

@@ -571,9 +571,8 @@ async fn read_versions(
     if staged {
         statement.push_str(&where_staged(KEYS, natural_key));
     }
-    let rows = tx.fetch("reading the versions of the delivered keys", statement, &kinds).await?;
-    let mut existing = scd::Existing::with_capacity_and_hasher(rows.len(), Default::default());
-    for row in rows {
+    let mut existing = scd::Existing::default();
+    tx.fetch_each("reading the versions of the delivered keys", statement, &kinds, |row| {
         let mut values = row.into_iter();
         let mut next = || values.next().unwrap_or(Value::Text(None));
         let key = next().integer().unwrap_or_default();
@@ -588,7 +587,8 @@ async fn read_versions(
             is_inferred: next().into_text().as_deref() == Some("1"),
         };
         existing.entry(natural).or_default().push(version);
-    }
+    })
+    .await?;
     Ok(existing)
 }
 

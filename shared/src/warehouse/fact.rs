@@ -17,7 +17,7 @@ use super::merge::{
 };
 use super::scd::{self, INFERRED_FROM};
 use super::text::TextColumn;
-use super::tx::{Cells, CopyFormat, Kind, Producer, StageBatch, Tx};
+use super::tx::{Cells, CopyFormat, Kind, Producer, StageBatch, Tx, Value};
 use crate::Result;
 use crate::contract::{Contract, Dataset};
 
@@ -117,26 +117,23 @@ async fn dimension_index(tx: &mut Tx, reference: &Reference, named: Option<&Fast
         }
         statement.push_str(&where_staged(NAMED, &reference.natural_key));
     }
-    let rows = tx.fetch(&format!("reading the versions of {}", reference.table), statement, &kinds).await?;
-    let highest = match named {
-        Some(_) => {
-            tx.drop_temp(&[NAMED]).await?;
-            highest_key(tx, &reference.table, &reference.key).await?
-        }
-        None => 0,
-    };
-    let mut versions: FastMap<String, Vec<(i64, Option<i64>, i64)>> =
-        FastMap::with_capacity_and_hasher(rows.len(), Default::default());
-    let mut max_key = highest;
+    let mut versions: FastMap<String, Vec<(i64, Option<i64>, i64)>> = FastMap::default();
+    let mut max_key = 0;
     let inferred_from = scd::timestamp_micros(INFERRED_FROM).unwrap_or(i64::MIN);
-    for mut row in rows {
-        let key = row[width].integer().unwrap_or_default();
+    let what = format!("reading the versions of {}", reference.table);
+    tx.fetch_each(&what, statement, &kinds, |mut row| {
+        let key = row.get(width).and_then(Value::integer).unwrap_or_default();
         max_key = max_key.max(key);
-        let from = row[width + 1].micros().unwrap_or(inferred_from);
-        let to = row[width + 2].micros();
+        let from = row.get(width + 1).and_then(Value::micros).unwrap_or(inferred_from);
+        let to = row.get(width + 2).and_then(Value::micros);
         row.truncate(width);
         let natural = natural_text(row.into_iter());
         versions.entry(natural).or_default().push((from, to, key));
+    })
+    .await?;
+    if named.is_some() {
+        tx.drop_temp(&[NAMED]).await?;
+        max_key = max_key.max(highest_key(tx, &reference.table, &reference.key).await?);
     }
     for list in versions.values_mut() {
         list.sort();

@@ -346,8 +346,16 @@ impl Tx {
 
     /// Reads rows whose columns are decoded as `kinds` say: instants and integers in their
     /// own types, without the server formatting them as text. `Text` columns must be text
-    /// (the statement casts others).
-    pub async fn fetch(&mut self, what: &str, statement: String, kinds: &[Kind]) -> Result<Vec<Vec<Value>>> {
+    /// (the statement casts others). Each row goes to `each` as soon as its bytes arrive, so
+    /// the caller builds its own structure while the server still sends, and the rows are
+    /// never all held twice.
+    pub async fn fetch_each(
+        &mut self,
+        what: &str,
+        statement: String,
+        kinds: &[Kind],
+        mut each: impl FnMut(Vec<Value>) + Send,
+    ) -> Result<()> {
         let context = |error| Error::database(what, error);
         match self {
             Tx::Postgres(tx) => {
@@ -357,12 +365,13 @@ impl Tx {
                 let mut rows = BinaryRows::new(what, kinds);
                 while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
                     rows.push(&chunk.map_err(context)?)?;
+                    rows.drain().for_each(&mut each);
                 }
-                rows.finish()
+                rows.finish()?.into_iter().for_each(each);
+                Ok(())
             }
             Tx::Sqlite(tx) => {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(statement)).fetch_all(&mut **tx).await.map_err(context)?;
-                let mut out = Vec::with_capacity(rows.len());
                 for row in rows {
                     let mut values = Vec::with_capacity(kinds.len());
                     for (index, kind) in kinds.iter().enumerate() {
@@ -375,9 +384,9 @@ impl Tx {
                             }
                         });
                     }
-                    out.push(values);
+                    each(values);
                 }
-                Ok(out)
+                Ok(())
             }
         }
     }
