@@ -275,6 +275,20 @@ async fn postgres_binary_copy_stores_every_value_as_the_csv_copy_does() {
     assert_eq!(binary[4][5], None, "NaN is stored as a null in both forms");
     assert_eq!(binary[1][1], text(""), "an empty string stays a string");
     assert_eq!(binary[6][11], text("1969-12-31 23:59:59.999999"));
+
+    // Floats into a numeric column (a bulk copy into a table of one's own): their shortest
+    // text, exponents included, reads as PostgreSQL's own parser reads it.
+    let numeric = EVERY_TYPE.replace("ratio DOUBLE PRECISION", "ratio NUMERIC");
+    for table in ["numeric_csv", "numeric_binary"] {
+        run(format!("CREATE TABLE {table} ({numeric})")).await;
+    }
+    warehouse.bulk_copy("numeric_csv", open(), CopyFormat::Csv).await.expect("CSV copy");
+    warehouse.bulk_copy("numeric_binary", open(), CopyFormat::Binary).await.expect("binary copy");
+    let ratios = |table: &str| format!("SELECT ratio::text FROM {table} ORDER BY id");
+    let from_csv = run(ratios("numeric_csv")).await;
+    assert_eq!(run(ratios("numeric_binary")).await, from_csv);
+    assert_eq!(from_csv[0], vec![text("0.1")]);
+    assert!(from_csv[2][0].as_deref().is_some_and(|big| big.len() == 301 && big.starts_with("10")), "{from_csv:?}");
     database.drop_database(warehouse).await;
 }
 

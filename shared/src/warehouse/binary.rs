@@ -376,7 +376,7 @@ fn typed_field(column: &TextColumn, row: usize, wire: Wire, out: &mut Vec<u8>) -
         (TextColumn::Boolean(array), Wire::Bool) => push_bytes(out, &[u8::from(array.value(row))]),
         (TextColumn::Decimal(array, scale), Wire::Numeric) => {
             let value = array.value(row);
-            push_numeric(value < 0, itoa::Buffer::new().format(value.unsigned_abs()), *scale, out)
+            push_numeric(value < 0, itoa::Buffer::new().format(value.unsigned_abs()), i32::from(*scale), out)
         }
         // A date or an instant chrono cannot hold is a null, as in the CSV form.
         (TextColumn::Date(array), Wire::Date) => match array.value_as_date(row) {
@@ -437,38 +437,48 @@ fn push_integer(value: i64, wire: Wire, out: &mut Vec<u8>) -> Option<()> {
     }
 }
 
-/// A decimal literal (`-12.50`, `7`, `+.5`) as its sign, its digits and how many of them
-/// follow the point; `None` for anything else (exponents, `NaN`).
-fn decimal_text(text: &str) -> Option<(bool, String, i8)> {
+/// A decimal literal (`-12.50`, `7`, `+.5`, `1.5e-7`) as its sign, its digits and how many
+/// places the point stands left of their end (negative: zeros to append); `None` for anything
+/// else (`NaN`, `Infinity`, a scale beyond PostgreSQL's 1 000 digits).
+fn decimal_text(text: &str) -> Option<(bool, String, i32)> {
     let (negative, unsigned) = match text.as_bytes().first()? {
         b'-' => (true, &text[1..]),
         b'+' => (false, &text[1..]),
         _ => (false, text),
     };
-    let (integer, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (integer, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let all_digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
     if integer.len() + fraction.len() == 0 || !all_digits(integer) || !all_digits(fraction) {
         return None;
     }
-    let scale = i8::try_from(fraction.len()).ok()?;
-    Some((negative, format!("{integer}{fraction}"), scale))
+    let scale = i32::try_from(fraction.len()).ok()?.checked_sub(exponent)?;
+    (-MAX_SCALE..=MAX_SCALE).contains(&scale).then(|| (negative, format!("{integer}{fraction}"), scale))
 }
+
+/// The most places a numeric's point may move in [`decimal_text`] (PostgreSQL's display
+/// scale stops at 1 000).
+const MAX_SCALE: i32 = 1_000;
 
 /// Appends a numeric field: the value `digits` (decimal, unsigned) × 10^-`scale`, negated when
 /// `negative`. `None` when it has more digits than PostgreSQL's binary form carries.
-fn push_numeric(negative: bool, digits: &str, scale: i8, out: &mut Vec<u8>) -> Option<()> {
+fn push_numeric(negative: bool, digits: &str, scale: i32, out: &mut Vec<u8>) -> Option<()> {
     let digits = digits.as_bytes();
     if scale <= 0 {
         // A negative scale appends zeros to the integer.
         let mut integer = digits.to_vec();
-        integer.extend(std::iter::repeat_n(b'0', usize::from(scale.unsigned_abs())));
+        integer.extend(std::iter::repeat_n(b'0', usize::try_from(scale.unsigned_abs()).ok()?));
         return push_groups(negative, &integer, &[], 0, out);
     }
-    let scale = scale as usize;
+    let display_scale = u16::try_from(scale).ok()?;
+    let scale = usize::from(display_scale);
     let mut padded = vec![b'0'; scale.saturating_sub(digits.len())];
     padded.extend_from_slice(digits);
     let (integer, fraction) = padded.split_at(padded.len() - scale);
-    push_groups(negative, integer, fraction, scale as u16, out)
+    push_groups(negative, integer, fraction, display_scale, out)
 }
 
 /// Appends a numeric field from its integer and fraction digits (decimal ASCII).
@@ -599,7 +609,7 @@ mod tests {
     }
 
     /// A numeric field's header and digits.
-    fn numeric(negative: bool, digits: &str, scale: i8) -> (i16, i16, u16, u16, Vec<i16>) {
+    fn numeric(negative: bool, digits: &str, scale: i32) -> (i16, i16, u16, u16, Vec<i16>) {
         let mut out = Vec::new();
         push_numeric(negative, digits, scale, &mut out).expect("fits");
         let word = |at: usize| [out[at], out[at + 1]];
@@ -621,7 +631,12 @@ mod tests {
         assert_eq!(numeric(true, "0", 2), (0, 0, 0, 2, vec![]), "zero has no sign");
         assert_eq!(decimal_text("-12.50"), Some((true, "1250".to_string(), 2)));
         assert_eq!(decimal_text("+.5"), Some((false, "5".to_string(), 1)));
-        for not_decimal in ["", "-", ".", "1e5", "NaN", "1.2.3", "12a"] {
+        // Exponents, as a float's shortest text has them: 1.5e-7, 1e300, 2E+3.
+        assert_eq!(decimal_text("1.5e-7"), Some((false, "15".to_string(), 8)));
+        assert_eq!(decimal_text("-1e300"), Some((true, "1".to_string(), -300)));
+        assert_eq!(decimal_text("2E+3"), Some((false, "2".to_string(), -3)));
+        assert_eq!(numeric(false, "1", -300), (1, 75, 0, 0, vec![1]), "10^300 is 1 × 10000^75");
+        for not_decimal in ["", "-", ".", "1e", "e5", "1e5.5", "1e-2000", "NaN", "Infinity", "1.2.3", "12a"] {
             assert_eq!(decimal_text(not_decimal), None, "{not_decimal}");
         }
     }
