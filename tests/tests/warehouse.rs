@@ -225,29 +225,50 @@ fn every_type_parquet(dir: &std::path::Path) -> std::path::PathBuf {
 const EVERY_TYPE: &str = "id BIGINT, label TEXT, big BIGINT, small INTEGER, tiny SMALLINT, ratio DOUBLE PRECISION, \
      flag BOOLEAN, price NUMERIC(12,2), exact NUMERIC(38,10), whole NUMERIC, day DATE, at TIMESTAMPTZ, note VARCHAR(4)";
 
+/// The every-type file and a fresh PostgreSQL database to copy it into.
+struct EveryType {
+    _dir: tempfile::TempDir,
+    file: std::path::PathBuf,
+    database: PostgresDatabase,
+    warehouse: Warehouse,
+}
+
+impl EveryType {
+    async fn new() -> EveryType {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = every_type_parquet(dir.path());
+        let (database, url) = PostgresDatabase::create().await;
+        let warehouse = Warehouse::connect(&url).await.expect("connect");
+        EveryType { _dir: dir, file, database, warehouse }
+    }
+
+    /// The file, opened afresh for one copy.
+    fn open(&self) -> Vec<std::fs::File> {
+        vec![std::fs::File::open(&self.file).expect("parquet")]
+    }
+
+    /// `statement`'s rows as text.
+    async fn run(&self, statement: String) -> Vec<Vec<Option<String>>> {
+        query_text(&self.warehouse, &statement).await
+    }
+}
+
 #[tokio::test]
 async fn postgres_binary_copy_stores_every_value_as_the_csv_copy_does() {
-    let dir = tempfile::tempdir().expect("dir");
-    let file = every_type_parquet(dir.path());
-    let (database, url) = PostgresDatabase::create().await;
-    let warehouse = Warehouse::connect(&url).await.expect("connect");
-    let run = |statement: String| {
-        let warehouse = warehouse.clone();
-        async move { query_text(&warehouse, &statement).await }
-    };
+    let every_type = EveryType::new().await;
+    let warehouse = &every_type.warehouse;
     for table in ["as_csv", "as_binary"] {
-        run(format!("CREATE TABLE {table} ({EVERY_TYPE})")).await;
+        every_type.run(format!("CREATE TABLE {table} ({EVERY_TYPE})")).await;
     }
-    let open = || vec![std::fs::File::open(&file).expect("parquet")];
     // These types all travel in binary (the next test shows it: a value out of a column's
     // range is Lakestar's own encoding error there, not the server's CSV parsing error).
-    assert_eq!(warehouse.bulk_copy("as_csv", open(), CopyFormat::Csv).await.expect("CSV copy"), 7);
-    assert_eq!(warehouse.bulk_copy("as_binary", open(), CopyFormat::Binary).await.expect("binary copy"), 7);
+    assert_eq!(warehouse.bulk_copy("as_csv", every_type.open(), CopyFormat::Csv).await.expect("CSV copy"), 7);
+    assert_eq!(warehouse.bulk_copy("as_binary", every_type.open(), CopyFormat::Binary).await.expect("binary copy"), 7);
 
     let every = "id::text, label, big::text, small::text, tiny::text, ratio::text, flag::text, price::text, \
                  exact::text, whole::text, day::text, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), note";
-    let csv = run(format!("SELECT {every} FROM as_csv ORDER BY id")).await;
-    let binary = run(format!("SELECT {every} FROM as_binary ORDER BY id")).await;
+    let csv = every_type.run(format!("SELECT {every} FROM as_csv ORDER BY id")).await;
+    let binary = every_type.run(format!("SELECT {every} FROM as_binary ORDER BY id")).await;
     assert_eq!(binary, csv);
     // And the values are the file's, not merely the same wrong ones.
     let text = |value: &str| Some(value.to_string());
@@ -280,39 +301,43 @@ async fn postgres_binary_copy_stores_every_value_as_the_csv_copy_does() {
     // text, exponents included, reads as PostgreSQL's own parser reads it.
     let numeric = EVERY_TYPE.replace("ratio DOUBLE PRECISION", "ratio NUMERIC");
     for table in ["numeric_csv", "numeric_binary"] {
-        run(format!("CREATE TABLE {table} ({numeric})")).await;
+        every_type.run(format!("CREATE TABLE {table} ({numeric})")).await;
     }
-    warehouse.bulk_copy("numeric_csv", open(), CopyFormat::Csv).await.expect("CSV copy");
-    warehouse.bulk_copy("numeric_binary", open(), CopyFormat::Binary).await.expect("binary copy");
+    warehouse.bulk_copy("numeric_csv", every_type.open(), CopyFormat::Csv).await.expect("CSV copy");
+    warehouse.bulk_copy("numeric_binary", every_type.open(), CopyFormat::Binary).await.expect("binary copy");
     let ratios = |table: &str| format!("SELECT ratio::text FROM {table} ORDER BY id");
-    let from_csv = run(ratios("numeric_csv")).await;
-    assert_eq!(run(ratios("numeric_binary")).await, from_csv);
+    let from_csv = every_type.run(ratios("numeric_csv")).await;
+    assert_eq!(every_type.run(ratios("numeric_binary")).await, from_csv);
     assert_eq!(from_csv[0], vec![text("0.1")]);
     assert!(from_csv[2][0].as_deref().is_some_and(|big| big.len() == 301 && big.starts_with("10")), "{from_csv:?}");
-    database.drop_database(warehouse).await;
+    every_type.database.drop_database(every_type.warehouse).await;
 }
 
 #[tokio::test]
 async fn postgres_binary_copy_falls_back_to_csv_for_other_types_and_names_a_value_out_of_range() {
-    let dir = tempfile::tempdir().expect("dir");
-    let file = every_type_parquet(dir.path());
-    let (database, url) = PostgresDatabase::create().await;
-    let warehouse = Warehouse::connect(&url).await.expect("connect");
-    let open = || vec![std::fs::File::open(&file).expect("parquet")];
+    let every_type = EveryType::new().await;
+    let warehouse = &every_type.warehouse;
     // A type Lakestar does not encode (here the label as `citext`-like `name`): the copy goes as CSV.
     let other = EVERY_TYPE.replace("label TEXT", "label NAME");
-    query_text(&warehouse, &format!("CREATE TABLE other_types ({other})")).await;
-    assert_eq!(warehouse.bulk_copy("other_types", open(), CopyFormat::Binary).await.expect("CSV fallback"), 7);
-    let labels = query_text(&warehouse, "SELECT label::text FROM other_types WHERE id = 6").await;
+    query_text(warehouse, &format!("CREATE TABLE other_types ({other})")).await;
+    assert_eq!(
+        warehouse.bulk_copy("other_types", every_type.open(), CopyFormat::Binary).await.expect("CSV fallback"),
+        7
+    );
+    let labels = query_text(warehouse, "SELECT label::text FROM other_types WHERE id = 6").await;
     assert_eq!(labels, vec![vec![Some("漢字 🚀".to_string())]]);
 
     // A 64-bit value into a narrower column: an error naming the table and the column, never the value.
     let narrow = EVERY_TYPE.replace("big BIGINT", "big INTEGER");
-    query_text(&warehouse, &format!("CREATE TABLE narrow ({narrow})")).await;
-    let error = warehouse.bulk_copy("narrow", open(), CopyFormat::Binary).await.expect_err("out of range").to_string();
+    query_text(warehouse, &format!("CREATE TABLE narrow ({narrow})")).await;
+    let error = warehouse
+        .bulk_copy("narrow", every_type.open(), CopyFormat::Binary)
+        .await
+        .expect_err("out of range")
+        .to_string();
     assert!(error.contains("narrow") && error.contains("`big`") && error.contains("integer"), "{error}");
     assert!(!error.contains(&i64::MIN.to_string()), "{error}");
-    let left = query_text(&warehouse, "SELECT COUNT(*)::text FROM narrow").await;
+    let left = query_text(warehouse, "SELECT COUNT(*)::text FROM narrow").await;
     assert_eq!(left, vec![vec![Some("0".to_string())]], "nothing of the failed copy stays");
-    database.drop_database(warehouse).await;
+    every_type.database.drop_database(every_type.warehouse).await;
 }
