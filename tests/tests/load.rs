@@ -575,6 +575,29 @@ async fn postgres_new_versions_are_copied_in_key_order_whatever_the_file_order()
 }
 
 #[tokio::test]
+async fn postgres_a_large_delivery_in_partly_sorted_order_lands_whole_in_key_order() {
+    let (database, warehouse) = postgres().await;
+    let pipeline = Pipeline::new(warehouse.clone()).await;
+    // 3 000 customers: a long sorted run (sent as a slice of the curated batch), a run in
+    // reverse and a short sorted run (both gathered row by row).
+    let ids: Vec<u32> = (1_000..2_500).chain((3_000..4_000).rev()).chain(2_500..3_000).collect();
+    let city = |id: u32| format!("Town{}", id % 997);
+    let rows: Vec<String> =
+        ids.iter().map(|&id| customer(&format!("C{id}"), &city(id), "gold", "2024-01-01T09:00:00Z")).collect();
+    let loaded = pipeline
+        .deliver("customers", "landing/d1/customers.csv", customers_csv(&rows).as_bytes(), "2024-01-01T02:00:00Z")
+        .await;
+    assert_eq!(loaded.tables["dim_customer"].inserted, 3_000);
+    let heap = "SELECT customer_id, CAST(customer_key AS TEXT), city FROM dim_customer ORDER BY ctid";
+    let expected: Vec<Vec<Option<String>>> = (1_000..4_000)
+        .zip(1..)
+        .map(|(id, key): (u32, u32)| vec![text(&format!("C{id}")), text(&key.to_string()), text(&city(id))])
+        .collect();
+    assert_eq!(query_text(&warehouse, heap).await, expected);
+    database.drop_database(warehouse).await;
+}
+
+#[tokio::test]
 async fn postgres_a_failed_rebuild_after_a_bulk_copy_leaves_the_table_as_it_was() {
     let (database, warehouse) = postgres().await;
     let pipeline = Pipeline::new(warehouse.clone()).await;

@@ -98,27 +98,23 @@ impl<'k> BinaryRows<'k> {
         if count as usize != self.kinds.len() {
             return Err(self.error(&format!("has {count} fields where {} were asked for", self.kinds.len())));
         }
-        let mut fields = Vec::with_capacity(self.kinds.len());
+        let mut row = Vec::with_capacity(self.kinds.len());
         let mut next = at + 2;
-        for _ in 0..count {
+        for kind in self.kinds {
             let Some(length) = bytes.get(next..next + 4) else {
                 return Ok(Tuple::Partial);
             };
             let length = i32::from_be_bytes([length[0], length[1], length[2], length[3]]);
             next += 4;
             if length < 0 {
-                fields.push(None);
+                row.push(self.value(None, *kind)?);
                 continue;
             }
             let Some(value) = bytes.get(next..next + length as usize) else {
                 return Ok(Tuple::Partial);
             };
-            fields.push(Some(value));
+            row.push(self.value(Some(value), *kind)?);
             next += length as usize;
-        }
-        let mut row = Vec::with_capacity(fields.len());
-        for (field, kind) in fields.into_iter().zip(self.kinds) {
-            row.push(self.value(field, *kind)?);
         }
         Ok(Tuple::Row(row, next))
     }
@@ -312,6 +308,19 @@ impl BinaryColumns {
         if let (Cells::Integers(values), true) = (cells, is_integer(wire)) {
             return match values[row] {
                 Some(value) => push_integer(value, wire, out).ok_or_else(out_of_range),
+                None => {
+                    push_null(out);
+                    Ok(())
+                }
+            };
+        }
+        if let (Cells::Instants(values), Wire::Timestamptz) = (cells, wire) {
+            // An instant chrono cannot hold is a null, as in the text form.
+            return match values[row].filter(|&micros| chrono::DateTime::from_timestamp_micros(micros).is_some()) {
+                Some(micros) => micros
+                    .checked_sub(POSTGRES_EPOCH_MICROS)
+                    .and_then(|since| push_bytes(out, &since.to_be_bytes()))
+                    .ok_or_else(out_of_range),
                 None => {
                     push_null(out);
                     Ok(())
@@ -687,6 +696,27 @@ mod tests {
         let mut out = Vec::new();
         columns(&[Wire::Bool, Wire::Bool]).encode(&flags, &mut out).expect("encodes");
         assert_eq!(out, [0, 2, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0]);
+
+        // Instants and hashes as the dimension load holds them: the same fields as their text.
+        let held = StageBatch {
+            columns: vec![
+                Cells::Instants(vec![Some(1), None, Some(i64::MAX)]),
+                Cells::Hashes(vec![0xabc, 0, u128::MAX]),
+            ],
+            rows: 3,
+        };
+        let as_text = StageBatch {
+            columns: vec![
+                Cells::Texts(vec![Some("1970-01-01T00:00:00.000001Z".to_string()), None, None]),
+                Cells::Texts(["0".repeat(29) + "abc", "0".repeat(32), "f".repeat(32)].into_iter().map(Some).collect()),
+            ],
+            rows: 3,
+        };
+        let (mut from_held, mut from_text) = (Vec::new(), Vec::new());
+        let held_columns = columns(&[Wire::Timestamptz, Wire::Text]);
+        held_columns.encode(&held, &mut from_held).expect("encodes");
+        held_columns.encode(&as_text, &mut from_text).expect("encodes");
+        assert_eq!(from_held, from_text, "an instant chrono cannot hold is a null, as its text is");
 
         let wrong = StageBatch { columns: vec![Cells::Constant(Some("maybe".to_string()))], rows: 1 };
         let error = columns(&[Wire::Timestamptz]).encode(&wrong, &mut Vec::new()).expect_err("no instant").to_string();

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch};
 use sha2::{Digest, Sha256};
 
 use super::bulk;
@@ -16,7 +16,7 @@ use super::ddl::{self, quote, surrogate_key};
 use super::merge::{
     Names, Sql, Steps, TableCounts, batches, column, highest_key, natural_text, quoted, reopen, row_count, where_staged,
 };
-use super::scd::{self, INFERRED_FROM, Staged, Version, timestamp_text};
+use super::scd::{self, Hash, INFERRED_FROM_MICROS, Staged, Version};
 use super::text::TextColumn;
 use super::tx::{Cells, Kind, Producer, StageBatch, Tx, Value};
 use crate::contract::{Contract, Dataset};
@@ -46,9 +46,9 @@ fn plan_cells(rows: &[scd::PlanRow]) -> Vec<Cells> {
         Cells::Integers(rows.iter().map(|row| Some(row.key)).collect()),
         Cells::Integers(rows.iter().map(|row| row.row).collect()),
         Cells::Texts(rows.iter().map(|row| Some(action(&row.action).to_string())).collect()),
-        Cells::Texts(rows.iter().map(|row| Some(row.valid_from.clone())).collect()),
-        Cells::Texts(rows.iter().map(|row| row.valid_to.clone()).collect()),
-        Cells::Texts(rows.iter().map(|row| Some(if row.is_current { "1" } else { "0" }.to_string())).collect()),
+        Cells::Instants(rows.iter().map(|row| Some(row.valid_from)).collect()),
+        Cells::Instants(rows.iter().map(|row| row.valid_to).collect()),
+        flags(rows.iter().map(|row| row.is_current)),
     ]
 }
 
@@ -63,7 +63,7 @@ pub(crate) async fn load_dimension(
     dataset: &Dataset,
     contract: &Contract,
     run_id: &str,
-    run_time: &str,
+    run_time: i64,
     files: Vec<File>,
 ) -> Result<TableCounts> {
     let mut steps = Steps::new(run_id, &dataset.table.name);
@@ -111,6 +111,8 @@ pub(crate) async fn load_dimension(
     let holding = bulk::count_up_to(tx, &table, limit).await?;
     let empty = holding == 0;
     let stage_keys = holding >= limit;
+    // At most this many natural keys are read (the map is sized once, not grown 18 times).
+    let keys = delivered.min(holding).min(1 << 22) as usize;
 
     // Every row keyed and hashed on a thread of its own, while the database stages the natural
     // keys or reads the versions of the whole table.
@@ -122,11 +124,11 @@ pub(crate) async fn load_dimension(
         tracked_positions,
         type1_positions,
         effective_from,
-        run_time: run_time.to_string(),
+        run_time,
         staged: Vec::with_capacity(delivered.min(1 << 20) as usize),
-        // A first delivery's rows all become versions: kept from this pass, to be copied in
-        // key order without reading the files again.
-        kept: (empty && delivered <= IN_KEY_ORDER as u64).then(Vec::new),
+        // Kept from this pass, so the rows the merge writes are taken from memory instead of
+        // reading the files again (twice in a merge: the changes, then the new versions).
+        kept: (delivered <= IN_KEY_ORDER as u64).then(Vec::new),
     };
     let (staged, existing, mut kept) = if empty {
         let (staged, kept) = keyed.drain().await?;
@@ -140,13 +142,14 @@ pub(crate) async fn load_dimension(
         // Statistics, so that PostgreSQL joins a large delivery by hash instead of one index
         // probe per key (0.8 s against 0.1 s for 200 000 keys); a small one still probes.
         tx.analyze(KEYS).await?;
-        let versions = read_versions(tx, &sql, &table, &key, &natural_key, true).await?;
+        let versions = read_versions(tx, &sql, &table, &key, &natural_key, true, keys).await?;
         tx.drop_temp(&[KEYS]).await?;
-        (keyed.staged, versions, None)
+        (keyed.staged, versions, keyed.kept)
     } else {
-        let (staged, versions) =
-            tokio::join!(keyed.drain(), read_versions(tx, &sql, &table, &key, &natural_key, false));
-        (staged?.0, versions?, None)
+        let (keyed, versions) =
+            tokio::join!(keyed.drain(), read_versions(tx, &sql, &table, &key, &natural_key, false, keys));
+        let (staged, kept) = keyed?;
+        (staged, versions?, kept)
     };
     // A whole-table read saw every key; staged keys did not.
     let max_key = if stage_keys {
@@ -159,7 +162,7 @@ pub(crate) async fn load_dimension(
     // The plan; then each staged row's hashes by its number, for the rows the plan writes.
     let scd::Plan { rows: planned, inserted, updated, type1: type1_rows, unchanged } =
         scd::plan(&staged, existing, max_key);
-    let mut hashes = vec![(String::new(), String::new()); staged.len()];
+    let mut hashes = vec![(0, 0); staged.len()];
     for row in staged {
         if let Some(slot) = hashes.get_mut(row.row as usize) {
             *slot = (row.hash, row.type1_hash);
@@ -202,7 +205,7 @@ pub(crate) async fn load_dimension(
             })
             .collect();
         let producer =
-            PlannedRows::new(&files, with_rows, &mut hashes, Layout::Plan, names.data.clone(), validity, None)?;
+            PlannedRows::new(&files, with_rows, &hashes, Layout::Plan, names.data.clone(), validity, kept.clone())?;
         tx.stage_from(PLAN, &plan_columns, producer).await?.1?;
         if count > 10_000 {
             // Hash joins for the statements below when the plan is large.
@@ -227,8 +230,7 @@ pub(crate) async fn load_dimension(
                 .map(|name| format!("\"{name}\"")),
         );
         let layout = Layout::Table { run_id: run_id.to_string() };
-        let producer =
-            PlannedRows::new(&files, inserts, &mut hashes, layout, names.data.clone(), Vec::new(), kept.take())?;
+        let producer = PlannedRows::new(&files, inserts, &hashes, layout, names.data.clone(), Vec::new(), kept.take())?;
         tx.stage_from(&table, &columns, producer).await?.1?;
         steps.done("copied the new versions", count);
         if !set_aside.is_empty() {
@@ -255,7 +257,9 @@ struct KeyedRows {
     tracked_positions: Vec<usize>,
     type1_positions: Vec<usize>,
     effective_from: Option<String>,
-    run_time: String,
+    /// The run's time, in microseconds since the epoch: when rows without an effective time
+    /// take effect.
+    run_time: i64,
     staged: Vec<Staged>,
     /// Every batch read, when kept.
     kept: Option<Vec<RecordBatch>>,
@@ -279,10 +283,7 @@ impl KeyedRows {
                 }
                 cells[index].write(row, &mut natural);
             }
-            let when = effective
-                .as_ref()
-                .and_then(|cells| effective_text(cells, row))
-                .unwrap_or_else(|| self.run_time.clone());
+            let when = effective.as_ref().and_then(|cells| effective_micros(cells, row)).unwrap_or(self.run_time);
             self.staged.push(Staged {
                 row: self.staged.len() as i64,
                 natural_key: natural,
@@ -329,7 +330,9 @@ enum Layout {
     Table { run_id: String },
 }
 
-/// The most new versions [`PlannedRows`] holds in memory to copy them in key order.
+/// The most rows a dimension load holds in memory: a delivery's curated batches are kept from
+/// the first pass up to this many rows (larger ones are read from the files again), and up to
+/// this many new versions are gathered to be copied in key order (more go in file order).
 const IN_KEY_ORDER: usize = 1 << 20;
 
 /// Rows per batch when copying in key order.
@@ -346,7 +349,7 @@ struct PlannedRows {
     batches: Box<dyn Iterator<Item = Result<RecordBatch>> + Send>,
     /// Staged row number → index in `rows`.
     picked: Vec<Option<u32>>,
-    rows: Vec<(scd::PlanRow, String, String)>,
+    rows: Vec<(scd::PlanRow, Hash, Hash)>,
     offset: usize,
     layout: Layout,
     data: Vec<String>,
@@ -386,7 +389,7 @@ impl PlannedRows {
     fn new(
         files: &[File],
         rows: Vec<scd::PlanRow>,
-        hashes: &mut [(String, String)],
+        hashes: &[(Hash, Hash)],
         layout: Layout,
         data: Vec<String>,
         then: Vec<StageBatch>,
@@ -399,17 +402,18 @@ impl PlannedRows {
                 continue;
             };
             picked[row] = Some(with_hashes.len() as u32);
-            let (hash, type1_hash) = std::mem::take(&mut hashes[row]);
+            let (hash, type1_hash) = hashes[row];
             with_hashes.push((planned, hash, type1_hash));
         }
         let in_key_order = matches!(layout, Layout::Table { .. }) && with_hashes.len() <= IN_KEY_ORDER;
-        let kept = kept.filter(|_| in_key_order);
-        let batches = if with_hashes.is_empty() || kept.is_some() {
-            Box::new(std::iter::empty()) as Box<dyn Iterator<Item = Result<RecordBatch>> + Send>
-        } else {
-            Box::new(batches(reopen(files)?, None))
+        type Batches = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+        let (batches, pending): (Batches, Vec<RecordBatch>) = match kept {
+            _ if with_hashes.is_empty() => (Box::new(std::iter::empty()), Vec::new()),
+            Some(kept) if in_key_order => (Box::new(std::iter::empty()), kept),
+            Some(kept) => (Box::new(kept.into_iter().map(Ok)), Vec::new()),
+            None => (Box::new(batches(reopen(files)?, None)), Vec::new()),
         };
-        let ordered = in_key_order.then(|| Ordered::Pending(kept.unwrap_or_default()));
+        let ordered = in_key_order.then(|| Ordered::Pending(pending));
         Ok(PlannedRows { batches, picked, rows: with_hashes, offset: 0, layout, data, then: then.into_iter(), ordered })
     }
 
@@ -480,27 +484,36 @@ impl PlannedRows {
             return None;
         };
         let start = *next;
-        let end = (start + ORDERED_BATCH).min(places.len());
+        let mut end = (start + ORDERED_BATCH).min(places.len());
         if start == end {
             return None;
         }
-        *next = end;
-        let held: Vec<&RecordBatch> = held.iter().collect();
-        let batch = match arrow::compute::interleave_record_batch(&held, &places[start..end]) {
-            Ok(batch) => batch,
-            Err(error) => return Some(Err(Error::arrow("putting the new versions in key order", error))),
+        // Rows that follow each other in one curated batch (a delivery sorted by its natural
+        // key) go as a slice of it, without copying them.
+        let (first_batch, first_row) = places[start];
+        let run = places[start..end]
+            .iter()
+            .zip(first_row..)
+            .take_while(|&(&(batch, row), expected)| batch == first_batch && row == expected)
+            .count();
+        let batch = if run >= ORDERED_BATCH / 16 {
+            end = start + run;
+            held[first_batch].slice(first_row, run)
+        } else {
+            let held: Vec<&RecordBatch> = held.iter().collect();
+            match arrow::compute::interleave_record_batch(&held, &places[start..end]) {
+                Ok(batch) => batch,
+                Err(error) => return Some(Err(Error::arrow("putting the new versions in key order", error))),
+            }
         };
+        *next = end;
         let planned: Vec<u32> = (start as u32..end as u32).collect();
         Some(self.encode(batch, &planned))
     }
 
     /// The staging batch of `taken`'s rows, which take the plan rows `planned`.
     fn encode(&self, taken: RecordBatch, planned: &[u32]) -> Result<StageBatch> {
-        let rows: Vec<&(scd::PlanRow, String, String)> =
-            planned.iter().map(|&index| &self.rows[index as usize]).collect();
-        let text = |pick: fn(&(scd::PlanRow, String, String)) -> Option<String>| {
-            Cells::Texts(rows.iter().map(|row| pick(row)).collect())
-        };
+        let rows: Vec<&(scd::PlanRow, Hash, Hash)> = planned.iter().map(|&index| &self.rows[index as usize]).collect();
         let mut columns = Vec::with_capacity(self.data.len() + 10);
         if let Layout::Plan = self.layout {
             columns.extend(plan_cells(&rows.iter().map(|row| row.0.clone()).collect::<Vec<_>>()));
@@ -510,13 +523,13 @@ impl PlannedRows {
         for name in &self.data {
             columns.push(column(&taken, name)?);
         }
-        columns.push(text(|row| Some(row.1.clone())));
-        columns.push(text(|row| Some(row.2.clone())));
+        columns.push(Cells::Hashes(rows.iter().map(|row| row.1).collect()));
+        columns.push(Cells::Hashes(rows.iter().map(|row| row.2).collect()));
         if let Layout::Table { run_id } = &self.layout {
             columns.extend([
-                text(|row| Some(row.0.valid_from.clone())),
-                text(|row| row.0.valid_to.clone()),
-                text(|row| Some(if row.0.is_current { "1" } else { "0" }.to_string())),
+                Cells::Instants(rows.iter().map(|row| Some(row.0.valid_from)).collect()),
+                Cells::Instants(rows.iter().map(|row| row.0.valid_to).collect()),
+                flags(rows.iter().map(|row| row.0.is_current)),
                 Cells::Constant(Some("0".to_string())),
                 Cells::Constant(Some(run_id.clone())),
             ]);
@@ -549,7 +562,7 @@ fn take(batch: RecordBatch, indexes: Vec<u32>) -> Result<RecordBatch> {
 }
 
 /// Reads every version of the keys staged in [`KEYS`] (`staged`), or of the whole table, by
-/// natural key text.
+/// natural key text, into a map sized for `keys` natural keys.
 async fn read_versions(
     tx: &mut Tx,
     sql: &Sql,
@@ -557,21 +570,22 @@ async fn read_versions(
     key: &str,
     natural_key: &[String],
     staged: bool,
+    keys: usize,
 ) -> Result<scd::Existing> {
     let width = natural_key.len();
     let mut select = vec![format!("d.{key}")];
     select.extend(natural_key.iter().map(|column| format!("CAST(d.{column} AS TEXT)")));
     select.extend(["d.\"row_hash\"", "d.\"type1_hash\"", "d.\"valid_from\"", "d.\"valid_to\""].map(str::to_string));
-    select.push(sql.flag_text("d.\"is_current\""));
-    select.push(sql.flag_text("d.\"is_inferred\""));
+    select.push(sql.flag_integer("d.\"is_current\""));
+    select.push(sql.flag_integer("d.\"is_inferred\""));
     let mut kinds = vec![Kind::Integer];
     kinds.extend(std::iter::repeat_n(Kind::Text, width + 2));
-    kinds.extend([Kind::Instant, Kind::Instant, Kind::Text, Kind::Text]);
+    kinds.extend([Kind::Instant, Kind::Instant, Kind::Integer, Kind::Integer]);
     let mut statement = format!("SELECT {} FROM {table} d", select.join(", "));
     if staged {
         statement.push_str(&where_staged(KEYS, natural_key));
     }
-    let mut existing = scd::Existing::default();
+    let mut existing = scd::Existing::with_capacity_and_hasher(keys, Default::default());
     tx.fetch_each("reading the versions of the delivered keys", statement, &kinds, |row| {
         let mut values = row.into_iter();
         let mut next = || values.next().unwrap_or(Value::Text(None));
@@ -579,12 +593,12 @@ async fn read_versions(
         let natural = natural_text((0..width).map(|_| next()));
         let version = Version {
             key,
-            hash: next().into_text(),
-            type1_hash: next().into_text(),
-            valid_from: next().into_text().unwrap_or_else(|| INFERRED_FROM.to_string()),
-            valid_to: next().into_text(),
-            is_current: next().into_text().as_deref() == Some("1"),
-            is_inferred: next().into_text().as_deref() == Some("1"),
+            hash: next().into_text().as_deref().and_then(scd::hash_value),
+            type1_hash: next().into_text().as_deref().and_then(scd::hash_value),
+            valid_from: next().micros().unwrap_or(INFERRED_FROM_MICROS),
+            valid_to: next().micros(),
+            is_current: next().integer() == Some(1),
+            is_inferred: next().integer() == Some(1),
         };
         existing.entry(natural).or_default().push(version);
     })
@@ -674,8 +688,19 @@ async fn apply_changes(tx: &mut Tx, sql: &Sql, target: &Target<'_>, any_type1: b
     Ok(type1_updated)
 }
 
+/// Flags as cells: one constant when they are all alike (every new version of a first
+/// delivery is current), else each row's.
+fn flags(values: impl Iterator<Item = bool> + Clone) -> Cells {
+    let text = |flag: bool| Some(if flag { "1" } else { "0" }.to_string());
+    let mut all = values.clone();
+    match all.next() {
+        Some(first) if all.all(|flag| flag == first) => Cells::Constant(text(first)),
+        _ => Cells::Texts(values.map(text).collect()),
+    }
+}
+
 /// The hash of some columns' text for one row, nulls distinct from empty text.
-fn row_hash<'a>(cells: impl Iterator<Item = &'a Cells>, row: usize, buffer: &mut String) -> String {
+fn row_hash<'a>(cells: impl Iterator<Item = &'a Cells>, row: usize, buffer: &mut String) -> Hash {
     let mut hasher = Sha256::new();
     for cell in cells {
         buffer.clear();
@@ -687,24 +712,44 @@ fn row_hash<'a>(cells: impl Iterator<Item = &'a Cells>, row: usize, buffer: &mut
             hasher.update([0u8]);
         }
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = hasher.finalize();
-    let mut text = String::with_capacity(32);
-    for byte in &digest[..16] {
-        text.push(HEX[usize::from(byte >> 4)] as char);
-        text.push(HEX[usize::from(byte & 15)] as char);
-    }
-    text
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    Hash::from_be_bytes(first)
 }
 
-/// The instant a date or timestamp cell names, as fixed-width text.
-fn effective_text(cells: &Cells, row: usize) -> Option<String> {
+/// The instant a date (its midnight UTC) or timestamp cell names, in microseconds since the
+/// epoch; `None` for a null, another type, or an instant chrono cannot hold.
+fn effective_micros(cells: &Cells, row: usize) -> Option<i64> {
     match cells {
         Cells::Arrow(column @ TextColumn::Date(_)) => column
             .date(row)
             .and_then(|date| date.and_hms_opt(0, 0, 0))
-            .map(|midnight| timestamp_text(midnight.and_utc())),
-        Cells::Arrow(column @ TextColumn::Timestamp(_)) => column.text(row),
+            .map(|midnight| midnight.and_utc().timestamp_micros()),
+        Cells::Arrow(TextColumn::Timestamp(array)) if !array.is_null(row) => {
+            let micros = array.value(row);
+            chrono::DateTime::from_timestamp_micros(micros).map(|_| micros)
+        }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_hash_is_stored_as_the_hex_of_the_first_half_of_its_sha256() {
+        // What every Lakestar has stored: SHA-256 over each value framed as 1, its length
+        // (8 bytes, little-endian) and its bytes, or 0 for a null; the first 16 bytes in hex
+        // (computed independently with Python's hashlib).
+        let cells = [
+            Cells::Texts(vec![Some("Zoë".to_string())]),
+            Cells::Texts(vec![None]),
+            Cells::Texts(vec![Some(String::new())]),
+        ];
+        let hash = row_hash(cells.iter(), 0, &mut String::new());
+        assert_eq!(scd::hash_text(hash), "e1582bcbd4782771808d3248c3517b9c");
+        assert_eq!(scd::hash_value("e1582bcbd4782771808d3248c3517b9c"), Some(hash));
     }
 }

@@ -119,7 +119,7 @@ async fn dimension_index(tx: &mut Tx, reference: &Reference, named: Option<&Fast
     }
     let mut versions: FastMap<String, Vec<(i64, Option<i64>, i64)>> = FastMap::default();
     let mut max_key = 0;
-    let inferred_from = scd::timestamp_micros(INFERRED_FROM).unwrap_or(i64::MIN);
+    let inferred_from = scd::INFERRED_FROM_MICROS;
     let what = format!("reading the versions of {}", reference.table);
     tx.fetch_each(&what, statement, &kinds, |mut row| {
         let key = row.get(width).and_then(Value::integer).unwrap_or_default();
@@ -420,7 +420,7 @@ async fn add_inferred(
     let mut columns = vec![reference.key.clone()];
     columns.extend(reference.natural_key.iter().cloned());
     columns.extend(["valid_from", "is_current", "is_inferred", "run_id"].map(|name| format!("\"{name}\"")));
-    let inferred_from = scd::timestamp_micros(INFERRED_FROM).unwrap_or(i64::MIN);
+    let inferred_from = scd::INFERRED_FROM_MICROS;
     let missing: Vec<String> = missing.into_iter().collect();
     // Into an empty dimension (a first fact delivery) with its keys and indexes set aside.
     let set_aside = if index.versions.is_empty() {

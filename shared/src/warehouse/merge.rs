@@ -47,10 +47,11 @@ impl Sql {
     }
 
     /// A boolean column as `1`/`0` text.
-    pub(super) fn flag_text(&self, column: &str) -> String {
+    /// A boolean column as the integer 1 or 0.
+    pub(super) fn flag_integer(&self, column: &str) -> String {
         match self.dialect {
-            Dialect::Postgres => format!("CASE WHEN {column} THEN '1' ELSE '0' END"),
-            Dialect::Sqlite => format!("CAST({column} AS TEXT)"),
+            Dialect::Postgres => format!("CASE WHEN {column} THEN 1 ELSE 0 END"),
+            Dialect::Sqlite => format!("CAST({column} AS INTEGER)"),
         }
     }
 

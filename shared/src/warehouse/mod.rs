@@ -179,8 +179,8 @@ impl Warehouse {
         let mut tables = BTreeMap::new();
         if dataset.table.kind == crate::contract::TableKind::Dimension {
             tx.lock(&[dataset.table.name.as_str()]).await?;
-            let run_time = scd::timestamp_text(run.time);
-            let counts = dimension::load_dimension(&mut tx, dataset, contract, &run.id, &run_time, files).await?;
+            let run_time = run.time.timestamp_micros();
+            let counts = dimension::load_dimension(&mut tx, dataset, contract, &run.id, run_time, files).await?;
             tables.insert(dataset.table.name.clone(), counts);
         } else {
             let mut locked: Vec<&str> =

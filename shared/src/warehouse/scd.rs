@@ -2,13 +2,17 @@
 //! touch are read once, each staged row is applied in turn, and what changed becomes a
 //! handful of set-based statements. Pure, so every case is a unit test.
 //!
-//! Times are the fixed-width UTC text `YYYY-MM-DDTHH:MM:SS.ffffffZ` ([`timestamp_text`]),
-//! which orders like the instants it names, in both warehouses.
+//! Times are microseconds since the Unix epoch, as PostgreSQL's binary `COPY` carries them;
+//! SQLite stores the fixed-width UTC text `YYYY-MM-DDTHH:MM:SS.ffffffZ` ([`timestamp_text`]),
+//! which orders like the instants it names.
 
 use std::collections::HashMap;
 
 /// `valid_from` of an inferred member: early enough that every fact finds it.
 pub const INFERRED_FROM: &str = "1900-01-01T00:00:00.000000Z";
+
+/// [`INFERRED_FROM`] in microseconds since the epoch.
+pub const INFERRED_FROM_MICROS: i64 = -2_208_988_800_000_000;
 
 /// The fixed-width text of an instant, as the warehouse stores and compares it.
 pub fn timestamp_text(instant: chrono::DateTime<chrono::Utc>) -> String {
@@ -84,20 +88,48 @@ fn fixed_width_micros(text: &str) -> Option<i64> {
     Some(date.and_time(time).and_utc().timestamp_micros())
 }
 
+/// A row hash: the first 16 bytes of a SHA-256, stored in the warehouse as 32 lowercase hex
+/// digits ([`hash_text`]) and compared here as a number.
+pub type Hash = u128;
+
+/// The 32 lowercase hex digits the warehouse stores for `hash`.
+pub fn hash_text(hash: Hash) -> String {
+    let mut out = String::with_capacity(32);
+    push_hash_text(hash, &mut out);
+    out
+}
+
+/// Appends [`hash_text`] to `out`.
+pub fn push_hash_text(hash: Hash, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend((0..32).rev().map(|digit| HEX[(hash >> (digit * 4)) as usize & 15] as char));
+}
+
+/// The hash whose stored text is `text`; `None` unless it is 32 lowercase hex digits (a hash
+/// Lakestar did not write then equals no row's, as its text would).
+pub fn hash_value(text: &str) -> Option<Hash> {
+    let digits = text.as_bytes();
+    if digits.len() != 32 || !digits.iter().all(|&digit| matches!(digit, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    Hash::from_str_radix(text, 16).ok()
+}
+
 /// One version of a dimension row, as it is in the warehouse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
     /// The surrogate key.
     pub key: i64,
-    /// The hash of the tracked (type 2) columns; `None` for an inferred member.
-    pub hash: Option<String>,
+    /// The hash of the tracked (type 2) columns ([`Hash`]); `None` for an inferred member
+    /// (or a stored hash not in Lakestar's form, which equals no row's).
+    pub hash: Option<Hash>,
     /// The hash of the type 1 columns; `None` for an inferred member or a row written before
     /// the warehouse kept it (the database then compares the columns).
-    pub type1_hash: Option<String>,
-    /// Valid from (inclusive).
-    pub valid_from: String,
+    pub type1_hash: Option<Hash>,
+    /// Valid from (inclusive), in microseconds since the epoch.
+    pub valid_from: i64,
     /// Valid to (exclusive); `None` while open.
-    pub valid_to: Option<String>,
+    pub valid_to: Option<i64>,
     /// The current version of its natural key.
     pub is_current: bool,
     /// Created by a fact before the dimension row arrived.
@@ -115,11 +147,11 @@ pub struct Staged {
     /// The natural key's text.
     pub natural_key: String,
     /// The hash of the tracked columns.
-    pub hash: String,
+    pub hash: Hash,
     /// The hash of the type 1 columns.
-    pub type1_hash: String,
-    /// When this version takes effect.
-    pub effective: String,
+    pub type1_hash: Hash,
+    /// When this version takes effect, in microseconds since the epoch.
+    pub effective: i64,
 }
 
 /// What the plan does to one warehouse row.
@@ -144,10 +176,10 @@ pub struct PlanRow {
     pub row: Option<i64>,
     /// What to do.
     pub action: Action,
-    /// The version's validity after the load.
-    pub valid_from: String,
+    /// The version's validity after the load, in microseconds since the epoch.
+    pub valid_from: i64,
     /// Valid to, `None` while open.
-    pub valid_to: Option<String>,
+    pub valid_to: Option<i64>,
     /// Whether it is current after the load.
     pub is_current: bool,
 }
@@ -187,7 +219,7 @@ struct Working {
     version: Version,
     /// For a version the warehouse has: its validity before the load (`valid_to`,
     /// `is_current`), the only fields the plan changes without taking a staged row's columns.
-    before: Option<(Option<String>, bool)>,
+    before: Option<(Option<i64>, bool)>,
     /// The staged row whose columns it takes.
     row: Option<i64>,
     /// Left to the type 1 comparison with this staged row.
@@ -206,24 +238,20 @@ pub fn plan(staged: &[Staged], mut existing: Existing, max_key: i64) -> Plan {
         order.sort_by(|a, b| order_of(a, b));
     }
     let mut next_key = max_key;
-    let mut plan = Plan::default();
+    let mut plan = Plan { rows: Vec::with_capacity(staged.len()), ..Plan::default() };
+    // One key's versions at a time, in one buffer for every key.
+    let mut versions: Vec<Working> = Vec::new();
     for group in order.chunk_by(|a, b| a.natural_key == b.natural_key) {
         // A key the warehouse does not have yet costs no lookup of its history.
-        let mut versions: Vec<Working> = match existing.remove(&group[0].natural_key) {
-            Some(mut versions) => {
-                versions.sort_by(|a, b| a.valid_from.cmp(&b.valid_from));
-                versions
-                    .into_iter()
-                    .map(|version| Working {
-                        before: Some((version.valid_to.clone(), version.is_current)),
-                        version,
-                        row: None,
-                        type1: None,
-                    })
-                    .collect()
-            }
-            None => Vec::with_capacity(1),
-        };
+        if let Some(mut found) = existing.remove(&group[0].natural_key) {
+            found.sort_by_key(|version| version.valid_from);
+            versions.extend(found.into_iter().map(|version| Working {
+                before: Some((version.valid_to, version.is_current)),
+                version,
+                row: None,
+                type1: None,
+            }));
+        }
         for row in group {
             match apply(&mut versions, row, &mut next_key) {
                 Outcome::Inserted => plan.inserted += 1,
@@ -232,7 +260,7 @@ pub fn plan(staged: &[Staged], mut existing: Existing, max_key: i64) -> Plan {
                 Outcome::Unchanged => plan.unchanged += 1,
             }
         }
-        for working in versions {
+        for working in versions.drain(..) {
             let version = working.version;
             let action = match (&working.before, working.row) {
                 (None, _) => Some(Action::Insert),
@@ -260,14 +288,14 @@ pub fn plan(staged: &[Staged], mut existing: Existing, max_key: i64) -> Plan {
     plan
 }
 
-fn new_version(row: &Staged, next_key: &mut i64, valid_to: Option<String>) -> Working {
+fn new_version(row: &Staged, next_key: &mut i64, valid_to: Option<i64>) -> Working {
     *next_key += 1;
     Working {
         version: Version {
             key: *next_key,
-            hash: Some(row.hash.clone()),
-            type1_hash: Some(row.type1_hash.clone()),
-            valid_from: row.effective.clone(),
+            hash: Some(row.hash),
+            type1_hash: Some(row.type1_hash),
+            valid_from: row.effective,
             is_current: valid_to.is_none(),
             valid_to,
             is_inferred: false,
@@ -280,8 +308,8 @@ fn new_version(row: &Staged, next_key: &mut i64, valid_to: Option<String>) -> Wo
 
 /// Takes `row`'s columns into `working` (its tracked hash included).
 fn overwrite(working: &mut Working, row: &Staged) {
-    working.version.hash = Some(row.hash.clone());
-    working.version.type1_hash = Some(row.type1_hash.clone());
+    working.version.hash = Some(row.hash);
+    working.version.type1_hash = Some(row.type1_hash);
     working.version.is_inferred = false;
     working.row = Some(row.row);
     working.type1 = None;
@@ -293,7 +321,7 @@ fn apply(versions: &mut Vec<Working>, row: &Staged, next_key: &mut i64) -> Outco
         versions.push(new_version(row, next_key, None));
         return Outcome::Inserted;
     };
-    let same = current.version.hash.as_deref() == Some(row.hash.as_str());
+    let same = current.version.hash == Some(row.hash);
     if current.version.is_inferred {
         // The real row completes the member a fact created, keeping its surrogate key.
         overwrite(current, row);
@@ -304,7 +332,7 @@ fn apply(versions: &mut Vec<Working>, row: &Staged, next_key: &mut i64) -> Outco
             if current.before.is_none() || current.row.is_some() {
                 // Created or rewritten by this same load: the later row's columns win.
                 overwrite(current, row);
-            } else if current.version.type1_hash.as_deref() == Some(row.type1_hash.as_str()) {
+            } else if current.version.type1_hash == Some(row.type1_hash) {
                 // Every column as it is: nothing to write.
                 current.type1 = None;
                 return Outcome::Unchanged;
@@ -316,7 +344,7 @@ fn apply(versions: &mut Vec<Working>, row: &Staged, next_key: &mut i64) -> Outco
             overwrite(current, row);
             Outcome::Updated
         } else {
-            current.version.valid_to = Some(row.effective.clone());
+            current.version.valid_to = Some(row.effective);
             current.version.is_current = false;
             versions.push(new_version(row, next_key, None));
             Outcome::Updated
@@ -327,21 +355,21 @@ fn apply(versions: &mut Vec<Working>, row: &Staged, next_key: &mut i64) -> Outco
     match covering {
         Some(index) => {
             let version = &versions[index].version;
-            if version.hash.as_deref() == Some(row.hash.as_str()) {
+            if version.hash == Some(row.hash) {
                 return Outcome::Unchanged;
             }
             if version.valid_from == row.effective {
                 overwrite(&mut versions[index], row);
                 return Outcome::Updated;
             }
-            let valid_to = version.valid_to.clone();
-            versions[index].version.valid_to = Some(row.effective.clone());
-            let slotted = new_version(row, next_key, valid_to.or_else(|| Some(row.effective.clone())));
+            let valid_to = version.valid_to;
+            versions[index].version.valid_to = Some(row.effective);
+            let slotted = new_version(row, next_key, valid_to.or(Some(row.effective)));
             versions.insert(index + 1, slotted);
             Outcome::Updated
         }
         None => {
-            let first = versions[0].version.valid_from.clone();
+            let first = versions[0].version.valid_from;
             versions.insert(0, new_version(row, next_key, Some(first)));
             Outcome::Updated
         }
@@ -354,23 +382,28 @@ mod tests {
 
     use super::*;
 
+    /// Midnight UTC of `day` (`YYYY-MM-DD`), in microseconds.
+    fn at(day: &str) -> i64 {
+        let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").expect("a date");
+        date.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros()
+    }
+
+    /// A distinct hash for each short name.
+    fn h(name: &str) -> Hash {
+        name.bytes().fold(0, |hash, byte| hash << 8 | Hash::from(byte))
+    }
+
     fn staged(row: i64, key: &str, hash: &str, effective: &str) -> Staged {
-        Staged {
-            row,
-            natural_key: key.to_string(),
-            hash: hash.to_string(),
-            type1_hash: "t".to_string(),
-            effective: effective.to_string(),
-        }
+        Staged { row, natural_key: key.to_string(), hash: h(hash), type1_hash: h("t"), effective: at(effective) }
     }
 
     fn version(key: i64, hash: &str, from: &str, to: Option<&str>) -> Version {
         Version {
             key,
-            hash: Some(hash.to_string()),
-            type1_hash: Some("t".to_string()),
-            valid_from: from.to_string(),
-            valid_to: to.map(str::to_string),
+            hash: Some(h(hash)),
+            type1_hash: Some(h("t")),
+            valid_from: at(from),
+            valid_to: to.map(at),
             is_current: to.is_none(),
             is_inferred: false,
         }
@@ -386,8 +419,8 @@ mod tests {
         assert_eq!(timestamp_text(instant), "2024-01-01T00:00:00.000001Z");
         assert_eq!(timestamp_text(instant), instant.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
         assert_eq!(timestamp_micros("2024-01-01T00:00:00.000001Z"), Some(1_704_067_200_000_001));
-        assert_eq!(timestamp_micros(INFERRED_FROM), Some(-2_208_988_800_000_000));
-        let early = chrono::DateTime::from_timestamp_micros(-2_208_988_800_000_000).expect("1900");
+        assert_eq!(timestamp_micros(INFERRED_FROM), Some(INFERRED_FROM_MICROS));
+        let early = chrono::DateTime::from_timestamp_micros(INFERRED_FROM_MICROS).expect("1900");
         assert_eq!(timestamp_text(early), INFERRED_FROM);
     }
 
@@ -414,6 +447,19 @@ mod tests {
     }
 
     #[test]
+    fn hashes_are_stored_as_32_hex_digits_and_read_back() {
+        let hash: Hash = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
+        assert_eq!(hash_text(hash), "0123456789abcdeffedcba9876543210");
+        assert_eq!(hash_value(&hash_text(hash)), Some(hash));
+        assert_eq!(hash_text(1), format!("{}1", "0".repeat(31)));
+        // Anything else is no hash of Lakestar's: it equals no row's.
+        for text in ["", "0123456789ABCDEFFEDCBA9876543210", "+123456789abcdeffedcba9876543210", "abc", &"0".repeat(64)]
+        {
+            assert_eq!(hash_value(text), None, "{text}");
+        }
+    }
+
+    #[test]
     fn new_keys_get_new_surrogate_keys_in_order() {
         let plan =
             plan(&[staged(0, "C1", "a", "2024-01-01"), staged(1, "C2", "b", "2024-01-01")], Existing::default(), 7);
@@ -434,15 +480,15 @@ mod tests {
                     key: 3,
                     row: None,
                     action: Action::Update,
-                    valid_from: "2024-01-01".into(),
-                    valid_to: Some("2024-02-01".into()),
+                    valid_from: at("2024-01-01"),
+                    valid_to: Some(at("2024-02-01")),
                     is_current: false,
                 },
                 PlanRow {
                     key: 11,
                     row: Some(0),
                     action: Action::Insert,
-                    valid_from: "2024-02-01".into(),
+                    valid_from: at("2024-02-01"),
                     valid_to: None,
                     is_current: true,
                 },
@@ -453,7 +499,7 @@ mod tests {
     #[test]
     fn a_changed_type_one_hash_leaves_the_columns_to_the_database() {
         let mut row = staged(0, "C1", "a", "2024-02-01");
-        row.type1_hash = "u".to_string();
+        row.type1_hash = h("u");
         let plan = plan(&[row], existing("C1", vec![version(3, "a", "2024-01-01", None)]), 10);
         assert_eq!((plan.type1, plan.updated, plan.inserted, plan.unchanged), (1, 0, 0, 0));
         assert_eq!(plan.rows.len(), 1);
@@ -482,20 +528,20 @@ mod tests {
         );
         let plan = plan(&[staged(0, "C1", "b", "2024-02-01")], existing.clone(), 10);
         assert_eq!(plan.updated, 1);
-        let rows: Vec<_> = plan
-            .rows
-            .iter()
-            .map(|row| (row.key, row.valid_from.as_str(), row.valid_to.as_deref(), row.is_current))
-            .collect();
-        assert_eq!(rows, [(3, "2024-01-01", Some("2024-02-01"), false), (11, "2024-02-01", Some("2024-03-01"), false)]);
+        let rows: Vec<_> =
+            plan.rows.iter().map(|row| (row.key, row.valid_from, row.valid_to, row.is_current)).collect();
+        assert_eq!(
+            rows,
+            [
+                (3, at("2024-01-01"), Some(at("2024-02-01")), false),
+                (11, at("2024-02-01"), Some(at("2024-03-01")), false)
+            ]
+        );
 
         // Before every version: a new first version ending where the old first began.
         let plan = super::plan(&[staged(0, "C1", "z", "2023-06-01")], existing.clone(), 10);
         assert_eq!(plan.rows.len(), 1);
-        assert_eq!(
-            (plan.rows[0].valid_from.as_str(), plan.rows[0].valid_to.as_deref()),
-            ("2023-06-01", Some("2024-01-01"))
-        );
+        assert_eq!((plan.rows[0].valid_from, plan.rows[0].valid_to), (at("2023-06-01"), Some(at("2024-01-01"))));
 
         // Equal to the version of its time: nothing to do.
         let plan = super::plan(&[staged(0, "C1", "a", "2024-02-01")], existing, 10);
@@ -508,7 +554,7 @@ mod tests {
             key: 5,
             hash: None,
             type1_hash: None,
-            valid_from: INFERRED_FROM.to_string(),
+            valid_from: INFERRED_FROM_MICROS,
             valid_to: None,
             is_current: true,
             is_inferred: true,
@@ -518,8 +564,8 @@ mod tests {
         assert_eq!(plan.rows.len(), 1);
         let row = &plan.rows[0];
         assert_eq!(
-            (row.key, row.row, row.action.clone(), row.valid_from.as_str()),
-            (5, Some(2), Action::Update, INFERRED_FROM)
+            (row.key, row.row, row.action.clone(), row.valid_from),
+            (5, Some(2), Action::Update, INFERRED_FROM_MICROS)
         );
         assert!(row.is_current);
     }
@@ -541,19 +587,16 @@ mod tests {
             let mut after: BTreeMap<i64, Version> =
                 versions.into_iter().map(|version| (version.key, version)).collect();
             for planned in &first.rows {
-                let hash = if planned.row.is_some() {
-                    Some(row.hash.clone())
-                } else {
-                    after.get(&planned.key).and_then(|v| v.hash.clone())
-                };
+                let hash =
+                    if planned.row.is_some() { Some(row.hash) } else { after.get(&planned.key).and_then(|v| v.hash) };
                 after.insert(
                     planned.key,
                     Version {
                         key: planned.key,
                         hash,
-                        type1_hash: Some(row.type1_hash.clone()),
-                        valid_from: planned.valid_from.clone(),
-                        valid_to: planned.valid_to.clone(),
+                        type1_hash: Some(row.type1_hash),
+                        valid_from: planned.valid_from,
+                        valid_to: planned.valid_to,
                         is_current: planned.is_current,
                         is_inferred: false,
                     },

@@ -21,6 +21,10 @@ pub(crate) enum Cells {
     Arrow(TextColumn),
     Texts(Vec<Option<String>>),
     Integers(Vec<Option<i64>>),
+    /// Instants in microseconds since the epoch (fixed-width UTC text where text is sent).
+    Instants(Vec<Option<i64>>),
+    /// Row hashes, sent as their stored text ([`super::scd::hash_text`]).
+    Hashes(Vec<super::scd::Hash>),
     Constant(Option<String>),
 }
 
@@ -35,6 +39,17 @@ impl Cells {
                 }
                 None => false,
             },
+            Cells::Instants(values) => match values[row].and_then(chrono::DateTime::from_timestamp_micros) {
+                Some(instant) => {
+                    super::scd::push_timestamp_text(instant, out);
+                    true
+                }
+                None => false,
+            },
+            Cells::Hashes(hashes) => {
+                super::scd::push_hash_text(hashes[row], out);
+                true
+            }
             Cells::Texts(texts) => match &texts[row] {
                 Some(text) => {
                     out.push_str(text);
@@ -491,11 +506,15 @@ impl Tx {
         let encoding = stager.encoding();
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Chunk>>(2);
         let worker = tokio::task::spawn_blocking(move || {
+            // Each batch's buffer is sized from the last one's bytes per row, so it is not
+            // grown (and copied) a few times over as it fills.
+            let mut row_bytes = 64;
             while let Some(next) = producer.next_batch() {
                 let chunk = next.and_then(|batch| match &encoding {
                     Some(encoding) => {
-                        let mut out = Vec::with_capacity(batch.rows * 64);
+                        let mut out = Vec::with_capacity(batch.rows * row_bytes + row_bytes);
                         encoding.encode(&batch, &mut out)?;
+                        row_bytes = row_bytes.max(out.len() / batch.rows.max(1) + 8);
                         Ok(Chunk::Encoded(out, batch.rows))
                     }
                     None => Ok(Chunk::Rows(batch)),
