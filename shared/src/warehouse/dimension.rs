@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::bulk;
 use super::ddl::{self, quote, surrogate_key};
 use super::merge::{
-    Names, Sql, Steps, TableCounts, batches, column, highest_key, natural_text, quoted, reopen, row_count, where_staged,
+    Names, Sql, Steps, TableCounts, batches, column, footprint, highest_key, natural_text, quoted, reopen, where_staged,
 };
 use super::scd::{self, Hash, INFERRED_FROM_MICROS, Staged, Version};
 use super::text::TextColumn;
@@ -106,13 +106,14 @@ pub(crate) async fn load_dimension(
     // copied in with the table's keys and indexes set aside); all of them from a table at most
     // twice the delivery's size (one scan costs less than staging the keys and joining them);
     // else the versions of the delivered keys, staged.
-    let delivered = row_count(&files)?;
+    let (delivered, delivered_bytes) = footprint(&files)?;
     let limit = delivered.saturating_mul(2).saturating_add(1);
     let holding = bulk::count_up_to(tx, &table, limit).await?;
     let empty = holding == 0;
     let stage_keys = holding >= limit;
-    // At most this many natural keys are read (the map is sized once, not grown 18 times).
-    let keys = delivered.min(holding).min(1 << 22) as usize;
+    // A whole table's versions fill a map sized once (not grown 18 times); staged keys, many
+    // of them new, are not guessed at.
+    let keys = if stage_keys { 0 } else { holding.min(IN_KEY_ORDER as u64) as usize };
 
     // Every row keyed and hashed on a thread of its own, while the database stages the natural
     // keys or reads the versions of the whole table.
@@ -128,7 +129,7 @@ pub(crate) async fn load_dimension(
         staged: Vec::with_capacity(delivered.min(1 << 20) as usize),
         // Kept from this pass, so the rows the merge writes are taken from memory instead of
         // reading the files again (twice in a merge: the changes, then the new versions).
-        kept: (delivered <= IN_KEY_ORDER as u64).then(Vec::new),
+        kept: (delivered <= IN_KEY_ORDER as u64 && delivered_bytes <= KEPT_BYTES).then(Vec::new),
     };
     let (staged, existing, mut kept) = if empty {
         let (staged, kept) = keyed.drain().await?;
@@ -331,9 +332,14 @@ enum Layout {
 }
 
 /// The most rows a dimension load holds in memory: a delivery's curated batches are kept from
-/// the first pass up to this many rows (larger ones are read from the files again), and up to
-/// this many new versions are gathered to be copied in key order (more go in file order).
+/// the first pass up to this many rows and [`KEPT_BYTES`] (larger ones are read from the files
+/// again), and up to this many new versions are gathered to be copied in key order (more go in
+/// file order).
 const IN_KEY_ORDER: usize = 1 << 20;
+
+/// The most uncompressed curated bytes a dimension load keeps in memory from its first pass
+/// (a 512 MB Lambda holds them beside the versions and the plan).
+const KEPT_BYTES: u64 = 128 << 20;
 
 /// Rows per batch when copying in key order.
 const ORDERED_BATCH: usize = 16_384;
@@ -736,7 +742,58 @@ fn effective_micros(cells: &Cells, row: usize) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, StringArray};
+
     use super::*;
+
+    /// The text of column `index` of every batch `producer` makes.
+    fn column_texts(mut producer: PlannedRows, index: usize) -> Vec<String> {
+        let mut texts = Vec::new();
+        while let Some(batch) = producer.next_batch() {
+            let batch = batch.expect("a batch");
+            texts.extend((0..batch.rows).map(|row| batch.columns[index].text(row).unwrap_or_default()));
+        }
+        texts
+    }
+
+    #[test]
+    fn planned_rows_read_from_the_files_again_are_those_kept_from_the_first_pass() {
+        let path = std::env::temp_dir().join(format!("lakestar-planned-rows-{}.parquet", std::process::id()));
+        let ids: ArrayRef = Arc::new(StringArray::from(vec!["c", "a", "e", "b", "d"]));
+        let batch = RecordBatch::try_from_iter([("id", ids)]).expect("a batch");
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(File::create(&path).expect("a file"), batch.schema(), None)
+                .expect("a writer");
+        writer.write(&batch).expect("written");
+        writer.close().expect("closed");
+        let files = vec![File::open(&path).expect("the file")];
+        // New versions of rows 1, 3 and 0 (a, b, c), keyed in that order.
+        let planned = |row: i64, key: i64| scd::PlanRow {
+            key,
+            row: Some(row),
+            action: scd::Action::Insert,
+            valid_from: 0,
+            valid_to: None,
+            is_current: true,
+        };
+        let rows = vec![planned(1, 1), planned(3, 2), planned(0, 3)];
+        let hashes = vec![(7, 9); 5];
+        for kept in [None, Some(vec![batch.clone()])] {
+            let data = vec!["id".to_string()];
+            let table = Layout::Table { run_id: "run".to_string() };
+            let producer =
+                PlannedRows::new(&files, rows.clone(), &hashes, table, data.clone(), Vec::new(), kept.clone())
+                    .expect("rows");
+            assert_eq!(column_texts(producer, 1), ["a", "b", "c"], "in key order, kept: {}", kept.is_some());
+            let producer =
+                PlannedRows::new(&files, rows.clone(), &hashes, Layout::Plan, data, Vec::new(), kept.clone())
+                    .expect("rows");
+            assert_eq!(column_texts(producer, PLAN_COLUMNS.len()), ["c", "a", "b"], "in file order");
+        }
+        std::fs::remove_file(&path).expect("removed");
+    }
 
     #[test]
     fn a_row_hash_is_stored_as_the_hex_of_the_first_half_of_its_sha256() {

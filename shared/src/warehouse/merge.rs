@@ -173,13 +173,20 @@ impl<'a> Steps<'a> {
 
 /// The rows of the curated parts, from their footers.
 pub(super) fn row_count(files: &[File]) -> Result<u64> {
-    let mut rows = 0;
+    Ok(footprint(files)?.0)
+}
+
+/// The rows of the curated files and their uncompressed bytes, from their footers.
+pub(super) fn footprint(files: &[File]) -> Result<(u64, u64)> {
+    let (mut rows, mut bytes) = (0, 0);
     for file in reopen(files)? {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|error| Error::arrow("reading a curated part's footer", error))?;
-        rows += builder.metadata().file_metadata().num_rows().max(0) as u64;
+        let metadata = builder.metadata();
+        rows += metadata.file_metadata().num_rows().max(0) as u64;
+        bytes += metadata.row_groups().iter().map(|group| group.total_byte_size().max(0) as u64).sum::<u64>();
     }
-    Ok(rows)
+    Ok((rows, bytes))
 }
 
 /// ` WHERE EXISTS …`: the rows of `d` whose natural key (quoted columns) is in `staged`.
