@@ -314,6 +314,13 @@ impl BinaryColumns {
                 }
             };
         }
+        if let (Cells::Hashes(hashes), Wire::Text) = (cells, wire) {
+            // 32 hex digits, written straight into the field.
+            let mut digits = [0u8; 32];
+            super::scd::hash_digits(hashes[row], &mut digits);
+            push_bytes(out, &digits);
+            return Ok(());
+        }
         if let (Cells::Instants(values), Wire::Timestamptz) = (cells, wire) {
             // An instant chrono cannot hold is a null, as in the text form.
             return match values[row].filter(|&micros| chrono::DateTime::from_timestamp_micros(micros).is_some()) {

@@ -101,8 +101,17 @@ pub fn hash_text(hash: Hash) -> String {
 
 /// Appends [`hash_text`] to `out`.
 pub fn push_hash_text(hash: Hash, out: &mut String) {
+    let mut digits = [0u8; 32];
+    hash_digits(hash, &mut digits);
+    out.extend(digits.iter().map(|&digit| char::from(digit)));
+}
+
+/// [`hash_text`]'s 32 ASCII digits, into `digits`.
+pub fn hash_digits(hash: Hash, digits: &mut [u8; 32]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.extend((0..32).rev().map(|digit| HEX[(hash >> (digit * 4)) as usize & 15] as char));
+    for (place, digit) in digits.iter_mut().rev().enumerate() {
+        *digit = HEX[(hash >> (place * 4)) as usize & 15];
+    }
 }
 
 /// The hash whose stored text is `text`; `None` unless it is 32 lowercase hex digits (a hash
