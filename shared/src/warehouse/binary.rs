@@ -322,12 +322,8 @@ impl BinaryColumns {
             return Ok(());
         }
         if let (Cells::Instants(values), Wire::Timestamptz) = (cells, wire) {
-            // An instant chrono cannot hold is a null, as in the text form.
-            return match values[row].filter(|&micros| chrono::DateTime::from_timestamp_micros(micros).is_some()) {
-                Some(micros) => micros
-                    .checked_sub(POSTGRES_EPOCH_MICROS)
-                    .and_then(|since| push_bytes(out, &since.to_be_bytes()))
-                    .ok_or_else(out_of_range),
+            return match values[row] {
+                Some(micros) => push_instant(micros, out).ok_or_else(out_of_range),
                 None => {
                     push_null(out);
                     Ok(())
@@ -401,15 +397,7 @@ fn typed_field(column: &TextColumn, row: usize, wire: Wire, out: &mut Vec<u8>) -
             }
             None => push_null(out),
         },
-        (TextColumn::Timestamp(array), Wire::Timestamptz) => {
-            let micros = array.value(row);
-            match chrono::DateTime::from_timestamp_micros(micros) {
-                Some(_) => {
-                    micros.checked_sub(POSTGRES_EPOCH_MICROS).and_then(|since| push_bytes(out, &since.to_be_bytes()))
-                }
-                None => push_null(out),
-            }
-        }
+        (TextColumn::Timestamp(array), Wire::Timestamptz) => push_instant(array.value(row), out),
         _ => return None,
     })
 }
@@ -420,6 +408,15 @@ fn push_bytes(out: &mut Vec<u8>, bytes: &[u8]) -> Option<()> {
     out.extend((bytes.len() as i32).to_be_bytes());
     out.extend_from_slice(bytes);
     Some(())
+}
+
+/// Appends the field of an instant (microseconds since the Unix epoch): a null when chrono
+/// cannot hold it, as in the text form; `None` when PostgreSQL's epoch cannot be subtracted.
+fn push_instant(micros: i64, out: &mut Vec<u8>) -> Option<()> {
+    if chrono::DateTime::from_timestamp_micros(micros).is_none() {
+        return push_null(out);
+    }
+    micros.checked_sub(POSTGRES_EPOCH_MICROS).and_then(|since| push_bytes(out, &since.to_be_bytes()))
 }
 
 /// Appends a null field (always `Some`).

@@ -46,7 +46,6 @@ impl Sql {
         }
     }
 
-    /// A boolean column as `1`/`0` text.
     /// A boolean column as the integer 1 or 0.
     pub(super) fn flag_integer(&self, column: &str) -> String {
         match self.dialect {

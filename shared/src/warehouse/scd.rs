@@ -89,24 +89,25 @@ fn fixed_width_micros(text: &str) -> Option<i64> {
 }
 
 /// A row hash: the first 16 bytes of a SHA-256, stored in the warehouse as 32 lowercase hex
-/// digits ([`hash_text`]) and compared here as a number.
+/// digits ([`hash_digits`]) and compared here as a number.
 pub type Hash = u128;
 
 /// The 32 lowercase hex digits the warehouse stores for `hash`.
+#[cfg(test)]
 pub fn hash_text(hash: Hash) -> String {
     let mut out = String::with_capacity(32);
     push_hash_text(hash, &mut out);
     out
 }
 
-/// Appends [`hash_text`] to `out`.
+/// Appends the 32 lowercase hex digits the warehouse stores for `hash` to `out`.
 pub fn push_hash_text(hash: Hash, out: &mut String) {
     let mut digits = [0u8; 32];
     hash_digits(hash, &mut digits);
     out.extend(digits.iter().map(|&digit| char::from(digit)));
 }
 
-/// [`hash_text`]'s 32 ASCII digits, into `digits`.
+/// The 32 lowercase hex digits the warehouse stores for `hash`, into `digits`.
 pub fn hash_digits(hash: Hash, digits: &mut [u8; 32]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for (place, digit) in digits.iter_mut().rev().enumerate() {

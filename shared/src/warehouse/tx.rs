@@ -23,7 +23,7 @@ pub(crate) enum Cells {
     Integers(Vec<Option<i64>>),
     /// Instants in microseconds since the epoch (fixed-width UTC text where text is sent).
     Instants(Vec<Option<i64>>),
-    /// Row hashes, sent as their stored text ([`super::scd::hash_text`]).
+    /// Row hashes, sent as their stored text ([`super::scd::hash_digits`]).
     Hashes(Vec<super::scd::Hash>),
     Constant(Option<String>),
 }
