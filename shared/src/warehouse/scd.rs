@@ -56,6 +56,18 @@ pub fn push_timestamp_text(instant: chrono::DateTime<chrono::Utc>, out: &mut Str
     out.push('Z');
 }
 
+/// Appends [`timestamp_text`] of an instant in microseconds since the epoch; false (writing
+/// nothing) when chrono cannot hold it.
+pub fn push_micros_text(micros: i64, out: &mut String) -> bool {
+    match chrono::DateTime::from_timestamp_micros(micros) {
+        Some(instant) => {
+            push_timestamp_text(instant, out);
+            true
+        }
+        None => false,
+    }
+}
+
 /// The instant of a fixed-width text written by [`timestamp_text`] (or PostgreSQL's
 /// equivalent), as microseconds since the epoch.
 pub fn timestamp_micros(text: &str) -> Option<i64> {

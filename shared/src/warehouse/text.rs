@@ -105,13 +105,7 @@ impl TextColumn {
                 }
                 None => return false,
             },
-            TextColumn::Timestamp(array) => {
-                match chrono::DateTime::from_timestamp_micros(array.value(index)) {
-                    Some(instant) => super::scd::push_timestamp_text(instant, out),
-                    None => return false,
-                }
-                Ok(())
-            }
+            TextColumn::Timestamp(array) => return super::scd::push_micros_text(array.value(index), out),
             TextColumn::Null(_) => return false,
         };
         true

@@ -39,13 +39,7 @@ impl Cells {
                 }
                 None => false,
             },
-            Cells::Instants(values) => match values[row].and_then(chrono::DateTime::from_timestamp_micros) {
-                Some(instant) => {
-                    super::scd::push_timestamp_text(instant, out);
-                    true
-                }
-                None => false,
-            },
+            Cells::Instants(values) => values[row].is_some_and(|micros| super::scd::push_micros_text(micros, out)),
             Cells::Hashes(hashes) => {
                 super::scd::push_hash_text(hashes[row], out);
                 true
