@@ -51,6 +51,11 @@ enum Command {
         /// core, run both the chain and DuckDB again on all cores, and print the ratios.
         #[arg(long)]
         duckdb: bool,
+        /// With `--duckdb`: how many times to run the chain and DuckDB, one right after the
+        /// other, at each core count; every round's ratio is printed and the median kept (this
+        /// shared machine's speed drifts by a third within an hour).
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
         /// Where to keep the generated file and the embedded S3 folder (default: a temporary folder).
         #[arg(long)]
         work: Option<PathBuf>,
@@ -100,6 +105,10 @@ enum Command {
         /// File sizes in megabytes, one chain run each.
         #[arg(long, value_delimiter = ',', default_values_t = [100, 1000])]
         megabytes: Vec<u64>,
+        /// Rounds of the chain and DuckDB, one right after the other, on the first (smallest)
+        /// file, whose one-core margin is within this machine's drift; larger files run once.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Fraction of deliberately bad rows in the generated files.
         #[arg(long, default_value_t = 0.02)]
         bad: f64,
@@ -163,9 +172,9 @@ fn main() -> anyhow::Result<()> {
             println!("{}: {} rows ({} bad), {} bytes", out.display(), generated.rows, generated.bad, generated.bytes);
             Ok(())
         }
-        Command::Ingest { size, work, in_process, duckdb, load } => {
+        Command::Ingest { size, work, in_process, duckdb, rounds, load } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let figures = runtime.block_on(ingest(size, work, in_process, duckdb, load))?;
+            let figures = runtime.block_on(ingest(size, work, in_process, duckdb.then_some(rounds), load))?;
             println!("{figures}");
             Ok(())
         }
@@ -189,9 +198,9 @@ fn main() -> anyhow::Result<()> {
             println!("{figures}");
             Ok(())
         }
-        Command::All { megabytes, bad, seed, database, bin_dir, json } => {
+        Command::All { megabytes, rounds, bad, seed, database, bin_dir, json } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let figures = runtime.block_on(all(megabytes, bad, seed, database, bin_folder(bin_dir)?))?;
+            let figures = runtime.block_on(all(megabytes, rounds, bad, seed, database, bin_folder(bin_dir)?))?;
             println!("{figures}");
             if let Some(path) = json {
                 std::fs::write(&path, serde_json::to_vec_pretty(&figures)?)
@@ -222,6 +231,7 @@ fn stage_figures<'a>(figures: &'a serde_json::Value, stage: &str) -> Option<&'a 
 /// Every benchmark in one run, then a summary against the targets.
 async fn all(
     megabytes: Vec<u64>,
+    rounds: usize,
     bad: f64,
     seed: u64,
     database: String,
@@ -233,7 +243,8 @@ async fn all(
         let size = Size { megabytes: size, rows: None, bad, seed };
         // The chain's curated rows are loaded once, from the first (smallest) size.
         let load = (index == 0).then(|| database.clone());
-        chains.push(ingest(size, None, false, true, load).await?);
+        let rounds = if index == 0 { rounds } else { 1 };
+        chains.push(ingest(size, None, false, Some(rounds), load).await?);
     }
     println!("\n== the load: a 10 % changed dimension and 1 000 000 facts, next to bare COPY");
     let temporary = tempfile::tempdir()?;
@@ -267,25 +278,44 @@ async fn all(
         };
         let one = stage_figures(chain, "duckdb/1");
         let ours_one = stage_figures(chain, "chain/1");
+        // Every round's ratio when there were several (the figures are the median round's).
+        let rounds = |cores: usize| {
+            let rounds: Vec<String> = chain["duckdb_ratios"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|comparison| comparison["cores"].as_u64() == Some(cores as u64))
+                .flat_map(|comparison| comparison["rounds"].as_array().cloned().unwrap_or_default())
+                .filter_map(|ratio| ratio.as_f64())
+                .map(|ratio| format!("{ratio:.2}"))
+                .collect();
+            if rounds.len() > 1 {
+                format!(", the median of {} rounds: {}", rounds.len(), rounds.join(", "))
+            } else {
+                String::new()
+            }
+        };
         println!(
-            "chain {size:>5} MB on 1 core: {:.2} s, peak RSS {:.0} MiB | DuckDB 1 thread {:.2} s, {:.0} MiB | speed vs DuckDB {:.2} (target >= 1)",
+            "chain {size:>5} MB on 1 core: {:.2} s, peak RSS {:.0} MiB | DuckDB 1 thread {:.2} s, {:.0} MiB | speed vs DuckDB {:.2} (target >= 1{})",
             seconds(ours_one),
             peak(ours_one),
             seconds(one),
             peak(one),
             seconds(one) / seconds(ours_one),
+            rounds(1),
         );
         let available = std::thread::available_parallelism().map_or(1, usize::from);
         if available > 1 {
             let all = stage_figures(chain, &format!("duckdb/{available}"));
             let ours_all = stage_figures(chain, &format!("chain/{available}"));
             println!(
-                "chain {size:>5} MB on {available} cores: {:.2} s, peak RSS {:.0} MiB | DuckDB {available} threads {:.2} s, {:.0} MiB | speed vs DuckDB {:.2}",
+                "chain {size:>5} MB on {available} cores: {:.2} s, peak RSS {:.0} MiB | DuckDB {available} threads {:.2} s, {:.0} MiB | speed vs DuckDB {:.2}{}",
                 seconds(ours_all),
                 peak(ours_all),
                 seconds(all),
                 peak(all),
                 seconds(all) / seconds(ours_all),
+                rounds(available),
             );
         }
     }
@@ -647,7 +677,7 @@ async fn ingest(
     size: Size,
     work: Option<PathBuf>,
     in_process: bool,
-    duckdb: bool,
+    duckdb: Option<usize>,
     load: Option<String>,
 ) -> anyhow::Result<serde_json::Value> {
     let temporary = tempfile::tempdir()?;
@@ -669,7 +699,7 @@ async fn ingest(
     let key = "landing/bench/sales.csv";
     let body = ByteStream::from_path(&source).await?;
     s3.client().put_object().bucket("bench").key(key).body(body).send().await.context("uploading the file")?;
-    if !duckdb {
+    if duckdb.is_none() {
         std::fs::remove_file(&source)?;
     }
 
@@ -680,40 +710,73 @@ async fn ingest(
     // One core is the target's condition (DESIGN.md); with DuckDB beside it, all cores too.
     let core_counts: Vec<usize> = if in_process {
         vec![available]
-    } else if duckdb {
+    } else if duckdb.is_some() {
         vec![1, available]
     } else {
         vec![1]
     };
     println!("stage       file_MB   rows       rejected  seconds  MB/s    rows/s     peak_RSS_MiB  out_MB  parts");
     let mut results = Vec::new();
-    let mut chains = Vec::new();
+    let mut comparisons = Vec::new();
     let mut last = None;
+    let rounds = duckdb.unwrap_or(1).max(1);
     for cores in core_counts.iter().copied().collect::<std::collections::BTreeSet<_>>() {
-        let chain = Chain { lake: &lake, s3: &s3, contract: &contract, run: &run, work: &work, in_process };
-        let mut measured = chain.measure(cores, megabytes).await?;
-        chains.push((cores, measured.seconds));
-        results.append(&mut measured.lines);
-        last = Some(measured);
+        // Each round runs the chain, then DuckDB right after it, so that both see the same
+        // machine; the round with the median ratio is reported.
+        let mut measured_rounds = Vec::new();
+        for round in 1..=rounds {
+            if rounds > 1 {
+                println!("round {round} of {rounds}, {cores} core(s)");
+            }
+            let chain = Chain { lake: &lake, s3: &s3, contract: &contract, run: &run, work: &work, in_process };
+            let mut measured = chain.measure(cores, megabytes).await?;
+            let mut lines = std::mem::take(&mut measured.lines);
+            let mut ratio = None;
+            if duckdb.is_some() {
+                let figures = duckdb_job(&source, &work, cores, available)?;
+                let seconds = figures["seconds"].as_f64().unwrap_or(f64::NAN);
+                let peak = figures["peak_rss_bytes"].as_u64().unwrap_or_default();
+                let mut line = report(&format!("duckdb/{cores}"), megabytes, generated.rows, 0, seconds, peak, 0, 0);
+                line["valid"] = figures["valid"].clone();
+                println!(
+                    "            Lakestar chain / DuckDB, {cores} core(s) each: {:.2}x the speed (valid rows: {} vs {})",
+                    seconds / measured.seconds,
+                    measured.validated.valid,
+                    figures["valid"]
+                );
+                anyhow::ensure!(
+                    figures["valid"].as_u64() == Some(measured.validated.valid),
+                    "DuckDB kept {} valid rows and the chain {}: the jobs differ",
+                    figures["valid"],
+                    measured.validated.valid
+                );
+                lines.push(line);
+                ratio = Some(seconds / measured.seconds);
+            }
+            measured_rounds.push((ratio, lines));
+            last = Some(measured);
+        }
+        let ratios: Vec<f64> = measured_rounds.iter().filter_map(|(ratio, _)| *ratio).collect();
+        let mut order: Vec<usize> = (0..measured_rounds.len()).collect();
+        order.sort_by(|&a, &b| {
+            measured_rounds[a].0.unwrap_or_default().total_cmp(&measured_rounds[b].0.unwrap_or_default())
+        });
+        let median = order[order.len() / 2];
+        if rounds > 1 {
+            println!(
+                "            median of {rounds} rounds on {cores} core(s): {:.2}x (round {}; all: {})",
+                measured_rounds[median].0.unwrap_or(f64::NAN),
+                median + 1,
+                ratios.iter().map(|ratio| format!("{ratio:.2}")).collect::<Vec<_>>().join(", ")
+            );
+        }
+        if !ratios.is_empty() {
+            comparisons
+                .push(serde_json::json!({ "cores": cores, "ratio": measured_rounds[median].0, "rounds": ratios }));
+        }
+        results.append(&mut measured_rounds.swap_remove(median).1);
     }
     let Measured { validated, curated_keys, masked_rows, .. } = last.context("no chain ran")?;
-    if duckdb {
-        for (cores, chain) in chains {
-            let figures = duckdb_job(&source, &work, cores, available)?;
-            let seconds = figures["seconds"].as_f64().unwrap_or(f64::NAN);
-            let peak = figures["peak_rss_bytes"].as_u64().unwrap_or_default();
-            let stage = format!("duckdb/{cores}");
-            let mut line = report(&stage, megabytes, generated.rows, 0, seconds, peak, 0, 0);
-            line["valid"] = figures["valid"].clone();
-            println!(
-                "            Lakestar chain / DuckDB, {cores} core(s) each: {:.2}x the speed (valid rows: {} vs {})",
-                seconds / chain,
-                validated.valid,
-                figures["valid"]
-            );
-            results.push(line);
-        }
-    }
     if let Some(admin_url) = load {
         let files =
             |spooled: Vec<(String, std::fs::File)>| spooled.into_iter().map(|(_, file)| file).collect::<Vec<_>>();
@@ -736,6 +799,7 @@ async fn ingest(
         "bench": "ingest+validate+mask",
         "file_bytes": generated.bytes,
         "results": results,
+        "duckdb_ratios": comparisons,
         "rejects_per_rule": validated.rejects_per_rule,
     }))
 }
