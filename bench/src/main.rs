@@ -54,7 +54,7 @@ enum Command {
         /// With `--duckdb`: how many times to run the chain and DuckDB, one right after the
         /// other, at each core count; every round's ratio is printed and the median kept (this
         /// shared machine's speed drifts by a third within an hour).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, requires = "duckdb")]
         rounds: usize,
         /// Where to keep the generated file and the embedded S3 folder (default: a temporary folder).
         #[arg(long)]
