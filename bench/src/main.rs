@@ -279,7 +279,7 @@ async fn all(
         let one = stage_figures(chain, "duckdb/1");
         let ours_one = stage_figures(chain, "chain/1");
         // Every round's ratio when there were several (the figures are the median round's).
-        let rounds = |cores: usize| {
+        let every_round = |cores: usize| {
             let rounds: Vec<String> = chain["duckdb_ratios"]
                 .as_array()
                 .into_iter()
@@ -302,7 +302,7 @@ async fn all(
             seconds(one),
             peak(one),
             seconds(one) / seconds(ours_one),
-            rounds(1),
+            every_round(1),
         );
         let available = std::thread::available_parallelism().map_or(1, usize::from);
         if available > 1 {
@@ -315,7 +315,7 @@ async fn all(
                 seconds(all),
                 peak(all),
                 seconds(all) / seconds(ours_all),
-                rounds(available),
+                every_round(available),
             );
         }
     }
@@ -738,11 +738,10 @@ async fn ingest(
                 let peak = figures["peak_rss_bytes"].as_u64().unwrap_or_default();
                 let mut line = report(&format!("duckdb/{cores}"), megabytes, generated.rows, 0, seconds, peak, 0, 0);
                 line["valid"] = figures["valid"].clone();
+                let speed = seconds / measured.seconds;
                 println!(
-                    "            Lakestar chain / DuckDB, {cores} core(s) each: {:.2}x the speed (valid rows: {} vs {})",
-                    seconds / measured.seconds,
-                    measured.validated.valid,
-                    figures["valid"]
+                    "            Lakestar chain / DuckDB, {cores} core(s) each: {speed:.2}x the speed (valid rows: {} vs {})",
+                    measured.validated.valid, figures["valid"]
                 );
                 anyhow::ensure!(
                     figures["valid"].as_u64() == Some(measured.validated.valid),
@@ -751,7 +750,7 @@ async fn ingest(
                     measured.validated.valid
                 );
                 lines.push(line);
-                ratio = Some(seconds / measured.seconds);
+                ratio = Some(speed);
             }
             measured_rounds.push((ratio, lines));
             last = Some(measured);
