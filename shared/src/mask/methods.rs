@@ -101,12 +101,20 @@ fn write_email_hash(keyed: &Keyed, value: &str, out: &mut String) {
 /// becomes `*`: `4111 1111 1111 1111` → `************1111`. A value no longer than `reveal`
 /// is starred whole.
 pub fn partial(value: &str, reveal: usize) -> String {
-    let compact: Vec<char> = value.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
-    if compact.len() <= reveal {
-        return "*".repeat(compact.len());
+    let mut out = String::with_capacity(value.len());
+    write_partial(value, reveal, &mut out);
+    out
+}
+
+/// Appends [`partial`] of `value` without collecting its characters first (every card
+/// number of a run passes here).
+fn write_partial(value: &str, reveal: usize, out: &mut String) {
+    let kept = |c: &char| !c.is_whitespace() && *c != '-';
+    let count = value.chars().filter(kept).count();
+    let hidden = if count <= reveal { count } else { count - reveal };
+    for (index, c) in value.chars().filter(kept).enumerate() {
+        out.push(if index < hidden { '*' } else { c });
     }
-    let hidden = compact.len() - reveal;
-    std::iter::repeat_n('*', hidden).chain(compact[hidden..].iter().copied()).collect()
 }
 
 /// `token`: the prefix and 16 upper-case hex digits of the keyed hash: `CUST-9F3A…`.
@@ -182,7 +190,7 @@ pub fn mask_array(key: &MaskingKey, pii: &PiiConfig, array: &ArrayRef, on: chron
         match pii.method {
             PiiMethod::Hash => write_hash(&keyed, value, base64url, &mut masked),
             PiiMethod::EmailHash => write_email_hash(&keyed, value, &mut masked),
-            PiiMethod::Partial => masked.push_str(&partial(value, reveal)),
+            PiiMethod::Partial => write_partial(value, reveal, &mut masked),
             PiiMethod::Token => write_token(&keyed, value, prefix, &mut masked),
             PiiMethod::Generalize => masked.push_str(&postcode_district(value)),
             PiiMethod::Redact => {}
@@ -287,6 +295,9 @@ mod tests {
         assert_eq!(partial("07700 900101", 4), "*******0101");
         assert_eq!(partial("123", 4), "***");
         assert_eq!(partial("", 4), "");
+        assert_eq!(partial("12-34", 4), "****", "no longer than `reveal`: starred whole");
+        assert_eq!(partial("12345", 4), "*2345");
+        assert_eq!(partial("€1 234 5678", 4), "*****5678", "characters, not bytes");
     }
 
     #[test]
