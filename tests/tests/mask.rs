@@ -26,6 +26,20 @@ async fn run_three(
     key_name: &str,
     bytes: &[u8],
 ) -> Result<MaskOutput, lambda_runtime::Diagnostic> {
+    let state = run_two(lake, contract, dataset, key_name, bytes).await?;
+    MaskFunction::new(lake.lake.clone(), contract.clone(), key.clone())
+        .handle(LambdaEvent::new(state, Default::default()))
+        .await
+}
+
+/// Ingest and validate one file through their handlers: the mask stage's input.
+async fn run_two(
+    lake: &TestLake,
+    contract: &Contract,
+    dataset: &str,
+    key_name: &str,
+    bytes: &[u8],
+) -> Result<serde_json::Value, lambda_runtime::Diagnostic> {
     lake.put(key_name, bytes).await;
     let run = run_for(dataset, key_name, bytes.len());
     let mut state = serde_json::json!({ "run": run });
@@ -37,9 +51,7 @@ async fn run_three(
         .handle(LambdaEvent::new(state.clone(), Default::default()))
         .await?;
     state["validate"] = serde_json::to_value(&validated).expect("JSON");
-    MaskFunction::new(lake.lake.clone(), contract.clone(), key.clone())
-        .handle(LambdaEvent::new(state, Default::default()))
-        .await
+    Ok(state)
 }
 
 async fn curated(lake: &TestLake, output: &MaskOutput, table: &str) -> Vec<arrow::array::RecordBatch> {
@@ -222,15 +234,14 @@ async fn the_key_comes_from_secrets_manager_with_its_version() {
     assert!(missing.to_string().contains("no/such/secret"), "{missing}");
 }
 
-#[tokio::test]
-async fn facts_over_many_months_land_whole_in_their_partitions_and_the_same_twice() {
-    // 20 months, every batch touching all of them: each partition is spilled, then written.
+/// Sales over 20 months, interleaved as a real delivery's would be: every batch touches
+/// every month's partition.
+fn sales_over_twenty_months(rows: usize) -> (String, Vec<String>) {
     let mut csv = String::from(
         "order_id,line_no,sale_date,ship_date,customer_id,sku,store_id,qty,unit_price,card_number,channel\n",
     );
     let months: Vec<String> = (0..20).map(|month| format!("{}-{:02}", 2022 + month / 12, month % 12 + 1)).collect();
-    for row in 0..600 {
-        // Months interleave, as a real delivery's would: every batch touches many partitions.
+    for row in 0..rows {
         let month = &months[row * 7 % months.len()];
         let day = row % 28 + 1;
         csv.push_str(&format!(
@@ -238,6 +249,50 @@ async fn facts_over_many_months_land_whole_in_their_partitions_and_the_same_twic
             row % 50
         ));
     }
+    (csv, months)
+}
+
+#[tokio::test]
+async fn fact_partitions_spilled_to_disk_give_the_same_files_as_partitions_held_in_memory() {
+    // Three batches of rows, each split over 20 partitions: with no budget every piece spills
+    // at once; with a small one some partitions spill (the largest first) while others stay
+    // held, so a partition's file is written from its spill and then from memory.
+    let (csv, _) = sales_over_twenty_months(20_000);
+    let lake = TestLake::start().await;
+    let contract = retail_contract();
+    let state =
+        run_two(&lake, &contract, "sales", "landing/2024-02-01/sales.csv", csv.as_bytes()).await.expect("validated");
+    let input = lakestar::state::StageInput::from_value(state).expect("state");
+    let mut outcomes = Vec::new();
+    for budget in [usize::MAX, 0, 200_000] {
+        let output = lakestar::mask::mask_holding(
+            &lake.lake,
+            &contract,
+            &test_key(),
+            &input.run,
+            input.validate().expect("validated"),
+            budget,
+        )
+        .await
+        .expect("masked");
+        assert_eq!(output.rows, 20_000);
+        let mut files = Vec::new();
+        for key in &output.curated["fact_sales"] {
+            files.push((key.clone(), lake.get(key).await));
+        }
+        outcomes.push(files);
+    }
+    assert_eq!(outcomes[0].len(), 20, "one part per month");
+    let rows: usize =
+        outcomes[0].iter().flat_map(|(_, bytes)| read_parquet(bytes.clone())).map(|batch| batch.num_rows()).sum();
+    assert_eq!(rows, 20_000, "every row in a partition");
+    assert!(outcomes[1] == outcomes[0], "every partition spilled: the same keys and bytes as none");
+    assert!(outcomes[2] == outcomes[0], "some partitions spilled: the same keys and bytes as none");
+}
+
+#[tokio::test]
+async fn facts_over_many_months_land_whole_in_their_partitions_and_the_same_twice() {
+    let (csv, months) = sales_over_twenty_months(600);
     let lake = TestLake::start().await;
     let contract = retail_contract();
     let key_name = "landing/2024-02-01/sales.csv";

@@ -32,9 +32,9 @@ use crate::{Error, Result};
 /// Rows per curated part.
 const PART_ROWS: u64 = 4 * 1024 * 1024;
 
-/// The schema of spilled rows: the curated one with its text lineage columns (the same key
-/// and run id on every row of a run) dictionary-encoded, which saves about a third of the
-/// local disk a spill takes.
+/// The schema of held and spilled fact rows: the curated one with its text lineage columns
+/// (the same key and run id on every row of a run) dictionary-encoded, which saves about a
+/// third of the memory and local disk they take.
 fn spill_schema(schema: &Schema) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
@@ -100,6 +100,23 @@ pub fn curated_prefix(table: &str) -> String {
     format!("curated/{table}/")
 }
 
+/// The share of the function's memory that a fact table's partitions may hold before the
+/// largest spill to local disk: a fifth, leaving the rest to the decoder, the Parquet writer
+/// and the runtime.
+const HELD_SHARE: usize = 5;
+
+/// How many bytes of masked fact rows the stage holds in memory: a fifth of the Lambda
+/// function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB; 1 024 MB, the template's,
+/// when not in Lambda). The 1.2 million rows of a 100 MB sales file fit in 1 024 MB; the rows
+/// of larger files spill, partition by partition, so memory stays flat in the file's size.
+pub fn held_bytes() -> usize {
+    let megabytes = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        .ok()
+        .and_then(|value| value.trim().parse::<usize>().ok())
+        .unwrap_or(1024);
+    megabytes * 1024 * 1024 / HELD_SHARE
+}
+
 /// Runs the mask stage for `run`, whose validate stage reported `validated`.
 pub async fn mask(
     lake: &Lake,
@@ -108,12 +125,25 @@ pub async fn mask(
     run: &RunDescriptor,
     validated: &ValidateOutput,
 ) -> Result<MaskOutput> {
+    mask_holding(lake, contract, key, run, validated, held_bytes()).await
+}
+
+/// [`mask`], holding at most `held_bytes` of a fact table's masked rows in memory before
+/// spilling partitions to local disk. The curated files are the same whatever the budget.
+pub async fn mask_holding(
+    lake: &Lake,
+    contract: &Contract,
+    key: &MaskingKey,
+    run: &RunDescriptor,
+    validated: &ValidateOutput,
+    held_bytes: usize,
+) -> Result<MaskOutput> {
     let dataset = contract.dataset(&run.dataset).ok_or_else(|| Error::UnknownDataset { key: run.key.clone() })?.clone();
     let started = Instant::now();
     tracing::info!(run = %run.id, dataset = %run.dataset, parts = validated.processed.len(), "Mask started.");
     let spools = lake.spool(&validated.processed).await?;
     let table = dataset.table.name.clone();
-    let job = MaskJob::new(lake.clone(), run.clone(), dataset, key.clone(), Handle::current())?;
+    let job = MaskJob::new(lake.clone(), run.clone(), dataset, key.clone(), Handle::current(), held_bytes)?;
     let masked_columns = job.masked_columns();
     let result = tokio::task::spawn_blocking(move || job.execute(spools))
         .await
@@ -179,10 +209,28 @@ struct MaskJob {
     spill_schema: SchemaRef,
     /// The curated name of the partition column, and the granularity, for facts.
     partition: Option<(usize, String, Partition)>,
+    /// How many bytes of partitioned rows may be held in memory before spilling.
+    held_bytes: usize,
+}
+
+/// A fact partition's masked rows until they are written: held in memory, and spilled to a
+/// local Arrow IPC file whenever the rows held for all partitions pass the stage's budget.
+#[derive(Default)]
+struct Pending {
+    spill: Option<StreamWriter<BufWriter<std::fs::File>>>,
+    held: Vec<RecordBatch>,
+    held_bytes: usize,
 }
 
 impl MaskJob {
-    fn new(lake: Lake, run: RunDescriptor, dataset: Dataset, key: MaskingKey, handle: Handle) -> Result<MaskJob> {
+    fn new(
+        lake: Lake,
+        run: RunDescriptor,
+        dataset: Dataset,
+        key: MaskingKey,
+        handle: Handle,
+        held_bytes: usize,
+    ) -> Result<MaskJob> {
         let processed = DatasetPlan::new(&dataset)?.processed_schema();
         let mut fields = curated_fields(&dataset)?;
         let mut columns: Vec<CuratedColumn> = dataset
@@ -206,7 +254,7 @@ impl MaskJob {
             _ => None,
         };
         let spill_schema = spill_schema(&schema);
-        Ok(MaskJob { lake, run, dataset, key, handle, columns, schema, spill_schema, partition })
+        Ok(MaskJob { lake, run, dataset, key, handle, columns, schema, spill_schema, partition, held_bytes })
     }
 
     fn masked_columns(&self) -> BTreeMap<String, String> {
@@ -230,14 +278,17 @@ impl MaskJob {
     }
 
     /// Masks every batch, checks it, and writes its rows: an unpartitioned table (a
-    /// dimension) straight to its Parquet parts; a partitioned one (facts) spilled to a local
-    /// Arrow IPC file per partition, whose Parquet objects are written one after the other at
-    /// the end. Only one Parquet writer is open at a time, however many partitions the run
-    /// touches (a dozen open writers measured slower on one core and three times the memory).
+    /// dimension) straight to its Parquet parts; a partitioned one (facts) held per partition
+    /// in memory, the largest partitions spilled to local Arrow IPC files while the held rows
+    /// pass the budget, and each partition's Parquet objects written one after the other at
+    /// the end (its spilled rows, then its held rows: the order they came in). Only one Parquet
+    /// writer is open at a time, however many partitions the run touches (a dozen open writers
+    /// measured slower on one core and three times the memory).
     fn execute(self, spools: Vec<(String, std::fs::File)>) -> Result<(Vec<String>, u64)> {
         let on = self.run.time.date_naive();
         let mut direct = self.partition.is_none().then(|| self.partition_writer(""));
-        let mut spilled: BTreeMap<String, StreamWriter<BufWriter<std::fs::File>>> = BTreeMap::new();
+        let mut pending: BTreeMap<String, Pending> = BTreeMap::new();
+        let mut held_bytes = 0usize;
         let io = |source| Error::Io { path: std::env::temp_dir(), source };
         let mut rows = 0u64;
         for (part, spool) in spools {
@@ -270,18 +321,19 @@ impl MaskJob {
                         writer.write(&partition_rows)?;
                         continue;
                     }
-                    let writer = match spilled.entry(partition) {
-                        std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
-                        std::collections::btree_map::Entry::Vacant(entry) => {
-                            let file = BufWriter::with_capacity(64 * 1024, tempfile::tempfile().map_err(io)?);
-                            let writer = StreamWriter::try_new(file, &self.spill_schema)
-                                .map_err(|error| Error::arrow("spilling a partition", error))?;
-                            entry.insert(writer)
-                        }
-                    };
-                    writer
-                        .write(&self.spilled(&partition_rows)?)
-                        .map_err(|error| Error::arrow("spilling a partition", error))?;
+                    let held = self.spilled(&partition_rows)?;
+                    let bytes = held.get_array_memory_size();
+                    let partition = pending.entry(partition).or_default();
+                    partition.held.push(held);
+                    partition.held_bytes += bytes;
+                    held_bytes += bytes;
+                    while held_bytes > self.held_bytes {
+                        let Some(largest) = pending.values_mut().max_by_key(|partition| partition.held_bytes) else {
+                            break;
+                        };
+                        held_bytes -= largest.held_bytes;
+                        self.spill(largest)?;
+                    }
                 }
             }
         }
@@ -289,24 +341,47 @@ impl MaskJob {
         if let Some(writer) = direct {
             keys.extend(writer.finish()?);
         }
-        for (partition, writer) in spilled {
-            let mut file = writer
-                .into_inner()
-                .map_err(|error| Error::arrow("spilling a partition", error))?
-                .into_inner()
-                .map_err(|error| io(error.into_error()))?;
-            file.rewind().map_err(io)?;
+        for (partition, pending) in pending {
             let mut writer = self.partition_writer(&partition);
-            let reader = StreamReader::try_new(BufReader::with_capacity(64 * 1024, file), None)
-                .map_err(|error| Error::arrow("reading a spilled partition", error))?;
-            for batch in ReadAhead::new(reader, &partition)? {
-                let batch = batch.map_err(|error| Error::arrow("reading a spilled partition", error))?;
+            if let Some(spill) = pending.spill {
+                let mut file = spill
+                    .into_inner()
+                    .map_err(|error| Error::arrow("spilling a partition", error))?
+                    .into_inner()
+                    .map_err(|error| io(error.into_error()))?;
+                file.rewind().map_err(io)?;
+                let reader = StreamReader::try_new(BufReader::with_capacity(64 * 1024, file), None)
+                    .map_err(|error| Error::arrow("reading a spilled partition", error))?;
+                for batch in ReadAhead::new(reader, &partition)? {
+                    let batch = batch.map_err(|error| Error::arrow("reading a spilled partition", error))?;
+                    writer.write(&self.unspilled(&batch)?)?;
+                }
+            }
+            for batch in pending.held {
                 writer.write(&self.unspilled(&batch)?)?;
             }
             keys.extend(writer.finish()?);
         }
         keys.sort();
         Ok((keys, rows))
+    }
+
+    /// Appends a partition's held rows to its spill file (opened on its first spill).
+    fn spill(&self, partition: &mut Pending) -> Result<()> {
+        let spill = match &mut partition.spill {
+            Some(spill) => spill,
+            None => {
+                let file = tempfile::tempfile().map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
+                let writer = StreamWriter::try_new(BufWriter::with_capacity(64 * 1024, file), &self.spill_schema)
+                    .map_err(|error| Error::arrow("spilling a partition", error))?;
+                partition.spill.insert(writer)
+            }
+        };
+        for batch in partition.held.drain(..) {
+            spill.write(&batch).map_err(|error| Error::arrow("spilling a partition", error))?;
+        }
+        partition.held_bytes = 0;
+        Ok(())
     }
 
     fn spilled(&self, batch: &RecordBatch) -> Result<RecordBatch> {
