@@ -57,7 +57,7 @@ pub fn luhn(digits: &[u8]) -> bool {
 /// What personal data a single value looks like, if any. The value is examined whole and
 /// word by word, so `contact: a@b.com` is found too.
 pub fn detect(value: &str) -> Option<PiiKind> {
-    let value = value.trim();
+    let value = crate::validate::cast::trim(value);
     if value.is_empty() {
         return None;
     }

@@ -2,7 +2,6 @@
 //! standardised, typed and checked, and the cross-column rules. Synchronous, no I/O: text
 //! batches in, typed batches and reject reasons out.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -121,7 +120,8 @@ pub struct ColumnPlan {
     max: Option<(Bound, String)>,
     min_length: Option<usize>,
     max_length: Option<usize>,
-    allowed: Option<HashSet<String>>,
+    /// The allowed values, sorted: a few, searched without hashing the value.
+    allowed: Option<Vec<String>>,
     /// Reason texts, built once.
     reasons: ReasonTexts,
 }
@@ -197,7 +197,11 @@ impl ColumnPlan {
             max: None,
             min_length: config.checks.min_length,
             max_length: config.checks.max_length,
-            allowed: (!config.checks.allowed.is_empty()).then(|| config.checks.allowed.iter().cloned().collect()),
+            allowed: (!config.checks.allowed.is_empty()).then(|| {
+                let mut allowed = config.checks.allowed.clone();
+                allowed.sort();
+                allowed
+            }),
             reasons: ReasonTexts {
                 required: format!("{name}:required"),
                 type_error: format!("{name}:type({})", type_name(column.data_type)),
@@ -275,7 +279,7 @@ impl ColumnPlan {
 
     /// Trims, turns empty into null, and applies the case rule.
     pub fn standardise<'a>(&self, text: &'a str) -> Option<std::borrow::Cow<'a, str>> {
-        let text = text.trim();
+        let text = cast::trim(text);
         if text.is_empty() {
             return None;
         }
@@ -362,7 +366,7 @@ impl ColumnPlan {
             }
         }
         if let Some(allowed) = &self.allowed
-            && !allowed.contains(text)
+            && allowed.binary_search_by(|value| value.as_str().cmp(text)).is_err()
         {
             reasons.push(row, &self.reasons.allowed);
         }
