@@ -74,6 +74,19 @@ async fn customers_csv_becomes_raw_parquet_with_lineage_and_parse_rejects() {
     assert!(text_column(&batches, "_source_key").iter().all(|value| value.as_deref() == Some(key)));
     assert!(text_column(&batches, "_run_id").iter().all(|value| value.as_deref() == Some(run.id.as_str())));
 
+    // Source text carries no statistics (they would prune nothing); lineage keeps them.
+    let raw = parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(lake.get(&output.raw[0]).await))
+        .expect("a Parquet file");
+    let footer = parquet::file::reader::FileReader::metadata(&raw);
+    let with_statistics: Vec<String> = footer
+        .row_group(0)
+        .columns()
+        .iter()
+        .filter(|column| column.statistics().is_some())
+        .map(|column| column.column_path().string())
+        .collect();
+    assert_eq!(with_statistics, ["_source_key", "_source_line", "_run_id", "_ingested_at"]);
+
     // The quarantined row, with reason and text, in Parquet and CSV.
     assert_eq!(output.quarantine.len(), 2);
     let rejects = read_parquet(lake.get(&output.quarantine[0]).await);

@@ -129,8 +129,13 @@ impl RawWriter {
 
         if self.writer.is_none() {
             let key = format!("{}{}", lake::raw_prefix(run), lake::part_name(self.parts.len()));
-            self.writer =
-                Some(ParquetObjectWriter::new(&self.context.lake, &key, batch.schema(), self.context.handle.clone())?);
+            self.writer = Some(ParquetObjectWriter::with_properties(
+                &self.context.lake,
+                &key,
+                batch.schema(),
+                self.context.handle.clone(),
+                lake::raw_writer_properties(&self.columns),
+            )?);
         }
         if let Some(writer) = &mut self.writer {
             writer.write(&batch)?;

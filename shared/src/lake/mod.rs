@@ -7,7 +7,9 @@ mod s3;
 
 #[cfg(feature = "embedded-s3")]
 pub use embedded::EmbeddedS3;
-pub use parquet::{ParquetObjectWriter, PartedWriter, ReadAhead, WriteBudget, writer_properties};
+pub use parquet::{
+    ParquetObjectWriter, PartedWriter, ReadAhead, WriteBudget, raw_writer_properties, writer_properties,
+};
 pub use s3::{Lake, MIN_PART_SIZE, MultipartWriter, PART_SIZE, percent_encode_key};
 
 use crate::run::RunDescriptor;
