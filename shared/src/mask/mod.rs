@@ -107,14 +107,14 @@ const HELD_SHARE: usize = 5;
 
 /// How many bytes of masked fact rows the stage holds in memory: a fifth of the Lambda
 /// function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB; 1 024 MB, the template's,
-/// when not in Lambda). The 1.2 million rows of a 100 MB sales file fit in 1 024 MB; the rows
-/// of larger files spill, partition by partition, so memory stays flat in the file's size.
+/// when not in Lambda). The 1.2 million masked rows of a 100 MB sales file fit in a fifth of
+/// 1 024 MB; larger files spill, partition by partition, so memory stays flat in their size.
 pub fn held_bytes() -> usize {
     let megabytes = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
         .ok()
         .and_then(|value| value.trim().parse::<usize>().ok())
         .unwrap_or(1024);
-    megabytes * 1024 * 1024 / HELD_SHARE
+    megabytes.saturating_mul(1024 * 1024) / HELD_SHARE
 }
 
 /// Runs the mask stage for `run`, whose validate stage reported `validated`.
