@@ -43,13 +43,13 @@ impl DuplicateFinder {
 
     /// Notes that the row at `position` (in file order) has `key` (its parts already
     /// standardised). Rows whose key has a null part take no part.
-    pub fn add(&mut self, position: u32, key: &[&str]) -> Result<()> {
+    pub fn add(&mut self, position: u32, key: &[impl AsRef<str>]) -> Result<()> {
         let mut first = std::hash::DefaultHasher::new();
         let mut second = std::hash::DefaultHasher::new();
         0xA5u8.hash(&mut second);
         for part in key {
-            part.hash(&mut first);
-            part.hash(&mut second);
+            part.as_ref().hash(&mut first);
+            part.as_ref().hash(&mut second);
         }
         let hash = (u128::from(first.finish()) << 32) | u128::from(second.finish() as u32);
         self.chunk.push((hash << 32) | u128::from(position));

@@ -270,7 +270,7 @@ impl Job {
                                     self.run.key
                                 ))
                             })?;
-                            finder.add(slot, &parts.iter().map(|part| part.as_ref()).collect::<Vec<_>>())?;
+                            finder.add(slot, &parts)?;
                         }
                     }
                 }
