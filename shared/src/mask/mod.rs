@@ -50,7 +50,7 @@ fn spill_schema(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Whether a curated column is spilled dictionary-encoded: the text lineage columns.
+/// Whether a curated column is held and spilled dictionary-encoded: the text lineage columns.
 fn spilled_as_dictionary(field: &Field) -> bool {
     crate::ingest::LINEAGE.contains(&field.name().as_str()) && field.data_type() == &ArrowType::Utf8
 }
@@ -108,7 +108,7 @@ const HELD_SHARE: usize = 5;
 /// How many bytes of masked fact rows the stage holds in memory: a fifth of the Lambda
 /// function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB; 1 024 MB, the template's,
 /// when not in Lambda). The 1.2 million masked rows of a 100 MB sales file fit in a fifth of
-/// 1 024 MB; larger files spill, partition by partition, so memory stays flat in their size.
+/// 1 024 MB; larger files spill, partition by partition, so memory stays bounded whatever their size.
 pub fn held_bytes() -> usize {
     let megabytes = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
         .ok()
@@ -205,7 +205,7 @@ struct MaskJob {
     handle: Handle,
     columns: Vec<CuratedColumn>,
     schema: SchemaRef,
-    /// The schema of spilled rows (see [`spill_schema`]).
+    /// The schema of held and spilled rows (see [`spill_schema`]).
     spill_schema: SchemaRef,
     /// The curated name of the partition column, and the granularity, for facts.
     partition: Option<(usize, String, Partition)>,
