@@ -146,6 +146,12 @@ impl Error {
         }
     }
 
+    /// A failure of local scratch work (temporary files, a helper thread): the path is the
+    /// temporary folder, where such work happens.
+    pub(crate) fn temp_io(source: std::io::Error) -> Self {
+        Error::Io { path: std::env::temp_dir(), source }
+    }
+
     /// Whether retrying the same call may succeed without anyone changing anything.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::S3 { .. } | Error::Io { .. } | Error::WarehouseUnavailable(_))

@@ -160,7 +160,7 @@ impl ParquetObjectWriter {
         let encoder = std::thread::Builder::new()
             .name("parquet-writer".to_string())
             .spawn(move || encoding.run(received))
-            .map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
+            .map_err(Error::temp_io)?;
         Ok(ParquetObjectWriter {
             schema,
             key: key.to_string(),
@@ -374,7 +374,7 @@ impl ReadAhead {
                     }
                 }
             })
-            .map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
+            .map_err(Error::temp_io)?;
         Ok(ReadAhead { batches: Some(received), reader: Some(reader), what: what.to_string() })
     }
 }

@@ -77,9 +77,8 @@ impl Lake {
     pub async fn spool(&self, keys: &[String]) -> Result<Vec<(String, std::fs::File)>> {
         let mut spools = Vec::with_capacity(keys.len());
         for key in keys {
-            let io = |source| Error::Io { path: std::env::temp_dir(), source };
-            let spool = tempfile::tempfile().map_err(io)?;
-            self.download(key, spool.try_clone().map_err(io)?).await?;
+            let spool = tempfile::tempfile().map_err(Error::temp_io)?;
+            self.download(key, spool.try_clone().map_err(Error::temp_io)?).await?;
             spools.push((key.clone(), spool));
         }
         Ok(spools)

@@ -210,7 +210,7 @@ struct MaskJob {
     /// The curated name of the partition column, and the granularity, for facts.
     partition: Option<(usize, String, Partition)>,
     /// How many bytes of partitioned rows may be held in memory before spilling.
-    held_bytes: usize,
+    held_budget: usize,
 }
 
 /// A fact partition's masked rows until they are written: held in memory, and spilled to a
@@ -222,6 +222,16 @@ struct Pending {
     held_bytes: usize,
 }
 
+impl Pending {
+    /// Holds `batch`; returns its size in memory.
+    fn hold(&mut self, batch: RecordBatch) -> usize {
+        let bytes = batch.get_array_memory_size();
+        self.held.push(batch);
+        self.held_bytes += bytes;
+        bytes
+    }
+}
+
 impl MaskJob {
     fn new(
         lake: Lake,
@@ -229,7 +239,7 @@ impl MaskJob {
         dataset: Dataset,
         key: MaskingKey,
         handle: Handle,
-        held_bytes: usize,
+        held_budget: usize,
     ) -> Result<MaskJob> {
         let processed = DatasetPlan::new(&dataset)?.processed_schema();
         let mut fields = curated_fields(&dataset)?;
@@ -254,7 +264,7 @@ impl MaskJob {
             _ => None,
         };
         let spill_schema = spill_schema(&schema);
-        Ok(MaskJob { lake, run, dataset, key, handle, columns, schema, spill_schema, partition, held_bytes })
+        Ok(MaskJob { lake, run, dataset, key, handle, columns, schema, spill_schema, partition, held_budget })
     }
 
     fn masked_columns(&self) -> BTreeMap<String, String> {
@@ -288,8 +298,7 @@ impl MaskJob {
         let on = self.run.time.date_naive();
         let mut direct = self.partition.is_none().then(|| self.partition_writer(""));
         let mut pending: BTreeMap<String, Pending> = BTreeMap::new();
-        let mut held_bytes = 0usize;
-        let io = |source| Error::Io { path: std::env::temp_dir(), source };
+        let mut held_total = 0usize;
         let mut rows = 0u64;
         for (part, spool) in spools {
             let reader = ParquetRecordBatchReaderBuilder::try_new(spool)
@@ -321,17 +330,12 @@ impl MaskJob {
                         writer.write(&partition_rows)?;
                         continue;
                     }
-                    let held = self.spilled(&partition_rows)?;
-                    let bytes = held.get_array_memory_size();
-                    let partition = pending.entry(partition).or_default();
-                    partition.held.push(held);
-                    partition.held_bytes += bytes;
-                    held_bytes += bytes;
-                    while held_bytes > self.held_bytes {
+                    held_total += pending.entry(partition).or_default().hold(self.spilled(&partition_rows)?);
+                    while held_total > self.held_budget {
                         let Some(largest) = pending.values_mut().max_by_key(|partition| partition.held_bytes) else {
                             break;
                         };
-                        held_bytes -= largest.held_bytes;
+                        held_total -= largest.held_bytes;
                         self.spill(largest)?;
                     }
                 }
@@ -342,28 +346,34 @@ impl MaskJob {
             keys.extend(writer.finish()?);
         }
         for (partition, pending) in pending {
-            let mut writer = self.partition_writer(&partition);
-            if let Some(spill) = pending.spill {
-                let mut file = spill
-                    .into_inner()
-                    .map_err(|error| Error::arrow("spilling a partition", error))?
-                    .into_inner()
-                    .map_err(|error| io(error.into_error()))?;
-                file.rewind().map_err(io)?;
-                let reader = StreamReader::try_new(BufReader::with_capacity(64 * 1024, file), None)
-                    .map_err(|error| Error::arrow("reading a spilled partition", error))?;
-                for batch in ReadAhead::new(reader, &partition)? {
-                    let batch = batch.map_err(|error| Error::arrow("reading a spilled partition", error))?;
-                    writer.write(&self.unspilled(&batch)?)?;
-                }
-            }
-            for batch in pending.held {
-                writer.write(&self.unspilled(&batch)?)?;
-            }
-            keys.extend(writer.finish()?);
+            keys.extend(self.write_partition(&partition, pending)?);
         }
         keys.sort();
         Ok((keys, rows))
+    }
+
+    /// Writes a fact partition's parts: its spilled rows, then its held rows (the order they
+    /// came in); returns their keys.
+    fn write_partition(&self, partition: &str, pending: Pending) -> Result<Vec<String>> {
+        let mut writer = self.partition_writer(partition);
+        if let Some(spill) = pending.spill {
+            let mut file = spill
+                .into_inner()
+                .map_err(|error| Error::arrow("spilling a partition", error))?
+                .into_inner()
+                .map_err(|error| Error::temp_io(error.into_error()))?;
+            file.rewind().map_err(Error::temp_io)?;
+            let reader = StreamReader::try_new(BufReader::with_capacity(64 * 1024, file), None)
+                .map_err(|error| Error::arrow("reading a spilled partition", error))?;
+            for batch in ReadAhead::new(reader, partition)? {
+                let batch = batch.map_err(|error| Error::arrow("reading a spilled partition", error))?;
+                writer.write(&self.unspilled(&batch)?)?;
+            }
+        }
+        for batch in pending.held {
+            writer.write(&self.unspilled(&batch)?)?;
+        }
+        writer.finish()
     }
 
     /// Appends a partition's held rows to its spill file (opened on its first spill).
@@ -371,7 +381,7 @@ impl MaskJob {
         let spill = match &mut partition.spill {
             Some(spill) => spill,
             None => {
-                let file = tempfile::tempfile().map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
+                let file = tempfile::tempfile().map_err(Error::temp_io)?;
                 let writer = StreamWriter::try_new(BufWriter::with_capacity(64 * 1024, file), &self.spill_schema)
                     .map_err(|error| Error::arrow("spilling a partition", error))?;
                 partition.spill.insert(writer)

@@ -31,10 +31,6 @@ impl Default for DuplicateFinder {
     }
 }
 
-fn io_error(source: std::io::Error) -> Error {
-    Error::Io { path: std::env::temp_dir(), source }
-}
-
 impl DuplicateFinder {
     /// A finder that spills every `entries` entries (small values exercise the merge in tests).
     pub fn with_chunk(entries: usize) -> DuplicateFinder {
@@ -61,15 +57,15 @@ impl DuplicateFinder {
 
     fn spill(&mut self) -> Result<()> {
         self.chunk.sort_unstable();
-        let mut file = tempfile::tempfile().map_err(io_error)?;
+        let mut file = tempfile::tempfile().map_err(Error::temp_io)?;
         {
             let mut writer = BufWriter::with_capacity(1 << 20, &mut file);
             for entry in &self.chunk {
-                writer.write_all(&entry.to_le_bytes()).map_err(io_error)?;
+                writer.write_all(&entry.to_le_bytes()).map_err(Error::temp_io)?;
             }
-            writer.flush().map_err(io_error)?;
+            writer.flush().map_err(Error::temp_io)?;
         }
-        file.rewind().map_err(io_error)?;
+        file.rewind().map_err(Error::temp_io)?;
         self.runs.push(file);
         self.chunk.clear();
         Ok(())
@@ -135,7 +131,7 @@ fn next_entry(reader: &mut BufReader<std::fs::File>) -> Result<Option<u128>> {
     match reader.read_exact(&mut bytes) {
         Ok(()) => Ok(Some(u128::from_le_bytes(bytes))),
         Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-        Err(error) => Err(io_error(error)),
+        Err(error) => Err(Error::temp_io(error)),
     }
 }
 

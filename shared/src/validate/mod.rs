@@ -237,7 +237,7 @@ impl Job {
             .collect();
         let mut position: u64 = 0;
         for (key, spool) in spools {
-            let file = spool.try_clone().map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
+            let file = spool.try_clone().map_err(Error::temp_io)?;
             let builder =
                 ParquetRecordBatchReaderBuilder::try_new(file).map_err(|error| self.read_error(key, error))?;
             let mask = ProjectionMask::columns(builder.parquet_schema(), wanted.iter().copied());
