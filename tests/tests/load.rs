@@ -521,6 +521,17 @@ async fn postgres_loads_into_empty_tables_build_every_key_and_index_again() {
     assert_eq!(loaded.tables["fact_sales"].inserted, 1);
     assert_eq!(loaded.tables["dim_product"].inferred, 1);
     assert_eq!(query_text(&warehouse, indexes).await, expected(&["dim_customer", "dim_product", "fact_sales"]));
+    // Each was emptied in its load's transaction and copied into with FREEZE: every row is
+    // written frozen (`HEAP_XMIN_FROZEN` in its header), so no later read sets hint bits.
+    query_text(&warehouse, "CREATE EXTENSION IF NOT EXISTS pageinspect").await;
+    for table in ["dim_customer", "dim_product", "fact_sales"] {
+        let frozen = format!(
+            "SELECT CAST(COUNT(*) AS TEXT), CAST(bool_and(t_infomask & 768 = 768) AS TEXT) \
+             FROM heap_page_items(get_raw_page('{table}', 0))"
+        );
+        let expected_rows = if table == "dim_customer" { "2" } else { "1" };
+        assert_eq!(query_text(&warehouse, &frozen).await, [vec![text(expected_rows), text("true")]], "{table}");
+    }
     let constraints = "SELECT conrelid::regclass::text || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
                        WHERE conrelid IN ('dim_customer'::regclass, 'dim_product'::regclass) AND contype = 'p' ORDER BY 1";
     assert_eq!(
@@ -658,6 +669,47 @@ async fn postgres_natural_keys_compare_bytewise_and_tables_made_before_load_as_w
     }
     fact_cases(&pipeline).await;
     assert_eq!(query_text(&warehouse, KEY_COLLATIONS).await, collations("default"), "left as they were");
+    database.drop_database(warehouse).await;
+}
+
+#[tokio::test]
+async fn postgres_row_hashes_are_16_bytes_and_hex_hashes_of_tables_made_before_are_converted() {
+    let (database, warehouse) = postgres().await;
+    let pipeline = Pipeline::new(warehouse.clone()).await;
+    let day1 = customers_csv(&[
+        customer("C1001", "Leeds", "gold", "2024-01-01T08:00:00"),
+        customer("C1002", "Manchester", "silver", "2024-01-01T08:00:00"),
+    ]);
+    let state =
+        pipeline.prepare("customers", "landing/d1/customers.csv", day1.as_bytes(), "2024-01-01T02:00:00Z").await;
+    pipeline.load(&state).await;
+    const HASHES: &str = "SELECT customer_id, pg_typeof(row_hash)::text, pg_typeof(type1_hash)::text, \
+         encode(row_hash, 'hex'), encode(type1_hash, 'hex') FROM dim_customer ORDER BY 1";
+    let stored = query_text(&warehouse, HASHES).await;
+    assert_eq!(stored.len(), 2);
+    for row in &stored {
+        assert_eq!((row[1].as_deref(), row[2].as_deref()), (Some("bytea"), Some("bytea")), "{row:?}");
+        assert!(row[3..].iter().all(|hex| hex.as_ref().is_some_and(|hex| hex.len() == 32)), "16 bytes: {row:?}");
+    }
+
+    // The hashes as an earlier Lakestar stored them, 32 hex digits: the next load converts the
+    // columns to the bytes the digits spell, and finds every row unchanged.
+    query_text(
+        &warehouse,
+        "ALTER TABLE dim_customer ALTER COLUMN row_hash TYPE TEXT USING encode(row_hash, 'hex'), \
+         ALTER COLUMN type1_hash TYPE TEXT USING encode(type1_hash, 'hex')",
+    )
+    .await;
+    let counts = pipeline.load(&state).await.tables["dim_customer"];
+    assert_eq!((counts.inserted, counts.updated, counts.unchanged), (0, 0, 2));
+    assert_eq!(query_text(&warehouse, HASHES).await, stored, "the same hashes, as bytes again");
+
+    // And a change after the conversion is one.
+    let day2 = customers_csv(&[customer("C1001", "York", "gold", "2024-01-02T09:00:00")]);
+    let loaded =
+        pipeline.deliver("customers", "landing/d2/customers.csv", day2.as_bytes(), "2024-01-02T02:00:00Z").await;
+    let counts = loaded.tables["dim_customer"];
+    assert_eq!((counts.inserted, counts.updated, counts.unchanged), (0, 1, 0));
     database.drop_database(warehouse).await;
 }
 

@@ -154,6 +154,7 @@ impl<'k> BinaryRows<'k> {
                 }
                 None => None,
             }),
+            Kind::Hash => Value::Hash(field.and_then(super::scd::stored_hash)),
         })
     }
 
@@ -197,6 +198,7 @@ pub(crate) enum Wire {
     Numeric,
     Date,
     Timestamptz,
+    Bytea,
 }
 
 impl Wire {
@@ -213,6 +215,7 @@ impl Wire {
             "numeric" => Wire::Numeric,
             "date" => Wire::Date,
             "timestamptz" => Wire::Timestamptz,
+            "bytea" => Wire::Bytea,
             _ => return None,
         })
     }
@@ -228,6 +231,7 @@ impl Wire {
             Wire::Numeric => "numeric",
             Wire::Date => "date",
             Wire::Timestamptz => "timestamptz",
+            Wire::Bytea => "bytea",
         }
     }
 }
@@ -314,12 +318,21 @@ impl BinaryColumns {
                 }
             };
         }
-        if let (Cells::Hashes(hashes), Wire::Text) = (cells, wire) {
-            // 32 hex digits, written straight into the field.
-            let mut digits = [0u8; 32];
-            super::scd::hash_digits(hashes[row], &mut digits);
-            push_bytes(out, &digits);
-            return Ok(());
+        if let Cells::Hashes(hashes) = cells {
+            match wire {
+                Wire::Bytea => {
+                    push_bytes(out, &hashes[row].to_be_bytes());
+                    return Ok(());
+                }
+                Wire::Text => {
+                    // 32 hex digits (a table from before hashes were bytes), straight into the field.
+                    let mut digits = [0u8; 32];
+                    super::scd::hash_digits(hashes[row], &mut digits);
+                    push_bytes(out, &digits);
+                    return Ok(());
+                }
+                _ => {}
+            }
         }
         if let (Cells::Instants(values), Wire::Timestamptz) = (cells, wire) {
             return match values[row] {
@@ -357,6 +370,8 @@ impl BinaryColumns {
             Wire::Timestamptz => super::scd::timestamp_micros(trimmed)
                 .and_then(|micros| micros.checked_sub(POSTGRES_EPOCH_MICROS))
                 .and_then(|since| push_bytes(out, &since.to_be_bytes())),
+            // The text's bytes, as PostgreSQL reads text without backslashes into a bytea.
+            Wire::Bytea => push_bytes(out, text.as_bytes()),
         };
         sent.ok_or_else(|| self.unsendable(name, wire, "is not in a form Lakestar sends"))
     }
@@ -721,6 +736,20 @@ mod tests {
         held_columns.encode(&held, &mut from_held).expect("encodes");
         held_columns.encode(&as_text, &mut from_text).expect("encodes");
         assert_eq!(from_held, from_text, "an instant chrono cannot hold is a null, as its text is");
+
+        // Hashes to a bytea column: their 16 bytes, big-endian, read back as the same hashes.
+        let hashes = StageBatch { columns: vec![Cells::Hashes(vec![0xabc, u128::MAX])], rows: 2 };
+        let mut out = header();
+        columns(&[Wire::Bytea]).encode(&hashes, &mut out).expect("encodes");
+        let first_row = [&[0, 1][..], &16i32.to_be_bytes(), &0xabc_u128.to_be_bytes()].concat();
+        assert!(out[header().len()..].starts_with(&first_row), "one field of 16 bytes");
+        out.extend(TRAILER);
+        let mut rows = BinaryRows::new("reading", &[Kind::Hash]);
+        rows.push(&out).expect("decodes");
+        assert_eq!(
+            rows.finish().expect("complete"),
+            vec![vec![Value::Hash(Some(0xabc))], vec![Value::Hash(Some(u128::MAX))]]
+        );
 
         let wrong = StageBatch { columns: vec![Cells::Constant(Some("maybe".to_string()))], rows: 1 };
         let error = columns(&[Wire::Timestamptz]).encode(&wrong, &mut Vec::new()).expect_err("no instant").to_string();

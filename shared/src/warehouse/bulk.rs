@@ -7,17 +7,24 @@
 //! was, and the rebuilt keys check the copied rows (a duplicate fails the load by name).
 
 use super::ddl::{Dialect, quote};
-use super::tx::Tx;
+use super::tx::{CopyOptions, Tx};
 use crate::Result;
 
-/// What to run to build a table's keys and indexes again after a bulk copy.
+/// What to run to build a table's keys and indexes again after a bulk copy, and how to copy.
 #[derive(Debug, Default)]
 pub(crate) struct SetAside {
     /// The key's or index's name, and the statement that builds it.
     rebuild: Vec<(String, String)>,
+    /// Emptied (`TRUNCATE`) in this transaction, so the copy may write its rows frozen.
+    truncated: bool,
 }
 
 impl SetAside {
+    /// How to copy into the table: binary, and frozen when it was emptied in this transaction.
+    pub(crate) fn copy_options(&self) -> CopyOptions {
+        CopyOptions { freeze: self.truncated, ..CopyOptions::BINARY }
+    }
+
     /// Nothing was set aside (the table holds rows, or the warehouse is SQLite).
     pub(crate) fn is_empty(&self) -> bool {
         self.rebuild.is_empty()
@@ -46,7 +53,10 @@ pub(crate) async fn count_up_to(tx: &mut Tx, table: &str, limit: u64) -> Result<
 
 /// Sets aside the keys and indexes of `table` (quoted) when it is empty on PostgreSQL: its
 /// primary key and unique constraints unless another table's foreign key depends on them, and
-/// every other index. Returns what builds them again.
+/// every other index. An ordinary table no foreign key references is also emptied again
+/// (`TRUNCATE`, instant on an empty table, under the same exclusive lock the dropped keys
+/// take), which lets the copy write its rows frozen. Returns what builds the keys and indexes
+/// again and how to copy.
 pub(crate) async fn set_aside(tx: &mut Tx, table: &str) -> Result<SetAside> {
     if tx.dialect() != Dialect::Postgres || count_up_to(tx, table, 1).await? > 0 {
         return Ok(SetAside::default());
@@ -93,6 +103,19 @@ pub(crate) async fn set_aside(tx: &mut Tx, table: &str) -> Result<SetAside> {
             tx.execute("setting an index aside for a bulk copy", format!("DROP INDEX {name}"), None).await?;
             set_aside.rebuild.push((name.clone(), definition.clone()));
         }
+    }
+    let truncatable = tx
+        .fetch_count(
+            "reading whether the table can be emptied",
+            format!(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM pg_class r WHERE r.oid = {relation} AND r.relkind = 'r' \
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.confrelid = r.oid)"
+            ),
+        )
+        .await?;
+    if truncatable == 1 {
+        tx.execute("emptying the table for a frozen copy", format!("TRUNCATE {table}"), None).await?;
+        set_aside.truncated = true;
     }
     Ok(set_aside)
 }

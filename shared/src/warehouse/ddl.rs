@@ -54,6 +54,15 @@ pub fn sql_type(data_type: &ArrowType, dialect: Dialect) -> String {
     }
 }
 
+/// The SQL type of a dimension's row hashes: their 16 bytes in PostgreSQL (half the 32 hex
+/// digits' width, sent and read without formatting), the hex digits in SQLite.
+pub fn hash_type(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "BYTEA",
+        Dialect::Sqlite => "TEXT",
+    }
+}
+
 /// The columns of a dataset's star table, in order, lineage and bookkeeping included.
 pub fn table_columns(dataset: &Dataset, contract: &Contract, dialect: Dialect) -> Result<Vec<ColumnDef>> {
     let column = |name: &str, sql_type: &str| ColumnDef { name: name.to_string(), sql_type: sql_type.to_string() };
@@ -77,8 +86,8 @@ pub fn table_columns(dataset: &Dataset, contract: &Contract, dialect: Dialect) -
         columns.push(ColumnDef { name: field.name().clone(), sql_type: sql_type(field.data_type(), dialect) });
     }
     if dataset.table.kind == TableKind::Dimension {
-        columns.push(column("row_hash", "TEXT"));
-        columns.push(column("type1_hash", "TEXT"));
+        columns.push(column("row_hash", hash_type(dialect)));
+        columns.push(column("type1_hash", hash_type(dialect)));
         columns.push(column("valid_from", timestamp));
         columns.push(column("valid_to", timestamp));
         columns.push(column("is_current", boolean));

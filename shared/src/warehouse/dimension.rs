@@ -187,8 +187,9 @@ pub(crate) async fn load_dimension(
             format!("\"lakestar_is_current\" {}", sql.boolean_type()),
         ];
         definitions.extend(names.data.iter().zip(&data).map(|(name, quoted_name)| typed(name, quoted_name)));
-        definitions.push("\"row_hash\" TEXT".to_string());
-        definitions.push("\"type1_hash\" TEXT".to_string());
+        let hash_type = ddl::hash_type(sql.dialect);
+        definitions.push(format!("\"row_hash\" {hash_type}"));
+        definitions.push(format!("\"type1_hash\" {hash_type}"));
         tx.create_temp(PLAN, &definitions).await?;
         let mut plan_columns: Vec<String> = PLAN_COLUMNS.iter().map(|name| format!("\"{name}\"")).collect();
         plan_columns.extend(data.iter().cloned());
@@ -232,7 +233,7 @@ pub(crate) async fn load_dimension(
         );
         let layout = Layout::Table { run_id: run_id.to_string() };
         let producer = PlannedRows::new(&files, inserts, &hashes, layout, names.data.clone(), Vec::new(), kept.take())?;
-        tx.stage_from(&table, &columns, producer).await?.1?;
+        tx.stage_from_as(&table, &columns, producer, set_aside.copy_options()).await?.1?;
         steps.done("copied the new versions", count);
         if !set_aside.is_empty() {
             set_aside.rebuild(tx).await?;
@@ -585,7 +586,8 @@ async fn read_versions(
     select.push(sql.flag_integer("d.\"is_current\""));
     select.push(sql.flag_integer("d.\"is_inferred\""));
     let mut kinds = vec![Kind::Integer];
-    kinds.extend(std::iter::repeat_n(Kind::Text, width + 2));
+    kinds.extend(std::iter::repeat_n(Kind::Text, width));
+    kinds.extend([Kind::Hash, Kind::Hash]);
     kinds.extend([Kind::Instant, Kind::Instant, Kind::Integer, Kind::Integer]);
     let mut statement = format!("SELECT {} FROM {table} d", select.join(", "));
     if staged {
@@ -599,8 +601,8 @@ async fn read_versions(
         let natural = natural_text((0..width).map(|_| next()));
         let version = Version {
             key,
-            hash: next().into_text().as_deref().and_then(scd::hash_value),
-            type1_hash: next().into_text().as_deref().and_then(scd::hash_value),
+            hash: next().hash(),
+            type1_hash: next().hash(),
             valid_from: next().micros().unwrap_or(INFERRED_FROM_MICROS),
             valid_to: next().micros(),
             is_current: next().integer() == Some(1),
@@ -796,10 +798,11 @@ mod tests {
     }
 
     #[test]
-    fn a_row_hash_is_stored_as_the_hex_of_the_first_half_of_its_sha256() {
+    fn a_row_hash_is_the_first_half_of_its_sha256() {
         // What every Lakestar has stored: SHA-256 over each value framed as 1, its length
-        // (8 bytes, little-endian) and its bytes, or 0 for a null; the first 16 bytes in hex
-        // (computed independently with Python's hashlib).
+        // (8 bytes, little-endian) and its bytes, or 0 for a null; the first 16 bytes
+        // (computed independently with Python's hashlib), as bytes in PostgreSQL and as hex
+        // in SQLite (and in PostgreSQL tables made before hashes were bytes).
         let cells = [
             Cells::Texts(vec![Some("Zoë".to_string())]),
             Cells::Texts(vec![None]),
@@ -808,5 +811,8 @@ mod tests {
         let hash = row_hash(cells.iter(), 0, &mut String::new());
         assert_eq!(scd::hash_text(hash), "e1582bcbd4782771808d3248c3517b9c");
         assert_eq!(scd::hash_value("e1582bcbd4782771808d3248c3517b9c"), Some(hash));
+        let bytes = [0xe1, 0x58, 0x2b, 0xcb, 0xd4, 0x78, 0x27, 0x71, 0x80, 0x8d, 0x32, 0x48, 0xc3, 0x51, 0x7b, 0x9c];
+        assert_eq!(hash.to_be_bytes(), bytes);
+        assert_eq!(scd::stored_hash(&bytes), Some(hash));
     }
 }

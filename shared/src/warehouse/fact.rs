@@ -17,7 +17,7 @@ use super::merge::{
 };
 use super::scd::{self, INFERRED_FROM};
 use super::text::TextColumn;
-use super::tx::{Cells, CopyFormat, Kind, Producer, StageBatch, Tx, Value};
+use super::tx::{Cells, CopyOptions, Kind, Producer, StageBatch, Tx, Value};
 use crate::Result;
 use crate::contract::{Contract, Dataset};
 
@@ -95,7 +95,7 @@ async fn dimension_index(tx: &mut Tx, reference: &Reference, named: Option<&Fast
     let mut statement = format!("SELECT {} FROM {} d", select.join(", "), reference.table);
     if let Some(named) = named {
         tx.create_temp(NAMED, &reference.natural_key_definitions).await?;
-        let mut stager = tx.stager(NAMED, &reference.natural_key, CopyFormat::Binary).await?;
+        let mut stager = tx.stager(NAMED, &reference.natural_key, CopyOptions::BINARY).await?;
         let keys: Vec<&String> = named.iter().collect();
         for chunk in keys.chunks(16_384) {
             let mut parts: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(chunk.len()); width];
@@ -339,7 +339,7 @@ pub(crate) async fn load_fact(
     // An empty fact table (a first load, a backfill) is copied into with its key set aside.
     let set_aside = bulk::set_aside(tx, &table).await?;
     if !set_aside.is_empty() {
-        let (rows, copied) = tx.stage_from(&table, &columns, rows).await?;
+        let (rows, copied) = tx.stage_from_as(&table, &columns, rows, set_aside.copy_options()).await?;
         copied?;
         steps.done("copied the facts into their empty table", rows.rows as usize);
         set_aside.rebuild(tx).await?;
@@ -428,7 +428,7 @@ async fn add_inferred(
     } else {
         bulk::SetAside::default()
     };
-    let mut stager = tx.stager(&reference.table, &columns, CopyFormat::Binary).await?;
+    let mut stager = tx.stager(&reference.table, &columns, set_aside.copy_options()).await?;
     for chunk in missing.chunks(16_384) {
         let mut keys = Vec::with_capacity(chunk.len());
         let mut parts: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(chunk.len()); reference.natural_key.len()];

@@ -220,7 +220,8 @@ impl Warehouse {
         }
         let quoted: Vec<String> = columns.iter().map(|name| ddl::quote(name)).collect::<Result<_>>()?;
         let rows = CopiedRows { batches: Box::new(merge::batches(files, None)), columns };
-        let (_, copied) = tx.stage_from_as(&ddl::quote(table)?, &quoted, rows, format).await?;
+        let options = tx::CopyOptions { format, freeze: false };
+        let (_, copied) = tx.stage_from_as(&ddl::quote(table)?, &quoted, rows, options).await?;
         let copied = copied?;
         tx.commit().await?;
         Ok(copied)
@@ -296,6 +297,19 @@ async fn ensure_table(tx: &mut Tx, dataset: &Dataset, contract: &Contract) -> Re
     for column in ddl::table_columns(dataset, contract, dialect)? {
         match existing.iter().find(|(name, _)| name == &column.name) {
             Some((_, reported)) if ddl::same_type(reported, &column.sql_type) => {}
+            Some((_, reported)) if is_text_hash(dialect, &column.name, reported) => {
+                // A dimension from before row hashes were bytes: its hex digits become the
+                // bytes they spell, once (a text that is no hash of Lakestar's becomes NULL,
+                // which equals no row's hash, as the text did).
+                let name = ddl::quote(&column.name)?;
+                let statement = format!(
+                    "ALTER TABLE {} ALTER COLUMN {name} TYPE BYTEA USING \
+                     CASE WHEN {name} ~ '^[0-9a-f]{{32}}$' THEN decode({name}, 'hex') END",
+                    ddl::quote(table)?
+                );
+                tx.execute(&format!("storing the row hashes of {table} as bytes"), statement, None).await?;
+                tracing::info!(table = %table, column = %column.name, "Stored a column of row hashes as bytes.");
+            }
             Some((_, reported)) => {
                 return Err(Error::WarehouseSchema(format!(
                     "column `{}` of `{table}` is {reported} in the warehouse but the contract now makes it {}; migrate it by hand (Lakestar only adds columns)",
@@ -318,6 +332,11 @@ async fn ensure_table(tx: &mut Tx, dataset: &Dataset, contract: &Contract) -> Re
         tx.execute(&format!("indexing {table}"), statement, None).await?;
     }
     Ok(())
+}
+
+/// Whether `name` is a row hash column a PostgreSQL dimension still holds as hex text.
+fn is_text_hash(dialect: Dialect, name: &str, reported: &str) -> bool {
+    dialect == Dialect::Postgres && matches!(name, "row_hash" | "type1_hash") && reported.eq_ignore_ascii_case("text")
 }
 
 /// Adds the missing `dim_date` rows of `dates`, in batches of bound parameters.

@@ -137,6 +137,15 @@ pub fn hash_value(text: &str) -> Option<Hash> {
     Hash::from_str_radix(text, 16).ok()
 }
 
+/// The hash whose stored bytes are `bytes`: the 16 bytes of a `BYTEA` hash (big-endian), or
+/// the 32 hex digits of a text one ([`hash_value`]); `None` for anything else.
+pub fn stored_hash(bytes: &[u8]) -> Option<Hash> {
+    match <[u8; 16]>::try_from(bytes) {
+        Ok(bytes) => Some(Hash::from_be_bytes(bytes)),
+        Err(_) => std::str::from_utf8(bytes).ok().and_then(hash_value),
+    }
+}
+
 /// One version of a dimension row, as it is in the warehouse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Version {
@@ -478,6 +487,16 @@ mod tests {
         for text in ["", "0123456789ABCDEFFEDCBA9876543210", "+123456789abcdeffedcba9876543210", "abc", &"0".repeat(64)]
         {
             assert_eq!(hash_value(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_stored_hash_is_its_16_bytes_or_its_32_hex_digits() {
+        let hash: Hash = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
+        assert_eq!(stored_hash(&hash.to_be_bytes()), Some(hash));
+        assert_eq!(stored_hash(hash_text(hash).as_bytes()), Some(hash));
+        for bytes in [&b""[..], &[0u8; 15], &[0u8; 17], &[0xff; 32], b"0123456789ABCDEFFEDCBA9876543210"] {
+            assert_eq!(stored_hash(bytes), None, "{bytes:?}");
         }
     }
 
