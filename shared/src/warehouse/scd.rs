@@ -100,11 +100,12 @@ fn fixed_width_micros(text: &str) -> Option<i64> {
     Some(date.and_time(time).and_utc().timestamp_micros())
 }
 
-/// A row hash: the first 16 bytes of a SHA-256, stored in the warehouse as 32 lowercase hex
-/// digits ([`hash_digits`]) and compared here as a number.
+/// A row hash: the first 16 bytes of a SHA-256, stored in PostgreSQL as those bytes (`BYTEA`,
+/// big-endian) and in SQLite as 32 lowercase hex digits ([`hash_digits`]), compared here as a
+/// number.
 pub type Hash = u128;
 
-/// The 32 lowercase hex digits the warehouse stores for `hash`.
+/// The 32 lowercase hex digits SQLite stores for `hash`.
 #[cfg(test)]
 pub fn hash_text(hash: Hash) -> String {
     let mut out = String::with_capacity(32);
@@ -112,14 +113,14 @@ pub fn hash_text(hash: Hash) -> String {
     out
 }
 
-/// Appends the 32 lowercase hex digits the warehouse stores for `hash` to `out`.
+/// Appends the 32 lowercase hex digits SQLite stores for `hash` to `out`.
 pub fn push_hash_text(hash: Hash, out: &mut String) {
     let mut digits = [0u8; 32];
     hash_digits(hash, &mut digits);
     out.extend(digits.iter().map(|&digit| char::from(digit)));
 }
 
-/// The 32 lowercase hex digits the warehouse stores for `hash`, into `digits`.
+/// The 32 lowercase hex digits SQLite stores for `hash`, into `digits`.
 pub fn hash_digits(hash: Hash, digits: &mut [u8; 32]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for (place, digit) in digits.iter_mut().rev().enumerate() {
