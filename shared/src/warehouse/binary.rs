@@ -318,21 +318,9 @@ impl BinaryColumns {
                 }
             };
         }
-        if let Cells::Hashes(hashes) = cells {
-            match wire {
-                Wire::Bytea => {
-                    push_bytes(out, &hashes[row].to_be_bytes());
-                    return Ok(());
-                }
-                Wire::Text => {
-                    // 32 hex digits (a table from before hashes were bytes), straight into the field.
-                    let mut digits = [0u8; 32];
-                    super::scd::hash_digits(hashes[row], &mut digits);
-                    push_bytes(out, &digits);
-                    return Ok(());
-                }
-                _ => {}
-            }
+        if let (Cells::Hashes(hashes), Wire::Bytea) = (cells, wire) {
+            push_bytes(out, &hashes[row].to_be_bytes());
+            return Ok(());
         }
         if let (Cells::Instants(values), Wire::Timestamptz) = (cells, wire) {
             return match values[row] {
@@ -370,8 +358,8 @@ impl BinaryColumns {
             Wire::Timestamptz => super::scd::timestamp_micros(trimmed)
                 .and_then(|micros| micros.checked_sub(POSTGRES_EPOCH_MICROS))
                 .and_then(|since| push_bytes(out, &since.to_be_bytes())),
-            // The text's bytes, as PostgreSQL reads text without backslashes into a bytea.
-            Wire::Bytea => push_bytes(out, text.as_bytes()),
+            // Only row hashes go to bytea columns (above).
+            Wire::Bytea => None,
         };
         sent.ok_or_else(|| self.unsendable(name, wire, "is not in a form Lakestar sends"))
     }
@@ -750,6 +738,8 @@ mod tests {
             rows.finish().expect("complete"),
             vec![vec![Value::Hash(Some(0xabc))], vec![Value::Hash(Some(u128::MAX))]]
         );
+        let text = StageBatch { columns: vec![Cells::Texts(vec![Some("abc".to_string())])], rows: 1 };
+        assert!(columns(&[Wire::Bytea]).encode(&text, &mut Vec::new()).is_err(), "only hashes go to bytea");
 
         let wrong = StageBatch { columns: vec![Cells::Constant(Some("maybe".to_string()))], rows: 1 };
         let error = columns(&[Wire::Timestamptz]).encode(&wrong, &mut Vec::new()).expect_err("no instant").to_string();

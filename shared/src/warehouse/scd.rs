@@ -121,7 +121,7 @@ pub fn push_hash_text(hash: Hash, out: &mut String) {
 }
 
 /// The 32 lowercase hex digits SQLite stores for `hash`, into `digits`.
-pub fn hash_digits(hash: Hash, digits: &mut [u8; 32]) {
+fn hash_digits(hash: Hash, digits: &mut [u8; 32]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for (place, digit) in digits.iter_mut().rev().enumerate() {
         *digit = HEX[(hash >> (place * 4)) as usize & 15];

@@ -23,8 +23,8 @@ pub(crate) enum Cells {
     Integers(Vec<Option<i64>>),
     /// Instants in microseconds since the epoch (fixed-width UTC text where text is sent).
     Instants(Vec<Option<i64>>),
-    /// Row hashes: their 16 bytes to a `BYTEA` column, else (SQLite, a table from before
-    /// hashes were bytes) their 32 hex digits ([`super::scd::hash_digits`]).
+    /// Row hashes: their 16 bytes to a `BYTEA` column (PostgreSQL), their 32 hex digits as text
+    /// (SQLite; [`super::scd::push_hash_text`]).
     Hashes(Vec<super::scd::Hash>),
     Constant(Option<String>),
 }
@@ -164,9 +164,9 @@ pub enum CopyFormat {
 pub(crate) struct CopyOptions {
     pub format: CopyFormat,
     /// `FREEZE`: the rows are written as if vacuumed, so no later read sets their hint bits
-    /// (a tenth of a 200 000-row copy, and a third of the first read after it). PostgreSQL
-    /// allows it only into a table created or emptied in the same transaction
-    /// ([`super::bulk::set_aside`]).
+    /// (with `psql`, a tenth of a 200 000-row dimension copy, and a quarter of the first read
+    /// after it). PostgreSQL allows it only into a table created or emptied in the same
+    /// transaction ([`super::bulk::set_aside`]).
     pub freeze: bool,
 }
 
