@@ -294,21 +294,13 @@ async fn ensure_table(tx: &mut Tx, dataset: &Dataset, contract: &Contract) -> Re
         tracing::info!(table = %table, "Created star table.");
         return Ok(());
     }
+    // Hash columns of a dimension from before row hashes were bytes, converted together below.
+    let mut text_hashes = Vec::new();
     for column in ddl::table_columns(dataset, contract, dialect)? {
         match existing.iter().find(|(name, _)| name == &column.name) {
             Some((_, reported)) if ddl::same_type(reported, &column.sql_type) => {}
             Some((_, reported)) if is_text_hash(dialect, &column.name, reported) => {
-                // A dimension from before row hashes were bytes: its hex digits become the
-                // bytes they spell, once (a text that is no hash of Lakestar's becomes NULL,
-                // which equals no row's hash, as the text did).
-                let name = ddl::quote(&column.name)?;
-                let statement = format!(
-                    "ALTER TABLE {} ALTER COLUMN {name} TYPE BYTEA USING \
-                     CASE WHEN {name} ~ '^[0-9a-f]{{32}}$' THEN decode({name}, 'hex') END",
-                    ddl::quote(table)?
-                );
-                tx.execute(&format!("storing the row hashes of {table} as bytes"), statement, None).await?;
-                tracing::info!(table = %table, column = %column.name, "Stored a column of row hashes as bytes.");
+                text_hashes.push(ddl::quote(&column.name)?);
             }
             Some((_, reported)) => {
                 return Err(Error::WarehouseSchema(format!(
@@ -327,6 +319,20 @@ async fn ensure_table(tx: &mut Tx, dataset: &Dataset, contract: &Contract) -> Re
                 tracing::info!(table = %table, column = %column.name, "Added a column.");
             }
         }
+    }
+    if !text_hashes.is_empty() {
+        // Their hex digits become the bytes they spell, once, in one rewrite of the table (a
+        // text that is no hash of Lakestar's becomes NULL, which equals no row's hash, as the
+        // text did).
+        let conversions: Vec<String> = text_hashes
+            .iter()
+            .map(|name| {
+                format!("ALTER COLUMN {name} TYPE BYTEA USING CASE WHEN {name} ~ '^[0-9a-f]{{32}}$' THEN decode({name}, 'hex') END")
+            })
+            .collect();
+        let statement = format!("ALTER TABLE {} {}", ddl::quote(table)?, conversions.join(", "));
+        tx.execute(&format!("storing the row hashes of {table} as bytes"), statement, None).await?;
+        tracing::info!(table = %table, columns = text_hashes.len(), "Stored the row hashes as bytes.");
     }
     for statement in ddl::indexes(dataset)? {
         tx.execute(&format!("indexing {table}"), statement, None).await?;

@@ -107,11 +107,11 @@ impl Value {
         }
     }
 
+    /// A [`Kind::Hash`] column's value (both dialects decode hashes as they read them).
     pub fn hash(&self) -> Option<super::scd::Hash> {
         match self {
             Value::Hash(hash) => *hash,
-            Value::Text(text) => text.as_deref().and_then(super::scd::hash_value),
-            Value::Integer(_) | Value::Instant(_) => None,
+            Value::Text(_) | Value::Integer(_) | Value::Instant(_) => None,
         }
     }
 
