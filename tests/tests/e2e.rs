@@ -225,3 +225,31 @@ async fn a_fault_in_each_stage_re_driven_equals_a_clean_run() {
         drop_stack(stack).await;
     }
 }
+
+/// The retail example's lake, object by object, against `tests/golden/retail-lake.sha256`:
+/// a reorganisation of the code must leave every byte where it was. A change meant to alter
+/// the lake regenerates the file with `LAKESTAR_UPDATE_GOLDEN=1` and says why in its commit.
+#[tokio::test]
+async fn the_retail_example_lake_is_byte_identical_to_the_golden_manifest() {
+    use sha2::{Digest, Sha256};
+    let home = tempfile::tempdir().expect("home");
+    let stack = Stack::open(config(home.path(), None, None)).await.expect("stack");
+    run_example(&stack).await;
+    let mut manifest = String::new();
+    for (key, bytes) in lake_objects(&stack).await {
+        let digest: String = Sha256::digest(&bytes).iter().map(|byte| format!("{byte:02x}")).collect();
+        manifest.push_str(&format!("{digest}  {key}\n"));
+    }
+    drop_stack(stack).await;
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/retail-lake.sha256");
+    if std::env::var("LAKESTAR_UPDATE_GOLDEN").is_ok_and(|value| value == "1") {
+        std::fs::write(&golden, &manifest).expect("write the golden manifest");
+    }
+    let expected = std::fs::read_to_string(&golden).expect("tests/golden/retail-lake.sha256");
+    let differing: Vec<&str> = manifest
+        .lines()
+        .filter(|line| !expected.lines().any(|golden| golden == *line))
+        .chain(expected.lines().filter(|line| !manifest.lines().any(|actual| actual == *line)))
+        .collect();
+    assert!(differing.is_empty(), "objects that differ from the golden manifest:\n{}", differing.join("\n"));
+}
