@@ -49,7 +49,7 @@ pub async fn bench(bin_dir: &Path, runs: usize) -> anyhow::Result<serde_json::Va
     s3.client()
         .put_object()
         .bucket("bench")
-        .key(lakestar::env::CONFIG_KEY)
+        .key(lakestar::lake::CONFIG_KEY)
         .body(ByteStream::from(contract))
         .send()
         .await?;

@@ -40,7 +40,7 @@ fn dimension_batch(
     version: u32,
     changed_every: u64,
 ) -> anyhow::Result<RecordBatch> {
-    let fields = lakestar::mask::curated_fields(dataset)?;
+    let fields = lakestar::lake::schema::curated_fields(dataset);
     let natural_key = &dataset.table.natural_key;
     let effective = dataset.table.effective_from.clone();
     let mut arrays: Vec<ArrayRef> = Vec::new();
@@ -102,7 +102,7 @@ fn fact_batch(
     rows: u64,
     sizes: &[(String, u64)],
 ) -> anyhow::Result<RecordBatch> {
-    let fields = lakestar::mask::curated_fields(dataset)?;
+    let fields = lakestar::lake::schema::curated_fields(dataset);
     let mut arrays: Vec<ArrayRef> = Vec::new();
     for (field, column) in fields.iter().zip(&dataset.columns) {
         let indexes = start..start + rows;

@@ -18,6 +18,8 @@ use clap::{Parser, Subcommand};
 use lakestar::contract::Contract;
 use lakestar::lake::{EmbeddedS3, Lake};
 use lakestar::run::RunDescriptor;
+use lakestar::stage::{Stage, StageContext};
+use lakestar::state::State;
 
 /// Lakestar's benchmarks.
 #[derive(Debug, Parser)]
@@ -448,7 +450,7 @@ impl Chain<'_> {
         let endpoint = self.s3.endpoint();
         let available = std::thread::available_parallelism().map_or(1, usize::from);
         let pinned = Pinning::new(cores, available);
-        let key = bench_key()?;
+        let context = StageContext::new(self.lake.clone(), self.contract.clone()).with_masking_key(bench_key()?);
         let stage = |name: &str| -> anyhow::Result<(f64, u64)> {
             if !self.in_process {
                 return tokio::task::block_in_place(|| child_stage(name, &endpoint, &state_path, &pinned));
@@ -456,23 +458,8 @@ impl Chain<'_> {
             reset_peak_rss();
             let runtime_handle = tokio::runtime::Handle::current();
             let started = Instant::now();
-            let state = tokio::task::block_in_place(|| -> anyhow::Result<serde_json::Value> {
-                let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_path)?)?;
-                let input = lakestar::state::StageInput::from_value(state.clone())?;
-                let (lake, contract) = (self.lake, self.contract);
-                let section = runtime_handle.block_on(async {
-                    anyhow::Ok(match name {
-                        "ingest" => serde_json::to_value(lakestar::ingest::ingest(lake, contract, &input.run).await?)?,
-                        "validate" => serde_json::to_value(
-                            lakestar::validate::validate(lake, contract, &input.run, input.ingest()?).await?,
-                        )?,
-                        _ => serde_json::to_value(
-                            lakestar::mask::mask(lake, contract, &key, &input.run, input.validate()?).await?,
-                        )?,
-                    })
-                })?;
-                state[name] = section;
-                Ok(state)
+            let state = tokio::task::block_in_place(|| {
+                runtime_handle.block_on(run_stage_on(name, &context, &std::fs::read(&state_path)?))
             })?;
             std::fs::write(&state_path, serde_json::to_vec(&state)?)?;
             Ok((started.elapsed().as_secs_f64(), peak_rss()))
@@ -618,26 +605,23 @@ impl Pinning {
 
 /// One stage in this process: state in, state out, figures on stdout as JSON.
 async fn run_stage(stage: &str, endpoint: &str, state_path: &Path) -> anyhow::Result<()> {
-    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(state_path)?)?;
-    let input = lakestar::state::StageInput::from_value(state.clone())?;
     let lake = Lake::new(EmbeddedS3::client_for(endpoint), "bench");
-    let contract = contract()?;
+    let context = StageContext::new(lake, contract()?).with_masking_key(bench_key()?);
     let started = Instant::now();
-    let section = match stage {
-        "ingest" => serde_json::to_value(lakestar::ingest::ingest(&lake, &contract, &input.run).await?)?,
-        "validate" => {
-            serde_json::to_value(lakestar::validate::validate(&lake, &contract, &input.run, input.ingest()?).await?)?
-        }
-        "mask" => serde_json::to_value(
-            lakestar::mask::mask(&lake, &contract, &bench_key()?, &input.run, input.validate()?).await?,
-        )?,
-        other => anyhow::bail!("unknown stage {other}: use ingest, validate or mask"),
-    };
+    let state = run_stage_on(stage, &context, &std::fs::read(state_path)?).await?;
     let seconds = started.elapsed().as_secs_f64();
-    state[stage] = section;
     std::fs::write(state_path, serde_json::to_vec(&state)?)?;
     println!("{}", serde_json::json!({ "seconds": seconds, "peak_rss_bytes": peak_rss() }));
     Ok(())
+}
+
+/// Runs the stage `name` through the pipeline's one dispatch on a state document; returns
+/// the state extended by the stage's section.
+async fn run_stage_on(name: &str, context: &StageContext, state: &[u8]) -> anyhow::Result<State> {
+    let stage = Stage::parse(name).with_context(|| format!("unknown stage {name}: use ingest, validate or mask"))?;
+    let mut state = State::from_value(serde_json::from_slice(state)?)?;
+    stage.run(context, &state).await?.record(&mut state);
+    Ok(state)
 }
 
 /// Runs a stage in a child process and returns its seconds and peak RSS.

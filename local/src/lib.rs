@@ -3,5 +3,8 @@
 //! is a thin command line over it).
 
 pub mod asl;
+pub mod landing;
 pub mod sfn;
 pub mod stack;
+pub mod store;
+pub mod template;

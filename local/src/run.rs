@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
-use lakestar_local::stack::{
-    BUCKET, ExecutionRecord, Stack, StackConfig, collect_drops, list_executions, load_execution,
-};
+use lakestar_local::landing::collect_drops;
+use lakestar_local::stack::{BUCKET, Stack, StackConfig};
+use lakestar_local::store::{ExecutionRecord, list_executions, load_execution};
 
 /// Where the stack lives and what it loads into.
 #[derive(Debug, Clone, clap::Args)]

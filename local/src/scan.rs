@@ -30,7 +30,10 @@ pub fn scan(target: &str) -> anyhow::Result<ExitCode> {
         let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
         let runtime = tokio::runtime::Runtime::new()?;
         runtime.block_on(async {
-            let lake = lakestar::lake::Lake::new(lakestar::env::s3_client().await, bucket);
+            let lake = lakestar::lake::Lake::new(
+                lakestar::function::s3_client(lakestar::config::Environment::get()).await,
+                bucket,
+            );
             for key in lake.list(prefix).await? {
                 if !(key.ends_with(".parquet") || key.ends_with(".csv")) {
                     continue;

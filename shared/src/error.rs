@@ -122,6 +122,25 @@ pub enum Error {
     /// The function's environment is missing a setting.
     #[error("configuration: {0}")]
     Configuration(String),
+
+    /// A Step Functions call of the trigger failed: `transient` when throttled, a service
+    /// fault or the network (retried), else refused (access, a missing state machine).
+    #[error("Step Functions {operation} for run {run} failed: {message}")]
+    StepFunctions {
+        /// The API call, e.g. `StartExecution`.
+        operation: &'static str,
+        /// The run (execution name).
+        run: String,
+        /// Whether a retry may succeed.
+        transient: bool,
+        /// The service's message.
+        message: String,
+    },
+
+    /// A bug or a task that stopped (a panicked thread, a result that cannot be serialised):
+    /// nothing the input or the operator caused. The message says what broke.
+    #[error("internal error: {0}; please report it with the run id")]
+    Internal(String),
 }
 
 impl Error {
@@ -143,6 +162,9 @@ impl Error {
             Error::Io { .. } => "IoFailed",
             Error::InvalidInput(_) => "InvalidInput",
             Error::Configuration(_) => "InvalidConfiguration",
+            Error::StepFunctions { transient: true, .. } => "StepFunctionsUnavailable",
+            Error::StepFunctions { transient: false, .. } => "StepFunctionsRefused",
+            Error::Internal(_) => "InternalError",
         }
     }
 

@@ -2,17 +2,20 @@
 //! warehouse. This crate holds every stage's logic, independent of Lambda; the function
 //! binaries and the offline stack are thin layers over it.
 
+pub mod config;
 pub mod contract;
-pub mod env;
 mod error;
+pub mod function;
 pub mod ingest;
 pub mod lake;
 pub mod load;
 pub mod mask;
 pub mod metrics;
 pub mod run;
+pub mod stage;
 pub mod state;
 pub mod trigger;
+pub mod types;
 pub mod validate;
 pub mod warehouse;
 

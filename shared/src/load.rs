@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::Contract;
 use crate::lake::Lake;
-use crate::state::StageInput;
+use crate::state::State;
 use crate::warehouse::{Metric, TableCounts, Warehouse};
 use crate::{Error, Result};
 
@@ -54,19 +54,12 @@ pub struct QualityReport {
     pub tables: BTreeMap<String, TableCounts>,
 }
 
-/// `curated/_quality/<dataset>/run=<run>.json`.
-pub fn quality_key(dataset: &str, run_id: &str) -> String {
-    format!("curated/_quality/{dataset}/run={run_id}.json")
-}
-
 /// Runs the load stage for the state `input` (with its `validate` and `mask` sections).
-pub async fn load(lake: &Lake, contract: &Contract, warehouse: &Warehouse, input: &StageInput) -> Result<LoadOutput> {
+pub async fn load(lake: &Lake, contract: &Contract, warehouse: &Warehouse, input: &State) -> Result<LoadOutput> {
     let started = Instant::now();
     let run = &input.run;
     let validated = input.validate()?;
-    let masked = input.mask.as_ref().ok_or_else(|| {
-        Error::InvalidInput(format!("run {}: the state has no `mask` section; run the mask stage first", run.id))
-    })?;
+    let masked = input.mask()?;
     let dataset = contract.dataset(&run.dataset).ok_or_else(|| Error::UnknownDataset { key: run.key.clone() })?;
     let keys = masked.curated.get(&dataset.table.name).cloned().unwrap_or_default();
     tracing::info!(run = %run.id, dataset = %run.dataset, parts = keys.len(), "Load started.");
@@ -113,7 +106,7 @@ pub async fn load(lake: &Lake, contract: &Contract, warehouse: &Warehouse, input
         .collect();
     report.tables = tables.clone();
 
-    let key = quality_key(&run.dataset, &run.id);
+    let key = crate::lake::quality_key(&run.dataset, &run.id);
     let mut json = serde_json::to_vec_pretty(&report)
         .map_err(|error| Error::InvalidInput(format!("serialising the quality report: {error}")))?;
     json.push(b'\n');

@@ -32,7 +32,7 @@ pub fn emf_line(dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)], time
 /// Prints an EMF line for the current time, inside Lambda (where stdout is the function's
 /// log); elsewhere (the offline stack, tests) the line would only clutter the terminal.
 pub fn emit(dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)]) {
-    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+    if crate::config::Environment::get().in_lambda {
         println!("{}", emf_line(dimensions, metrics, chrono::Utc::now().timestamp_millis()));
     }
 }

@@ -4,14 +4,15 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::IngestOutput;
+use crate::load::LoadOutput;
 use crate::mask::MaskOutput;
 use crate::run::RunDescriptor;
 use crate::validate::ValidateOutput;
 use crate::{Error, Result};
 
-/// The state input a stage receives. Sections of later stages are ignored by earlier ones.
+/// The state a stage receives and extends. Sections of later stages are ignored by earlier ones.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StageInput {
+pub struct State {
     /// The run.
     pub run: RunDescriptor,
     /// The ingest stage's output, once it ran.
@@ -23,31 +24,41 @@ pub struct StageInput {
     /// The mask stage's output, once it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mask: Option<MaskOutput>,
+    /// The load stage's output, once it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadOutput>,
 }
 
-impl StageInput {
+impl State {
+    /// The state of a run no stage has seen yet.
+    pub fn new(run: RunDescriptor) -> State {
+        State { run, ingest: None, validate: None, mask: None, load: None }
+    }
+
     /// The ingest section, which every stage after ingest needs.
     pub fn ingest(&self) -> Result<&IngestOutput> {
-        self.ingest.as_ref().ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "run {}: the state has no `ingest` section; run the ingest stage first",
-                self.run.id
-            ))
-        })
+        self.ingest.as_ref().ok_or_else(|| self.missing("ingest"))
     }
 
     /// The validate section, which mask and load need.
     pub fn validate(&self) -> Result<&ValidateOutput> {
-        self.validate.as_ref().ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "run {}: the state has no `validate` section; run the validate stage first",
-                self.run.id
-            ))
-        })
+        self.validate.as_ref().ok_or_else(|| self.missing("validate"))
+    }
+
+    /// The mask section, which load needs.
+    pub fn mask(&self) -> Result<&MaskOutput> {
+        self.mask.as_ref().ok_or_else(|| self.missing("mask"))
+    }
+
+    fn missing(&self, stage: &str) -> Error {
+        Error::InvalidInput(format!(
+            "run {}: the state has no `{stage}` section; run the {stage} stage first",
+            self.run.id
+        ))
     }
 
     /// Parses a state document, with an error that says what is missing.
-    pub fn from_value(value: serde_json::Value) -> Result<StageInput> {
+    pub fn from_value(value: serde_json::Value) -> Result<State> {
         serde_json::from_value(value).map_err(|error| {
             Error::InvalidInput(format!("{error}; a stage expects the state document `{{\"run\": {{\"id\", \"dataset\", \"bucket\", \"key\", \"size\", \"time\"}}, ...}}`"))
         })

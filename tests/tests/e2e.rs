@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use common::{PostgresDatabase, dangling_fact_keys, flag_text, query_text, snapshot};
 use lakestar::mask::MaskingKey;
 use lakestar::warehouse::Warehouse;
-use lakestar_local::stack::{ExecutionRecord, Stack, StackConfig, collect_drops, timing};
+use lakestar_local::landing::collect_drops;
+use lakestar_local::stack::{Stack, StackConfig, timing};
+use lakestar_local::store::ExecutionRecord;
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/retail")

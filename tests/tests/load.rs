@@ -736,7 +736,7 @@ async fn sqlite_eight_concurrent_loads_leave_one_current_row_per_key() {
 fn the_sample_load_event_is_the_state_the_load_stage_reads() {
     let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/load.json")).expect("events/load.json");
     let value: serde_json::Value = serde_json::from_slice(&text).expect("JSON");
-    let input = lakestar::state::StageInput::from_value(value).expect("a state document");
+    let input = lakestar::state::State::from_value(value).expect("a state document");
     assert!(input.validate().is_ok());
     let masked = input.mask.expect("a mask section");
     assert!(masked.curated.contains_key("dim_customer"), "{:?}", masked.curated);

@@ -262,7 +262,7 @@ async fn fact_partitions_spilled_to_disk_give_the_same_files_as_partitions_held_
     let contract = retail_contract();
     let state =
         run_two(&lake, &contract, "sales", "landing/2024-02-01/sales.csv", csv.as_bytes()).await.expect("validated");
-    let input = lakestar::state::StageInput::from_value(state).expect("state");
+    let input = lakestar::state::State::from_value(state).expect("state");
     let mut outcomes = Vec::new();
     for budget in [usize::MAX, 0, 200_000] {
         let output = lakestar::mask::mask_holding(

@@ -1,16 +1,10 @@
-//! The ingest Lambda's entry point: build once, then serve invocations.
+//! The ingest Lambda's entry point: the function from its environment, no network call before
+//! the first invocation.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use lakestar_ingest::IngestFunction;
-use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let function = IngestFunction::from_env().await?;
-    let function = &function;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { function.handle(event).await })).await
+    lakestar::function::serve_stage(lakestar::stage::Stage::Ingest).await
 }

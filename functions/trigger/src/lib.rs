@@ -3,21 +3,24 @@
 //! nothing new.
 
 use aws_sdk_sfn::Client;
-use aws_sdk_sfn::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use lakestar::Error;
+use lakestar::config::Environment;
 use lakestar::contract::Contract;
+use lakestar::function::ContractSource;
 use lakestar::trigger::{Decision, TriggerOutput, decide, landed_objects};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
 
 /// The environment variable holding the state machine's ARN.
-pub const STATE_MACHINE_ENV: &str = "STATE_MACHINE_ARN";
+pub const STATE_MACHINE_ENV: &str = lakestar::config::STATE_MACHINE_ARN;
 
-/// What the function builds once per cold start.
-#[derive(Debug, Clone)]
+/// What the function builds once per cold start: clients only, no network call.
+#[derive(Debug)]
 pub struct TriggerFunction {
     sfn: Client,
     state_machine_arn: String,
-    contract: Contract,
+    contract: ContractSource,
 }
 
 impl TriggerFunction {
@@ -25,11 +28,14 @@ impl TriggerFunction {
     /// `STATE_MACHINE_ARN`, optional `LAKESTAR_CONFIG`. Throttled calls are retried by the
     /// SDK (standard mode, 5 attempts, exponential backoff with jitter).
     pub async fn from_env() -> lakestar::Result<TriggerFunction> {
-        let lake = lakestar::env::lake(lakestar::env::s3_client().await)?;
-        let contract = lakestar::env::contract(&lake).await?;
-        let state_machine_arn = std::env::var(STATE_MACHINE_ENV).map_err(|_| {
-            lakestar::Error::Configuration(format!("set {STATE_MACHINE_ENV} to the state machine's ARN"))
-        })?;
+        let environment = Environment::get();
+        let client = lakestar::function::s3_client(environment).await;
+        let lake = lakestar::function::lake(client.clone(), environment)?;
+        let contract = ContractSource::at(&environment.contract_location(lake.bucket()), &client)?;
+        let state_machine_arn = environment
+            .state_machine_arn
+            .clone()
+            .ok_or_else(|| Error::Configuration(format!("set {STATE_MACHINE_ENV} to the state machine's ARN")))?;
         let config = aws_config::load_from_env().await;
         let sfn = Client::from_conf(
             aws_sdk_sfn::config::Builder::from(&config)
@@ -41,15 +47,16 @@ impl TriggerFunction {
 
     /// A function over an explicit client, state machine and contract (tests, offline stack).
     pub fn new(sfn: Client, state_machine_arn: impl Into<String>, contract: Contract) -> TriggerFunction {
-        TriggerFunction { sfn, state_machine_arn: state_machine_arn.into(), contract }
+        TriggerFunction { sfn, state_machine_arn: state_machine_arn.into(), contract: ContractSource::Fixed(contract) }
     }
 
     /// Handles one event: every record is decided and, when it is a run, started.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<TriggerOutput, Diagnostic> {
         let objects = landed_objects(event.payload)?;
+        let contract = self.contract.current().await?;
         let mut output = TriggerOutput::default();
         for object in objects {
-            match decide(&self.contract, &object) {
+            match decide(&contract, &object) {
                 Decision::Ignore(why) => {
                     tracing::info!(key = %object.key, why = %why, "Object ignored.");
                     output.ignored += 1;
@@ -59,55 +66,12 @@ impl TriggerFunction {
                     output.unmatched.push(object.key);
                 }
                 Decision::Start(run) => {
-                    // A repeated event names an execution that exists: count it, start nothing.
-                    // (StartExecution alone would answer a same-input repeat with the running
-                    // execution's ARN, indistinguishable from a start.)
-                    let execution_arn =
-                        format!("{}:{}", self.state_machine_arn.replacen(":stateMachine:", ":execution:", 1), run.id);
-                    match self.sfn.describe_execution().execution_arn(&execution_arn).send().await {
-                        Ok(_) => {
-                            tracing::info!(run = %run.id, key = %run.key, "Duplicate event: the execution exists already.");
-                            output.duplicates.push(run.id);
-                            continue;
-                        }
-                        Err(SdkError::ServiceError(error)) if error.err().is_execution_does_not_exist() => {}
-                        Err(error) => {
-                            return Err(Diagnostic {
-                                error_type: "StartExecutionFailed".to_string(),
-                                error_message: format!("looking up run {}: {}", run.id, DisplayErrorContext(error)),
-                            });
-                        }
-                    }
-                    let input = serde_json::json!({ "run": run }).to_string();
-                    let started = self
-                        .sfn
-                        .start_execution()
-                        .state_machine_arn(&self.state_machine_arn)
-                        .name(&run.id)
-                        .input(input)
-                        .send()
-                        .await;
-                    match started {
-                        Ok(_) => {
-                            tracing::info!(run = %run.id, dataset = %run.dataset, key = %run.key, "Execution started.");
-                            output.started.push(run.id);
-                        }
-                        Err(SdkError::ServiceError(error)) if error.err().is_execution_already_exists() => {
-                            tracing::info!(run = %run.id, key = %run.key, "Duplicate event: the execution exists already.");
-                            output.duplicates.push(run.id);
-                        }
-                        Err(error) => {
-                            return Err(Diagnostic {
-                                error_type: "StartExecutionFailed".to_string(),
-                                error_message: format!(
-                                    "starting run {} for s3://{}/{}: {}",
-                                    run.id,
-                                    run.bucket,
-                                    run.key,
-                                    DisplayErrorContext(error)
-                                ),
-                            });
-                        }
+                    if self.start(&run).await? {
+                        tracing::info!(run = %run.id, dataset = %run.dataset, key = %run.key, "Execution started.");
+                        output.started.push(run.id);
+                    } else {
+                        tracing::info!(run = %run.id, key = %run.key, "Duplicate event: the execution exists already.");
+                        output.duplicates.push(run.id);
                     }
                 }
             }
@@ -122,5 +86,57 @@ impl TriggerFunction {
             ],
         );
         Ok(output)
+    }
+
+    /// Starts the run's execution; `false` when it exists already (a repeated event names an
+    /// execution that exists: StartExecution alone would answer a same-input repeat with the
+    /// running execution's ARN, indistinguishable from a start).
+    async fn start(&self, run: &lakestar::run::RunDescriptor) -> lakestar::Result<bool> {
+        let execution_arn =
+            format!("{}:{}", self.state_machine_arn.replacen(":stateMachine:", ":execution:", 1), run.id);
+        match self.sfn.describe_execution().execution_arn(&execution_arn).send().await {
+            Ok(_) => return Ok(false),
+            Err(SdkError::ServiceError(error)) if error.err().is_execution_does_not_exist() => {}
+            Err(error) => return Err(step_functions_error("DescribeExecution", &run.id, error)),
+        }
+        let input = serde_json::json!({ "run": run }).to_string();
+        let started = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(&run.id)
+            .input(input)
+            .send()
+            .await;
+        match started {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(error)) if error.err().is_execution_already_exists() => Ok(false),
+            Err(error) => Err(step_functions_error("StartExecution", &run.id, error)),
+        }
+    }
+}
+
+/// A Step Functions call that failed: throttling, a service fault or the network is worth a
+/// retry; a refusal (access denied, no such state machine, an invalid name) is not.
+fn step_functions_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    operation: &'static str,
+    run: &str,
+    error: SdkError<E>,
+) -> Error {
+    let transient = match &error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            code.contains("Throttl")
+                || code.contains("ServiceUnavailable")
+                || code.contains("InternalServer")
+                || service.raw().status().is_server_error()
+        }
+        _ => true,
+    };
+    Error::StepFunctions {
+        operation,
+        run: run.to_string(),
+        transient,
+        message: DisplayErrorContext(&error).to_string(),
     }
 }

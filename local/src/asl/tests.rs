@@ -2,6 +2,7 @@
 //! specification's examples where it gives them.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 

@@ -16,9 +16,11 @@ use tokio::runtime::Handle;
 use tokio_util::io::SyncIoBridge;
 
 pub use self::csv::sniff_delimiter;
+pub use crate::lake::LINEAGE;
+pub use crate::lake::schema::raw_schema;
 pub use headers::{Drift, HeaderMapper};
 pub use json::flatten;
-pub use raw::{LINEAGE, ParseReject, raw_schema};
+pub use raw::ParseReject;
 pub use source::{SourceFormat, declared_format};
 
 use crate::contract::{Contract, Dataset};
@@ -115,7 +117,7 @@ pub async fn ingest(lake: &Lake, contract: &Contract, run: &RunDescriptor) -> Re
         .map_err(|error| Error::InvalidInput(format!("the ingest task stopped: {error}")))??;
 
     lake.prune(&lake::raw_prefix(run), &output.raw).await?;
-    lake.prune(&format!("{}{}", lake::quarantine_prefix(run), RejectWriter::STEM), &output.quarantine).await?;
+    lake.prune(&format!("{}{}", lake::quarantine_prefix(run), lake::PARSE_REJECTS_STEM), &output.quarantine).await?;
 
     output.archive = lake::archive_key(run);
     lake.copy(&run.key, run.version.as_deref(), &output.archive).await?;

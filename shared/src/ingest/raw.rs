@@ -4,11 +4,10 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Builder, StringArray, StringBuilder, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use tokio::runtime::Handle;
 
-use crate::lake::{self, Lake, MultipartWriter, ParquetObjectWriter};
+use crate::lake::{self, Lake, MultipartWriter, ParquetObjectWriter, schema};
 use crate::run::RunDescriptor;
 use crate::{Error, Result};
 
@@ -17,19 +16,6 @@ pub const BATCH_ROWS: usize = 8192;
 
 /// A new part starts after this many rows, so that later stages can work part by part.
 const PART_ROWS: u64 = 4 * 1024 * 1024;
-
-/// The lineage columns appended to every raw part.
-pub const LINEAGE: [&str; 4] = ["_source_key", "_source_line", "_run_id", "_ingested_at"];
-
-/// The schema of a raw part: the source columns as nullable text, then lineage.
-pub fn raw_schema(columns: &[String]) -> SchemaRef {
-    let mut fields: Vec<Field> = columns.iter().map(|name| Field::new(name, DataType::Utf8, true)).collect();
-    fields.push(Field::new("_source_key", DataType::Utf8, false));
-    fields.push(Field::new("_source_line", DataType::Int64, false));
-    fields.push(Field::new("_run_id", DataType::Utf8, false));
-    fields.push(Field::new("_ingested_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false));
-    Arc::new(Schema::new(fields))
-}
 
 /// Context every writer of one run shares.
 #[derive(Clone)]
@@ -124,7 +110,7 @@ impl RawWriter {
         arrays.push(Arc::new(StringArray::from(vec![run.id.as_str(); rows])));
         let ingested_at = run.time.timestamp_micros();
         arrays.push(Arc::new(TimestampMicrosecondArray::from(vec![ingested_at; rows]).with_timezone("UTC")));
-        let batch = RecordBatch::try_new(raw_schema(&self.columns), arrays)
+        let batch = RecordBatch::try_new(schema::raw_schema(&self.columns), arrays)
             .map_err(|error| Error::arrow(format!("building a raw batch of {}", run.key), error))?;
 
         if self.writer.is_none() {
@@ -176,19 +162,6 @@ pub struct ParseReject {
     pub raw: String,
 }
 
-/// The columns of `ingest_rejected.parquet` and `.csv`.
-const REJECT_COLUMNS: [&str; 5] = ["_source_line", "_reasons", "_raw", "_source_key", "_run_id"];
-
-fn reject_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new(REJECT_COLUMNS[0], DataType::Int64, false),
-        Field::new(REJECT_COLUMNS[1], DataType::Utf8, false),
-        Field::new(REJECT_COLUMNS[2], DataType::Utf8, false),
-        Field::new(REJECT_COLUMNS[3], DataType::Utf8, false),
-        Field::new(REJECT_COLUMNS[4], DataType::Utf8, false),
-    ]))
-}
-
 /// Streams parse rejects to `quarantine/<dataset>/run=<run>/ingest_rejected.{parquet,csv}`;
 /// writes nothing when no row is rejected.
 pub struct RejectWriter {
@@ -203,15 +176,6 @@ impl RejectWriter {
     /// A writer for the run's parse rejects.
     pub fn new(context: RunWriter) -> RejectWriter {
         RejectWriter { context, pending: Vec::new(), parquet: None, csv: None, rows: 0 }
-    }
-
-    /// The file stem of the parse-reject files in the run's quarantine folder.
-    pub const STEM: &'static str = "ingest_rejected";
-
-    /// Keys of the quarantine files of the run's parse rejects.
-    pub fn keys(run: &RunDescriptor) -> [String; 2] {
-        let prefix = lake::quarantine_prefix(run);
-        [format!("{prefix}{}.parquet", Self::STEM), format!("{prefix}{}.csv", Self::STEM)]
     }
 
     /// Quarantines one row.
@@ -236,23 +200,23 @@ impl RejectWriter {
         }
         let rejects = std::mem::take(&mut self.pending);
         let run = &self.context.run;
-        let [parquet_key, csv_key] = Self::keys(run);
+        let [parquet_key, csv_key] = lake::parse_reject_keys(run);
         if self.parquet.is_none() {
             self.parquet = Some(ParquetObjectWriter::new(
                 &self.context.lake,
                 &parquet_key,
-                reject_schema(),
+                schema::parse_reject_schema(),
                 self.context.handle.clone(),
             )?);
             let sink = MultipartWriter::new(&self.context.lake, &csv_key, "text/csv", self.context.handle.clone());
             let mut writer = csv::Writer::from_writer(sink);
-            writer.write_record(REJECT_COLUMNS).map_err(|error| csv_error(&csv_key, error))?;
+            writer.write_record(schema::PARSE_REJECT_COLUMNS).map_err(|error| csv_error(&csv_key, error))?;
             self.csv = Some(writer);
         }
         let rows = rejects.len();
         let lines: Vec<i64> = rejects.iter().map(|reject| i64::try_from(reject.line).unwrap_or(i64::MAX)).collect();
         let batch = RecordBatch::try_new(
-            reject_schema(),
+            schema::parse_reject_schema(),
             vec![
                 Arc::new(arrow::array::Int64Array::from(lines)),
                 Arc::new(StringArray::from_iter_values(rejects.iter().map(|reject| reject.reason.as_str()))),
@@ -285,7 +249,7 @@ impl RejectWriter {
             parquet.finish()?;
         }
         if let Some(csv) = self.csv.take() {
-            let [_, csv_key] = Self::keys(&self.context.run);
+            let [_, csv_key] = lake::parse_reject_keys(&self.context.run);
             let sink = csv.into_inner().map_err(|error| csv_error(&csv_key, error.into_error()))?;
             sink.finish()?;
             keys.push(csv_key);

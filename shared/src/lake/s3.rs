@@ -62,6 +62,19 @@ impl Lake {
         Ok(output.body.into_async_read())
     }
 
+    /// The object's ETag (one `HeadObject`): whether it changed since it was last read.
+    pub async fn etag(&self, key: &str) -> Result<String> {
+        let output = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|error| self.error("HeadObject", key, error))?;
+        Ok(output.e_tag().unwrap_or_default().to_string())
+    }
+
     /// Streams an object into a local file (Parquet needs random access to read).
     pub async fn download(&self, key: &str, file: std::fs::File) -> Result<u64> {
         let mut reader = self.reader(key, None).await?;

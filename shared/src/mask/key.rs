@@ -6,9 +6,9 @@ use std::path::Path;
 use crate::{Error, Result};
 
 /// The environment variable naming the Secrets Manager secret that holds the key.
-pub const SECRET_ENV: &str = "LAKESTAR_MASKING_SECRET";
+pub const SECRET_ENV: &str = crate::config::MASKING_SECRET;
 /// The environment variable holding the key itself (offline use).
-pub const KEY_ENV: &str = "LAKESTAR_MASKING_KEY";
+pub const KEY_ENV: &str = crate::config::MASKING_KEY;
 /// The key file the offline stack creates under its home on first use.
 pub const KEY_FILE: &str = "masking.key";
 
@@ -95,8 +95,8 @@ impl MaskingKey {
     /// The offline key: `LAKESTAR_MASKING_KEY` if set, else `<home>/masking.key`, created with
     /// 32 random bytes (hex) and owner-only permissions on first use.
     pub fn local(home: &Path, default_version: &str) -> Result<MaskingKey> {
-        if let Ok(text) = std::env::var(KEY_ENV) {
-            return MaskingKey::from_secret_string(&text, default_version);
+        if let Some(text) = &crate::config::Environment::get().masking_key {
+            return MaskingKey::from_secret_string(text, default_version);
         }
         let path = home.join(KEY_FILE);
         let io = |source| Error::Io { path: path.clone(), source };

@@ -151,14 +151,7 @@ pub fn age_band(born: chrono::NaiveDate, on: chrono::NaiveDate) -> String {
     }
 }
 
-/// The Arrow type a masked column has in curated.
-pub fn masked_type(pii: &PiiConfig, original: &ArrowType) -> ArrowType {
-    match (pii.method, pii.to.as_deref()) {
-        (PiiMethod::Generalize, Some("year")) => ArrowType::Int64,
-        (PiiMethod::Redact, _) => original.clone(),
-        _ => ArrowType::Utf8,
-    }
-}
+pub use crate::lake::schema::masked_type;
 
 /// Masks a whole column. `on` is the run's date, for age bands.
 pub fn mask_array(key: &MaskingKey, pii: &PiiConfig, array: &ArrayRef, on: chrono::NaiveDate) -> Result<ArrayRef> {

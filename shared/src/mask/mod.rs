@@ -26,7 +26,7 @@ pub use key::{KEY_ENV, KEY_FILE, MaskingKey, SECRET_ENV};
 use crate::contract::{Contract, Dataset, Partition, TableKind};
 use crate::lake::{Lake, PartedWriter, ReadAhead};
 use crate::run::RunDescriptor;
-use crate::validate::{DatasetPlan, ValidateOutput};
+use crate::validate::ValidateOutput;
 use crate::{Error, Result};
 
 /// Rows per curated part.
@@ -52,7 +52,7 @@ fn spill_schema(schema: &Schema) -> SchemaRef {
 
 /// Whether a curated column is held and spilled dictionary-encoded: the text lineage columns.
 fn spilled_as_dictionary(field: &Field) -> bool {
-    crate::ingest::LINEAGE.contains(&field.name().as_str()) && field.data_type() == &ArrowType::Utf8
+    crate::lake::LINEAGE.contains(&field.name().as_str()) && field.data_type() == &ArrowType::Utf8
 }
 
 fn spill_dictionary() -> ArrowType {
@@ -95,41 +95,10 @@ pub struct MaskOutput {
     pub duration_ms: u64,
 }
 
-/// `curated/<table>/`: the folder of a star table.
-pub fn curated_prefix(table: &str) -> String {
-    format!("curated/{table}/")
-}
-
-/// The share of the function's memory that a fact table's partitions may hold before the
-/// largest spill to local disk: a fifth, leaving the rest to the decoder, the Parquet writer
-/// and the runtime.
-const HELD_SHARE: usize = 5;
-
-/// How many bytes of masked fact rows the stage holds in memory: a fifth of the Lambda
-/// function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB; 1 024 MB, the template's,
-/// when not in Lambda). The 1.2 million masked rows of a 100 MB sales file fit in a fifth of
-/// 1 024 MB; larger files spill, partition by partition, so memory stays bounded whatever their size.
-pub fn held_bytes() -> usize {
-    let megabytes = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        .ok()
-        .and_then(|value| value.trim().parse::<usize>().ok())
-        .unwrap_or(1024);
-    megabytes.saturating_mul(1024 * 1024) / HELD_SHARE
-}
-
-/// Runs the mask stage for `run`, whose validate stage reported `validated`.
-pub async fn mask(
-    lake: &Lake,
-    contract: &Contract,
-    key: &MaskingKey,
-    run: &RunDescriptor,
-    validated: &ValidateOutput,
-) -> Result<MaskOutput> {
-    mask_holding(lake, contract, key, run, validated, held_bytes()).await
-}
-
-/// [`mask`], holding at most `held_bytes` of a fact table's masked rows in memory before
-/// spilling partitions to local disk. The curated files are the same whatever the budget.
+/// Runs the mask stage for `run`, whose validate stage reported `validated`, holding at most
+/// `held_bytes` of a fact table's masked rows in memory before spilling partitions to local
+/// disk ([`crate::config::Environment::mask_held_bytes`]). The curated files are the same
+/// whatever the budget.
 pub async fn mask_holding(
     lake: &Lake,
     contract: &Contract,
@@ -157,7 +126,7 @@ pub async fn mask_holding(
     };
     let run_marker = format!("/run={}/", run.id);
     let stale: Vec<String> = lake
-        .list(&curated_prefix(&table))
+        .list(&crate::lake::curated_prefix(&table))
         .await?
         .into_iter()
         .filter(|existing| existing.contains(&run_marker) && !written.contains(existing))
@@ -173,22 +142,6 @@ pub async fn mask_holding(
         rows,
         duration_ms: started.elapsed().as_millis() as u64,
     })
-}
-
-/// The curated table's contract columns: their star-table names and their types once masked.
-pub fn curated_fields(dataset: &Dataset) -> Result<Vec<Field>> {
-    let processed = DatasetPlan::new(dataset)?.processed_schema();
-    let mut fields = Vec::with_capacity(dataset.columns.len());
-    for column in &dataset.columns {
-        let original =
-            processed.field_with_name(&column.name).map_err(|error| Error::arrow("the processed schema", error))?;
-        let data_type = match &column.config.pii {
-            Some(pii) => methods::masked_type(pii, original.data_type()),
-            None => original.data_type().clone(),
-        };
-        fields.push(Field::new(column.target_name(), data_type, true));
-    }
-    Ok(fields)
 }
 
 /// One column of the curated table: where it comes from and how it is masked.
@@ -241,14 +194,14 @@ impl MaskJob {
         handle: Handle,
         held_budget: usize,
     ) -> Result<MaskJob> {
-        let processed = DatasetPlan::new(&dataset)?.processed_schema();
-        let mut fields = curated_fields(&dataset)?;
+        let processed = crate::lake::schema::processed_schema(&dataset);
+        let mut fields = crate::lake::schema::curated_fields(&dataset);
         let mut columns: Vec<CuratedColumn> = dataset
             .columns
             .iter()
             .map(|column| CuratedColumn { source: column.name.clone(), pii: column.config.pii.clone() })
             .collect();
-        for name in crate::ingest::LINEAGE {
+        for name in crate::lake::LINEAGE {
             let field = processed.field_with_name(name).map_err(|error| Error::arrow("the processed schema", error))?;
             fields.push(field.clone());
             columns.push(CuratedColumn { source: name.to_string(), pii: None });
@@ -404,11 +357,7 @@ impl MaskJob {
 
     /// The writer of a partition's parts: `curated/<table>/<partition>/run=<run>/`.
     fn partition_writer(&self, partition: &str) -> PartedWriter {
-        let table = curated_prefix(&self.dataset.table.name);
-        let prefix = match partition {
-            "" => format!("{table}run={}/", self.run.id),
-            partition => format!("{table}{partition}/run={}/", self.run.id),
-        };
+        let prefix = crate::lake::curated_run_prefix(&self.dataset.table.name, partition, &self.run.id);
         PartedWriter::new(&self.lake, &prefix, self.schema.clone(), PART_ROWS, self.handle.clone())
     }
 

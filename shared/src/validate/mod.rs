@@ -5,7 +5,6 @@
 //! Two streaming passes over the run's raw parts: the first reads only the key columns to
 //! find duplicates, the second types, checks and writes batch by batch.
 
-pub mod cast;
 mod dedupe;
 mod plan;
 
@@ -15,18 +14,19 @@ use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, StringBuilder};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType as ArrowType, SchemaRef};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
+pub use crate::types::{arrow_type, cast};
 pub use dedupe::{DuplicateFinder, LoserCursor};
-pub use plan::{ColumnPlan, DatasetPlan, Reasons, arrow_type};
+pub use plan::{ColumnPlan, DatasetPlan, Reasons};
 
 use crate::contract::{Contract, Dataset};
-use crate::ingest::{IngestOutput, LINEAGE};
-use crate::lake::{self, Lake, MultipartWriter, PartedWriter};
+use crate::ingest::IngestOutput;
+use crate::lake::{self, LINEAGE, Lake, MultipartWriter, PartedWriter};
 use crate::run::RunDescriptor;
 use crate::{Error, Result};
 
@@ -96,7 +96,7 @@ pub async fn validate(
         .map_err(|error| Error::InvalidInput(format!("the validate task stopped: {error}")))??;
 
     lake.prune(&lake::processed_prefix(run), &outcome.processed).await?;
-    lake.prune(&format!("{}{}", lake::quarantine_prefix(run), QuarantineWriter::STEM), &outcome.quarantine).await?;
+    lake.prune(&format!("{}{}", lake::quarantine_prefix(run), lake::REJECTS_STEM), &outcome.quarantine).await?;
 
     let mut rejects_per_rule = outcome.rejects_per_rule;
     if ingest.rejected > 0 {
@@ -392,29 +392,21 @@ struct QuarantineWriter {
 }
 
 impl QuarantineWriter {
-    /// The stem of the files, next to ingest's `ingest_rejected`.
-    const STEM: &'static str = "rejected.";
-
     fn new(lake: &Lake, run: &RunDescriptor, columns: &[String], handle: Handle) -> QuarantineWriter {
-        let mut fields: Vec<Field> = columns.iter().map(|name| Field::new(name, ArrowType::Utf8, true)).collect();
-        fields.push(Field::new("_reasons", ArrowType::Utf8, false));
-        fields.push(Field::new("_source_line", ArrowType::Int64, false));
-        fields.push(Field::new("_source_key", ArrowType::Utf8, false));
-        fields.push(Field::new("_run_id", ArrowType::Utf8, false));
         QuarantineWriter {
             lake: lake.clone(),
             run: run.clone(),
             handle,
             columns: columns.to_vec(),
-            schema: Arc::new(Schema::new(fields)),
+            schema: lake::schema::reject_schema(columns),
             parquet: None,
             csv: None,
         }
     }
 
     fn keys(&self) -> (String, String) {
-        let prefix = lake::quarantine_prefix(&self.run);
-        (format!("{prefix}{}parquet", Self::STEM), format!("{prefix}{}csv", Self::STEM))
+        let [parquet, csv] = lake::reject_keys(&self.run);
+        (parquet, csv)
     }
 
     fn write(&mut self, batch: &RecordBatch, reasons: &Reasons) -> Result<()> {

@@ -9,12 +9,12 @@ use arrow::array::{
     StringArray, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::compute::kernels::cmp;
-use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::SchemaRef;
 use regex::Regex;
 
-use super::cast::{self, Zone};
-use crate::contract::{CaseRule, Column, CompareOp, ContractError, DataType, Dataset, Operand, Problem};
-use crate::ingest::LINEAGE;
+use crate::contract::{CaseRule, Column, CompareOp, DataType, Dataset, Operand};
+use crate::types::{Bound, Reading, Typed, cast, type_name};
+use crate::{Error, Result};
 
 /// Why rows were rejected, row by row, within one batch.
 #[derive(Debug, Default)]
@@ -58,62 +58,14 @@ impl Reasons {
     }
 }
 
-/// A bound of a `min` or `max` check, in the column's own representation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Bound {
-    Integer(i64),
-    Decimal(i128),
-    Float(f64),
-    Days(i32),
-    Micros(i64),
-}
-
-/// A typed value of one cell, compared against bounds.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
-enum Typed {
-    Integer(i64),
-    Decimal(i128),
-    Float(f64),
-    Boolean(bool),
-    Days(i32),
-    Micros(i64),
-}
-
-impl Typed {
-    fn below(self, bound: Bound) -> bool {
-        match (self, bound) {
-            (Typed::Integer(value), Bound::Integer(bound)) => value < bound,
-            (Typed::Decimal(value), Bound::Decimal(bound)) => value < bound,
-            (Typed::Float(value), Bound::Float(bound)) => value < bound,
-            (Typed::Days(value), Bound::Days(bound)) => value < bound,
-            (Typed::Micros(value), Bound::Micros(bound)) => value < bound,
-            _ => false,
-        }
-    }
-
-    fn above(self, bound: Bound) -> bool {
-        match (self, bound) {
-            (Typed::Integer(value), Bound::Integer(bound)) => value > bound,
-            (Typed::Decimal(value), Bound::Decimal(bound)) => value > bound,
-            (Typed::Float(value), Bound::Float(bound)) => value > bound,
-            (Typed::Days(value), Bound::Days(bound)) => value > bound,
-            (Typed::Micros(value), Bound::Micros(bound)) => value > bound,
-            _ => false,
-        }
-    }
-}
-
 /// One column's compiled plan.
 #[derive(Debug, Clone)]
 pub struct ColumnPlan {
     /// The column's name.
     pub name: String,
-    data_type: DataType,
+    reading: Reading,
     required: bool,
     case: Option<CaseRule>,
-    thousands: Option<char>,
-    format: Option<String>,
-    zone: Zone,
     email: bool,
     regex: Option<Regex>,
     min: Option<(Bound, String)>,
@@ -140,61 +92,24 @@ struct ReasonTexts {
     allowed: String,
 }
 
-/// The Arrow type a contract type is stored as.
-pub fn arrow_type(data_type: DataType) -> ArrowType {
-    match data_type {
-        DataType::String => ArrowType::Utf8,
-        DataType::Integer => ArrowType::Int64,
-        DataType::Decimal { precision, scale } => ArrowType::Decimal128(precision, scale as i8),
-        DataType::Float => ArrowType::Float64,
-        DataType::Boolean => ArrowType::Boolean,
-        DataType::Date => ArrowType::Date32,
-        DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-    }
-}
-
-fn type_name(data_type: DataType) -> String {
-    match data_type {
-        DataType::String => "string".to_string(),
-        DataType::Integer => "integer".to_string(),
-        DataType::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
-        DataType::Float => "float".to_string(),
-        DataType::Boolean => "boolean".to_string(),
-        DataType::Date => "date".to_string(),
-        DataType::Timestamp => "timestamp".to_string(),
-    }
-}
-
 impl ColumnPlan {
-    fn new(column: &Column, problems: &mut Vec<Problem>) -> ColumnPlan {
+    /// The plan of a column the contract has checked: its reading, bounds and checks as
+    /// compiled there, the reason texts built once.
+    fn new(column: &Column) -> ColumnPlan {
         let config = &column.config;
         let name = column.name.clone();
-        let field = |check: &str| format!("columns ({name}).{check}");
-        let zone = match config.timezone.as_deref() {
-            None => Zone::parse("UTC"),
-            Some(text) => Zone::parse(text),
+        let bound_reason = |which: &str, bound: &Option<(Bound, String)>| {
+            bound.as_ref().map_or_else(String::new, |(_, text)| format!("{name}:{which}({text})"))
         };
-        let zone = zone.unwrap_or_else(|| {
-            problems.push(Problem {
-                line: None,
-                field: field("timezone"),
-                message: "unknown time zone: use UTC, an offset such as +01:00, or an IANA name such as Europe/London"
-                    .to_string(),
-            });
-            Zone::Fixed(chrono::Offset::fix(&chrono::Utc))
-        });
-        let mut plan = ColumnPlan {
+        ColumnPlan {
             name: name.clone(),
-            data_type: column.data_type,
+            reading: column.reading.clone(),
             required: config.required,
             case: config.case,
-            thousands: config.thousands,
-            format: config.format.clone(),
-            zone,
             email: config.checks.email,
             regex: column.regex.clone(),
-            min: None,
-            max: None,
+            min: column.min.clone(),
+            max: column.max.clone(),
             min_length: config.checks.min_length,
             max_length: config.checks.max_length,
             allowed: (!config.checks.allowed.is_empty()).then(|| {
@@ -208,72 +123,12 @@ impl ColumnPlan {
                 email: format!("{name}:format"),
                 nul: format!("{name}:nul_byte"),
                 regex: format!("{name}:regex"),
-                min: String::new(),
-                max: String::new(),
+                min: bound_reason("min", &column.min),
+                max: bound_reason("max", &column.max),
                 min_length: format!("{name}:min_length({})", config.checks.min_length.unwrap_or(0)),
                 max_length: format!("{name}:max_length({})", config.checks.max_length.unwrap_or(0)),
                 allowed: format!("{name}:allowed"),
             },
-        };
-        for (which, value) in [("min", &config.checks.min), ("max", &config.checks.max)] {
-            let Some(value) = value else { continue };
-            let text = match value {
-                toml::Value::String(text) => text.clone(),
-                other => other.to_string(),
-            };
-            match plan.bound(&text) {
-                Some(bound) => {
-                    let reason = format!("{name}:{which}({text})");
-                    if which == "min" {
-                        plan.reasons.min = reason;
-                        plan.min = Some((bound, text));
-                    } else {
-                        plan.reasons.max = reason;
-                        plan.max = Some((bound, text));
-                    }
-                }
-                None => problems.push(Problem {
-                    line: None,
-                    field: field(&format!("checks.{which}")),
-                    message: format!("`{text}` is not a {} value", type_name(column.data_type)),
-                }),
-            }
-        }
-        plan
-    }
-
-    /// A `min`/`max` bound: numbers as the column parses them, dates and timestamps in ISO
-    /// form whatever the column's source format.
-    fn bound(&self, text: &str) -> Option<Bound> {
-        let typed = match self.data_type {
-            DataType::Date => cast::date(text, None).map(Typed::Days),
-            DataType::Timestamp => {
-                cast::timestamp(text, None, Zone::Fixed(chrono::Offset::fix(&chrono::Utc))).map(Typed::Micros)
-            }
-            _ => self.parse(text),
-        };
-        match typed.ok()? {
-            Typed::Integer(value) => Some(Bound::Integer(value)),
-            Typed::Decimal(value) => Some(Bound::Decimal(value)),
-            Typed::Float(value) => Some(Bound::Float(value)),
-            Typed::Days(value) => Some(Bound::Days(value)),
-            Typed::Micros(value) => Some(Bound::Micros(value)),
-            Typed::Boolean(_) => None,
-        }
-    }
-
-    /// Parses a standardised, non-empty value of a non-string column.
-    fn parse(&self, text: &str) -> Result<Typed, String> {
-        match self.data_type {
-            DataType::String => Err("a string has no typed value".to_string()),
-            DataType::Integer => cast::integer(text, self.thousands).map(Typed::Integer),
-            DataType::Decimal { precision, scale } => {
-                cast::decimal(text, precision, scale, self.thousands).map(Typed::Decimal)
-            }
-            DataType::Float => cast::float(text, self.thousands).map(Typed::Float),
-            DataType::Boolean => cast::boolean(text).map(Typed::Boolean),
-            DataType::Date => cast::date(text, self.format.as_deref()).map(Typed::Days),
-            DataType::Timestamp => cast::timestamp(text, self.format.as_deref(), self.zone).map(Typed::Micros),
         }
     }
 
@@ -303,7 +158,7 @@ impl ColumnPlan {
     /// was missing or unreadable. Returns the array and the number of nulls after
     /// standardisation.
     pub fn apply(&self, input: Option<&StringArray>, rows: usize, reasons: &mut Reasons) -> (ArrayRef, u64) {
-        let mut builder = TypedBuilder::new(self.data_type, rows);
+        let mut builder = TypedBuilder::new(self.reading.data_type, rows);
         let mut nulls = 0u64;
         for row in 0..rows {
             let text = input.filter(|array| array.is_valid(row)).and_then(|array| self.standardise(array.value(row)));
@@ -316,11 +171,11 @@ impl ColumnPlan {
                 continue;
             };
             self.check_text(&text, row, reasons);
-            if self.data_type == DataType::String {
+            if self.reading.data_type == DataType::String {
                 builder.append_str(&text);
                 continue;
             }
-            match self.parse(&text) {
+            match self.reading.parse(&text) {
                 Ok(value) => {
                     if let Some((bound, _)) = self.min
                         && value.below(bound)
@@ -493,52 +348,38 @@ pub struct Checked {
 }
 
 impl DatasetPlan {
-    /// Compiles a dataset's columns and rules.
-    pub fn new(dataset: &Dataset) -> Result<DatasetPlan, ContractError> {
-        let mut problems = Vec::new();
-        let columns: Vec<ColumnPlan> =
-            dataset.columns.iter().map(|column| ColumnPlan::new(column, &mut problems)).collect();
+    /// Compiles a checked dataset's columns and rules (a rule's literal is typed as its left
+    /// column types values; the contract's checks made sure it can be).
+    pub fn new(dataset: &Dataset) -> Result<DatasetPlan> {
+        let columns: Vec<ColumnPlan> = dataset.columns.iter().map(ColumnPlan::new).collect();
         let position = |name: &str| columns.iter().position(|column| column.name == name);
         let mut rules = Vec::new();
         for rule in &dataset.rules {
-            let Some(left) = position(&rule.left) else { continue };
+            let missing = || {
+                Error::Internal(format!(
+                    "rule `{}` of dataset `{}` names a column the dataset lacks",
+                    rule.name, dataset.name
+                ))
+            };
+            let left = position(&rule.left).ok_or_else(missing)?;
             let right = match &rule.right {
-                Operand::Column(name) => match position(name) {
-                    Some(index) => RightSide::Column(index),
-                    None => continue,
-                },
+                Operand::Column(name) => RightSide::Column(position(name).ok_or_else(missing)?),
                 Operand::Literal(text) => {
                     let mut reasons = Reasons::new(1);
                     let literal = StringArray::from(vec![text.as_str()]);
                     let (array, _) = columns[left].apply(Some(&literal), 1, &mut reasons);
                     if !reasons.is_valid(0) || array.is_null(0) {
-                        problems.push(Problem {
-                            line: None,
-                            field: format!("datasets.{}.rules ({})", dataset.name, rule.name),
-                            message: format!("`{text}` is not a value of `{}`'s type", rule.left),
-                        });
-                        continue;
+                        return Err(Error::Internal(format!(
+                            "rule `{}` of dataset `{}`: `{text}` is not a value of `{}`'s type",
+                            rule.name, dataset.name, rule.left
+                        )));
                     }
                     RightSide::Literal(array)
                 }
             };
             rules.push(RulePlan { name: rule.name.clone(), left, op: rule.op, right });
         }
-        if !problems.is_empty() {
-            for problem in &mut problems {
-                if !problem.field.starts_with("datasets.") {
-                    problem.field = format!("datasets.{}.{}", dataset.name, problem.field);
-                }
-            }
-            return Err(ContractError { file: "pipeline.toml".to_string(), problems });
-        }
-        let mut fields: Vec<Field> =
-            columns.iter().map(|column| Field::new(&column.name, arrow_type(column.data_type), true)).collect();
-        fields.push(Field::new(LINEAGE[0], ArrowType::Utf8, false));
-        fields.push(Field::new(LINEAGE[1], ArrowType::Int64, false));
-        fields.push(Field::new(LINEAGE[2], ArrowType::Utf8, false));
-        fields.push(Field::new(LINEAGE[3], ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false));
-        Ok(DatasetPlan { columns, rules, schema: Arc::new(Schema::new(fields)) })
+        Ok(DatasetPlan { columns, rules, schema: crate::lake::schema::processed_schema(dataset) })
     }
 
     /// The schema of `processed/` files: the contract columns typed, then lineage.

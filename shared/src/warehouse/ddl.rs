@@ -82,7 +82,7 @@ pub fn table_columns(dataset: &Dataset, contract: &Contract, dialect: Dialect) -
             columns.push(column("date_key", "INTEGER"));
         }
     }
-    for field in crate::mask::curated_fields(dataset)? {
+    for field in crate::lake::schema::curated_fields(dataset) {
         columns.push(ColumnDef { name: field.name().clone(), sql_type: sql_type(field.data_type(), dialect) });
     }
     if dataset.table.kind == TableKind::Dimension {

@@ -469,7 +469,7 @@ async fn record(
 /// master secrets hold only the credentials. TLS is required.
 pub fn postgres_options(
     secret: &str,
-    fallback: impl Fn(&str) -> Option<String>,
+    environment: &crate::config::Environment,
 ) -> Result<sqlx::postgres::PgConnectOptions> {
     #[derive(serde::Deserialize)]
     struct Secret {
@@ -484,19 +484,19 @@ pub fn postgres_options(
             "the database secret is not the JSON RDS keeps (`username`, `password`, optionally `host`, `port`, `dbname`): {error}"
         ))
     })?;
-    let host = secret.host.or_else(|| fallback("LAKESTAR_DATABASE_HOST")).ok_or_else(|| {
+    let host = secret.host.or_else(|| environment.database_host.clone()).ok_or_else(|| {
         Error::Configuration("the database secret has no `host`; set LAKESTAR_DATABASE_HOST".to_string())
     })?;
     let port = match secret.port {
         Some(serde_json::Value::Number(number)) => number.as_u64(),
         Some(serde_json::Value::String(text)) => text.parse().ok(),
-        _ => fallback("LAKESTAR_DATABASE_PORT").and_then(|text| text.parse().ok()),
+        _ => environment.database_port.as_deref().and_then(|text| text.parse().ok()),
     }
     .unwrap_or(5432);
     let port =
         u16::try_from(port).map_err(|_| Error::Configuration(format!("database port {port} is out of range")))?;
     let database =
-        secret.dbname.or_else(|| fallback("LAKESTAR_DATABASE_NAME")).unwrap_or_else(|| "postgres".to_string());
+        secret.dbname.or_else(|| environment.database_name.clone()).unwrap_or_else(|| "postgres".to_string());
     Ok(sqlx::postgres::PgConnectOptions::new()
         .host(&host)
         .port(port)
@@ -515,7 +515,7 @@ mod tests {
     fn the_rds_secret_becomes_tls_connection_options() {
         let options = postgres_options(
             r#"{"username":"lakestar","password":"p@ss/word","host":"db.example","port":5433,"dbname":"dw"}"#,
-            |_| None,
+            &crate::config::Environment::default(),
         )
         .expect("options");
         assert_eq!((options.get_host(), options.get_port(), options.get_database()), ("db.example", 5433, Some("dw")));
@@ -529,12 +529,15 @@ mod tests {
             "LAKESTAR_DATABASE_NAME" => Some("lakestar".to_string()),
             _ => None,
         };
-        let options = postgres_options(r#"{"username":"u","password":"p"}"#, env).expect("options");
+        let options =
+            postgres_options(r#"{"username":"u","password":"p"}"#, &crate::config::Environment::from_lookup(env))
+                .expect("options");
         assert_eq!((options.get_host(), options.get_database()), ("rds.internal", Some("lakestar")));
 
-        let error = postgres_options(r#"{"username":"u","password":"p"}"#, |_| None).expect_err("no host");
+        let error = postgres_options(r#"{"username":"u","password":"p"}"#, &crate::config::Environment::default())
+            .expect_err("no host");
         assert!(error.to_string().contains("LAKESTAR_DATABASE_HOST"), "{error}");
-        let error = postgres_options("not json", |_| None).expect_err("not JSON");
+        let error = postgres_options("not json", &crate::config::Environment::default()).expect_err("not JSON");
         assert_eq!(error.error_type(), "InvalidConfiguration");
         assert!(!error.to_string().contains("not json"));
     }

@@ -1,0 +1,73 @@
+//! Files given to the offline stack, as the landing objects they become: their keys under
+//! `landing/` and the time of their S3 event.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+
+/// One landing file and the key it lands under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LandingFile {
+    /// The file.
+    pub path: PathBuf,
+    /// `landing/<relative path>`.
+    pub key: String,
+}
+
+/// The time of a local drop's event: the delivery date when the key's folder names one
+/// (`landing/2024-01-02/sales.csv` → 2024-01-02T00:00:00Z), else the file's modification time
+/// to the second. Either way the same file dropped again is the same object at the same
+/// time, hence the same run id, and an example replays identically on any machine.
+pub fn event_time(key: &str, path: &Path) -> DateTime<Utc> {
+    let folder_date = key
+        .strip_prefix(lakestar::trigger::LANDING)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|folder| chrono::NaiveDate::parse_from_str(folder, "%Y-%m-%d").ok())
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|midnight| midnight.and_utc());
+    folder_date.unwrap_or_else(|| {
+        let modified = std::fs::metadata(path).and_then(|metadata| metadata.modified()).ok();
+        let time: DateTime<Utc> = modified.map(DateTime::<Utc>::from).unwrap_or_else(Utc::now);
+        DateTime::from_timestamp(time.timestamp(), 0).unwrap_or(time)
+    })
+}
+
+/// Every file under each input's `landing/` folder (or the file itself), keyed
+/// `landing/<relative path>`, in key order as a delivery would land.
+pub fn collect_drops(inputs: &[PathBuf]) -> anyhow::Result<Vec<LandingFile>> {
+    let mut drops = Vec::new();
+    for input in inputs {
+        if input.is_file() {
+            let name = input.file_name().context("a file name")?.to_string_lossy();
+            drops.push(LandingFile { path: input.clone(), key: format!("landing/{name}") });
+            continue;
+        }
+        let landing = input.join("landing");
+        let root = if landing.is_dir() { landing } else { input.clone() };
+        walk(&root, &root, &mut drops)?;
+    }
+    drops.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(drops)
+}
+
+fn walk(root: &Path, dir: &Path, drops: &mut Vec<LandingFile>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(root, &path, drops)?;
+        } else if !path.file_name().is_some_and(|name| {
+            let name = name.to_string_lossy();
+            name.starts_with('.') || name == "pipeline.toml"
+        }) {
+            let relative = path.strip_prefix(root).context("a path under the landing folder")?;
+            let key = relative
+                .components()
+                .map(|part| part.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            drops.push(LandingFile { path, key: format!("landing/{key}") });
+        }
+    }
+    Ok(())
+}

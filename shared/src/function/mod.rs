@@ -1,0 +1,170 @@
+//! The Lambda side of every function: built in `main` from the environment with no network
+//! call, served by the Lambda runtime, each invocation fetching what it needs (the contract,
+//! checked by ETag every time; the masking key and the warehouse on first use) so that every
+//! failure is a named error the state machine can retry or report. The function crates'
+//! `main` is one call: [`serve_stage`].
+
+mod sources;
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+
+pub use sources::{ContractSource, KeySource, WarehouseSource};
+
+use crate::config::Environment;
+use crate::lake::Lake;
+use crate::stage::{Stage, StageContext, StageOutput};
+use crate::{Error, Result};
+
+/// An S3 client from the standard AWS configuration chain (no call is made). The SDK reads
+/// `AWS_ENDPOINT_URL_S3` for another endpoint; [`crate::config::S3_PATH_STYLE`] forces
+/// path-style addressing.
+pub async fn s3_client(environment: &Environment) -> aws_sdk_s3::Client {
+    let shared = aws_config::load_from_env().await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&shared).force_path_style(environment.s3_path_style).build(),
+    )
+}
+
+/// The lake the environment names ([`crate::config::LAKE_BUCKET`]).
+pub fn lake(client: aws_sdk_s3::Client, environment: &Environment) -> Result<Lake> {
+    let bucket = environment
+        .lake_bucket
+        .clone()
+        .ok_or_else(|| Error::Configuration(format!("set {} to the lake bucket's name", crate::config::LAKE_BUCKET)))?;
+    Ok(Lake::new(client, bucket))
+}
+
+/// What a stage function runs with, before the invocation that needs it.
+#[derive(Debug)]
+pub struct Resources {
+    lake: Lake,
+    contract: ContractSource,
+    masking_key: KeySource,
+    warehouse: WarehouseSource,
+    held_bytes: usize,
+}
+
+impl Resources {
+    /// Resources given outright (the offline stack and tests).
+    pub fn fixed(context: StageContext) -> Resources {
+        Resources {
+            lake: context.lake,
+            contract: ContractSource::Fixed(context.contract),
+            masking_key: context.masking_key.map_or(KeySource::None, KeySource::Fixed),
+            warehouse: context.warehouse.map_or(WarehouseSource::None, WarehouseSource::Fixed),
+            held_bytes: context.held_bytes,
+        }
+    }
+
+    /// The resources `stage` needs, from the environment: clients are built, nothing is
+    /// fetched. A missing setting is an error here, which [`StageFunction`] reports on every
+    /// invocation rather than failing the cold start.
+    pub async fn from_env(stage: Stage, environment: &Environment) -> Result<Resources> {
+        let client = s3_client(environment).await;
+        let lake = lake(client.clone(), environment)?;
+        let contract = ContractSource::at(&environment.contract_location(lake.bucket()), &client)?;
+        let secrets = || async { aws_sdk_secretsmanager::Client::new(&aws_config::load_from_env().await) };
+        let masking_key = match (stage, &environment.masking_secret, &environment.masking_key) {
+            (Stage::Mask, Some(secret_id), _) => {
+                KeySource::Secret { client: secrets().await, secret_id: secret_id.clone(), cached: Default::default() }
+            }
+            (Stage::Mask, None, Some(text)) => KeySource::Text(text.clone()),
+            (Stage::Mask, None, None) => {
+                return Err(Error::Configuration(format!(
+                    "set {} to the masking key's secret id (or {} outside AWS)",
+                    crate::config::MASKING_SECRET,
+                    crate::config::MASKING_KEY
+                )));
+            }
+            _ => KeySource::None,
+        };
+        let warehouse = match (stage, &environment.database_secret, &environment.warehouse_url) {
+            (Stage::Load, Some(secret_id), _) => WarehouseSource::Secret {
+                client: secrets().await,
+                secret_id: secret_id.clone(),
+                environment: environment.clone(),
+                cached: Default::default(),
+            },
+            (Stage::Load, None, Some(url)) => WarehouseSource::Url { url: url.clone(), cached: Default::default() },
+            (Stage::Load, None, None) => {
+                return Err(Error::Configuration(format!(
+                    "set {} to the RDS secret's id (or {} outside AWS)",
+                    crate::config::DATABASE_SECRET,
+                    crate::config::WAREHOUSE_URL
+                )));
+            }
+            _ => WarehouseSource::None,
+        };
+        Ok(Resources { lake, contract, masking_key, warehouse, held_bytes: environment.mask_held_bytes() })
+    }
+
+    /// The context of one invocation: the contract as it stands now, the key and the
+    /// warehouse once fetched.
+    pub async fn context(&self) -> Result<StageContext> {
+        let contract = self.contract.current().await?;
+        let masking_key = self.masking_key.current(&contract.masking.key_version).await?;
+        let warehouse = self.warehouse.current().await?;
+        Ok(StageContext { lake: self.lake.clone(), contract, masking_key, warehouse, held_bytes: self.held_bytes })
+    }
+}
+
+/// One stage's Lambda function.
+#[derive(Debug)]
+pub struct StageFunction {
+    stage: Stage,
+    /// The resources, or why the environment does not describe them (reported by every
+    /// invocation, as the error type and message Lambda shows).
+    resources: Result<Resources, (String, String)>,
+}
+
+impl StageFunction {
+    /// A function over given resources.
+    pub fn new(stage: Stage, context: StageContext) -> StageFunction {
+        StageFunction { stage, resources: Ok(Resources::fixed(context)) }
+    }
+
+    /// The function the environment describes (no network call; a missing setting is
+    /// reported by each invocation).
+    pub async fn from_env(stage: Stage) -> StageFunction {
+        let resources = Resources::from_env(stage, Environment::get()).await.map_err(|error| {
+            tracing::error!(stage = %stage, error_type = error.error_type(), "{error}");
+            (error.error_type().to_string(), error.to_string())
+        });
+        StageFunction { stage, resources }
+    }
+
+    /// The stage it runs.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    /// Handles one invocation: the state document in, the stage's section out.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<StageOutput, Diagnostic> {
+        let resources = self.resources.as_ref().map_err(|(error_type, error_message)| Diagnostic {
+            error_type: error_type.clone(),
+            error_message: error_message.clone(),
+        })?;
+        let context = resources.context().await.map_err(diagnostic)?;
+        let state = crate::state::State::from_value(event.payload).map_err(diagnostic)?;
+        self.stage.run(&context, &state).await.map_err(diagnostic)
+    }
+}
+
+/// A Lambda error report: the stable error type and the message.
+pub fn diagnostic(error: Error) -> Diagnostic {
+    Diagnostic::from(error)
+}
+
+/// Initialises logging as Lambda expects (`AWS_LAMBDA_LOG_LEVEL`, `AWS_LAMBDA_LOG_FORMAT`).
+pub fn init_logging() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
+
+/// A stage function's whole `main`: logging, the function from the environment, the runtime.
+pub async fn serve_stage(stage: Stage) -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let function = StageFunction::from_env(stage).await;
+    let function = &function;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move { function.handle(event).await })).await
+}

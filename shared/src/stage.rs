@@ -1,0 +1,224 @@
+//! The one stage interface: the four stages by name, what they run with ([`StageContext`]),
+//! and the one dispatch table ([`Stage::run`]) that the Lambda handlers, the offline stack
+//! and the benchmark all call.
+
+use serde::Serialize;
+
+use crate::contract::Contract;
+use crate::ingest::IngestOutput;
+use crate::lake::Lake;
+use crate::load::LoadOutput;
+use crate::mask::{MaskOutput, MaskingKey};
+use crate::state::State;
+use crate::validate::ValidateOutput;
+use crate::warehouse::Warehouse;
+use crate::{Error, Result};
+
+/// A stage of the pipeline, as the state machine's Task states run them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// Landing object → raw Parquet, archive, parse rejects.
+    Ingest,
+    /// Raw → processed and quarantine, with the quality gate's verdict.
+    Validate,
+    /// Processed → curated star tables, PII masked.
+    Mask,
+    /// Curated → the warehouse, with the quality report.
+    Load,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 4] = [Stage::Ingest, Stage::Validate, Stage::Mask, Stage::Load];
+
+    /// The stage's name: its section of the state and its fault-injection name (`ingest`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Ingest => "ingest",
+            Stage::Validate => "validate",
+            Stage::Mask => "mask",
+            Stage::Load => "load",
+        }
+    }
+
+    /// The stage's Task state in `statemachine/pipeline.asl.json` (`Ingest`).
+    pub fn state_name(self) -> &'static str {
+        match self {
+            Stage::Ingest => "Ingest",
+            Stage::Validate => "Validate",
+            Stage::Mask => "Mask",
+            Stage::Load => "Load",
+        }
+    }
+
+    /// The stage's function binary (`lakestar-ingest`), as the template names it.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Stage::Ingest => "lakestar-ingest",
+            Stage::Validate => "lakestar-validate",
+            Stage::Mask => "lakestar-mask",
+            Stage::Load => "lakestar-load",
+        }
+    }
+
+    /// The stage of that name (`ingest`, …).
+    pub fn parse(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|stage| stage.name() == name)
+    }
+
+    /// Runs this stage on `state`: the one dispatch from a stage to its code.
+    pub async fn run(self, context: &StageContext, state: &State) -> Result<StageOutput> {
+        let (lake, contract, run) = (&context.lake, &context.contract, &state.run);
+        Ok(match self {
+            Stage::Ingest => StageOutput::Ingest(crate::ingest::ingest(lake, contract, run).await?),
+            Stage::Validate => {
+                StageOutput::Validate(crate::validate::validate(lake, contract, run, state.ingest()?).await?)
+            }
+            Stage::Mask => {
+                let key = context.masking_key.as_ref().ok_or_else(|| context.missing("a masking key", self))?;
+                let validated = state.validate()?;
+                StageOutput::Mask(
+                    crate::mask::mask_holding(lake, contract, key, run, validated, context.held_bytes).await?,
+                )
+            }
+            Stage::Load => {
+                let warehouse = context.warehouse.as_ref().ok_or_else(|| context.missing("a warehouse", self))?;
+                StageOutput::Load(crate::load::load(lake, contract, warehouse, state).await?)
+            }
+        })
+    }
+
+    /// Runs this stage on a state document and returns its section as JSON: what a Lambda
+    /// invocation does.
+    pub async fn invoke(self, context: &StageContext, payload: serde_json::Value) -> Result<serde_json::Value> {
+        let state = State::from_value(payload)?;
+        self.run(context, &state).await?.to_value()
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a stage reports: its section of the state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum StageOutput {
+    /// The `ingest` section.
+    Ingest(IngestOutput),
+    /// The `validate` section.
+    Validate(ValidateOutput),
+    /// The `mask` section.
+    Mask(MaskOutput),
+    /// The `load` section.
+    Load(LoadOutput),
+}
+
+impl StageOutput {
+    /// The section as JSON.
+    pub fn to_value(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(self).map_err(|error| Error::Internal(format!("serialising a stage's output: {error}")))
+    }
+
+    /// The `ingest` section, or an error naming what came instead.
+    pub fn into_ingest(self) -> Result<IngestOutput> {
+        match self {
+            StageOutput::Ingest(output) => Ok(output),
+            other => Err(other.unexpected("ingest")),
+        }
+    }
+
+    /// The `validate` section, or an error naming what came instead.
+    pub fn into_validate(self) -> Result<ValidateOutput> {
+        match self {
+            StageOutput::Validate(output) => Ok(output),
+            other => Err(other.unexpected("validate")),
+        }
+    }
+
+    /// The `mask` section, or an error naming what came instead.
+    pub fn into_mask(self) -> Result<MaskOutput> {
+        match self {
+            StageOutput::Mask(output) => Ok(output),
+            other => Err(other.unexpected("mask")),
+        }
+    }
+
+    /// The `load` section, or an error naming what came instead.
+    pub fn into_load(self) -> Result<LoadOutput> {
+        match self {
+            StageOutput::Load(output) => Ok(output),
+            other => Err(other.unexpected("load")),
+        }
+    }
+
+    fn unexpected(&self, wanted: &str) -> Error {
+        Error::Internal(format!("a stage answered {:?} where the {wanted} section was expected", self.stage()))
+    }
+
+    /// The stage whose section this is.
+    pub fn stage(&self) -> Stage {
+        match self {
+            StageOutput::Ingest(_) => Stage::Ingest,
+            StageOutput::Validate(_) => Stage::Validate,
+            StageOutput::Mask(_) => Stage::Mask,
+            StageOutput::Load(_) => Stage::Load,
+        }
+    }
+
+    /// Sets the section into `state`.
+    pub fn record(self, state: &mut State) {
+        match self {
+            StageOutput::Ingest(output) => state.ingest = Some(output),
+            StageOutput::Validate(output) => state.validate = Some(output),
+            StageOutput::Mask(output) => state.mask = Some(output),
+            StageOutput::Load(output) => state.load = Some(output),
+        }
+    }
+}
+
+/// What the stages run with: the lake, the contract, and what mask and load need besides.
+#[derive(Debug, Clone)]
+pub struct StageContext {
+    /// The lake bucket.
+    pub lake: Lake,
+    /// The contract.
+    pub contract: Contract,
+    /// The masking key (mask only).
+    pub masking_key: Option<MaskingKey>,
+    /// The warehouse (load only).
+    pub warehouse: Option<Warehouse>,
+    /// How many bytes of masked fact rows mask may hold in memory.
+    pub held_bytes: usize,
+}
+
+impl StageContext {
+    /// A context over a lake and a contract, holding what the environment allows in memory.
+    pub fn new(lake: Lake, contract: Contract) -> StageContext {
+        StageContext {
+            lake,
+            contract,
+            masking_key: None,
+            warehouse: None,
+            held_bytes: crate::config::Environment::get().mask_held_bytes(),
+        }
+    }
+
+    /// With the masking key.
+    pub fn with_masking_key(mut self, key: MaskingKey) -> StageContext {
+        self.masking_key = Some(key);
+        self
+    }
+
+    /// With the warehouse.
+    pub fn with_warehouse(mut self, warehouse: Warehouse) -> StageContext {
+        self.warehouse = Some(warehouse);
+        self
+    }
+
+    fn missing(&self, what: &str, stage: Stage) -> Error {
+        Error::Configuration(format!("the {stage} stage needs {what}, and this function was built without one"))
+    }
+}
