@@ -245,6 +245,7 @@ async fn bare_copy(
 
 /// Runs the benchmark, prints its table, and returns its figures.
 pub async fn bench(options: LoadBench) -> anyhow::Result<serde_json::Value> {
+    // Long on purpose: the benchmark's script, step after step, each printed as it runs.
     let contract = crate::contract()?;
     let dataset = |name: &str| contract.dataset(name).cloned().ok_or_else(|| anyhow::anyhow!("no {name} dataset"));
     let (customers, products, stores, sales) =

@@ -239,6 +239,7 @@ async fn all(
     database: String,
     bin_dir: PathBuf,
 ) -> anyhow::Result<serde_json::Value> {
+    // Long on purpose: the whole benchmark's script, part after part, each printed as it runs.
     let mut chains = Vec::new();
     for (index, &size) in megabytes.iter().enumerate() {
         println!("\n== ingest → validate → mask on {size} MB, DuckDB beside it");
@@ -664,6 +665,7 @@ async fn ingest(
     duckdb: Option<usize>,
     load: Option<String>,
 ) -> anyhow::Result<serde_json::Value> {
+    // Long on purpose: the benchmark's script, step after step, each printed as it runs.
     let temporary = tempfile::tempdir()?;
     let work = work.unwrap_or_else(|| temporary.path().to_path_buf());
     std::fs::create_dir_all(&work)?;

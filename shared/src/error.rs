@@ -54,6 +54,17 @@ pub enum Error {
         message: String,
     },
 
+    /// An object of the lake is not what Lakestar wrote there (truncated, corrupt, or
+    /// missing columns its stage writes): a retry reads the same bytes, so it is not retried;
+    /// re-run the stage that writes it (re-drive from that state, or process the file again).
+    #[error("{key}: {message}")]
+    CorruptObject {
+        /// The object's key.
+        key: String,
+        /// What is wrong with it, and what to do.
+        message: String,
+    },
+
     /// A call to S3 failed.
     #[error("S3 {operation} of s3://{bucket}/{key} failed: {message}")]
     S3 {
@@ -82,18 +93,46 @@ pub enum Error {
         count: u64,
     },
 
-    /// The warehouse cannot be reached or refused a statement; worth retrying once it is back.
-    #[error("warehouse unavailable: {0}")]
-    WarehouseUnavailable(String),
+    /// The warehouse cannot be reached, or answered with a condition that passes (a
+    /// connection lost, a deadlock, a server starting or overloaded); worth retrying once it is
+    /// back.
+    #[error("warehouse unavailable{}: {step}: {message}", target_suffix(target))]
+    WarehouseUnavailable {
+        /// Which warehouse (host, port and database, or the SQLite file; never credentials);
+        /// empty when the error arose inside an open transaction.
+        target: String,
+        /// What the load was doing.
+        step: String,
+        /// The SQLSTATE the server answered, when it answered.
+        sqlstate: Option<String>,
+        /// The server's or the driver's message.
+        message: String,
+    },
 
     /// The warehouse rejected a load statement for a reason a retry will not fix (a constraint,
-    /// a value its column type refuses); the message names the table and the step.
-    #[error("warehouse load: {0}")]
-    WarehouseLoad(String),
+    /// a value its column type refuses).
+    #[error("warehouse load failed{}: {step}: {message}", table.as_deref().map(|table| format!(" on `{table}`")).unwrap_or_default())]
+    WarehouseLoad {
+        /// What the load was doing.
+        step: String,
+        /// The table, when known.
+        table: Option<String>,
+        /// The SQLSTATE the server answered, when it answered.
+        sqlstate: Option<String>,
+        /// The server's or Lakestar's message.
+        message: String,
+    },
 
     /// A warehouse table conflicts with the contract in a way Lakestar will not change itself.
-    #[error("warehouse schema: {0}")]
-    WarehouseSchema(String),
+    #[error("warehouse schema: {} {message}", match column { Some(column) => format!("column `{column}` of `{table}`"), None => format!("table `{table}`") })]
+    WarehouseSchema {
+        /// The table.
+        table: String,
+        /// The column, when one is at fault.
+        column: Option<String>,
+        /// What conflicts, and what to do (a sentence following the table or column's name).
+        message: String,
+    },
 
     /// Writing or reading Parquet or Arrow data failed.
     #[error("{context}: {source}")]
@@ -153,11 +192,12 @@ impl Error {
             Error::AmbiguousDataset { .. } => "AmbiguousDataset",
             Error::SchemaMismatch { .. } => "SchemaMismatch",
             Error::UnreadableFile { .. } => "UnreadableFile",
+            Error::CorruptObject { .. } => "CorruptObject",
             Error::S3 { .. } => "S3Unavailable",
             Error::PiiLeak { .. } => "PiiLeak",
-            Error::WarehouseUnavailable(_) => "WarehouseUnavailable",
-            Error::WarehouseSchema(_) => "WarehouseSchemaConflict",
-            Error::WarehouseLoad(_) => "WarehouseLoadFailed",
+            Error::WarehouseUnavailable { .. } => "WarehouseUnavailable",
+            Error::WarehouseSchema { .. } => "WarehouseSchemaConflict",
+            Error::WarehouseLoad { .. } => "WarehouseLoadFailed",
             Error::Arrow { .. } => "DataWriteFailed",
             Error::Io { .. } => "IoFailed",
             Error::InvalidInput(_) => "InvalidInput",
@@ -168,22 +208,61 @@ impl Error {
         }
     }
 
+    /// Every error type a Lakestar function reports ([`Error::error_type`]'s names).
+    pub const TYPES: &'static [&'static str] = &[
+        "InvalidContract",
+        "UnknownDataset",
+        "AmbiguousDataset",
+        "SchemaMismatch",
+        "UnreadableFile",
+        "CorruptObject",
+        "S3Unavailable",
+        "PiiLeak",
+        "WarehouseUnavailable",
+        "WarehouseLoadFailed",
+        "WarehouseSchemaConflict",
+        "DataWriteFailed",
+        "IoFailed",
+        "InvalidInput",
+        "InvalidConfiguration",
+        "StepFunctionsUnavailable",
+        "StepFunctionsRefused",
+        "InternalError",
+    ];
+
+    /// The error types worth retrying without anyone changing anything: what passes (a
+    /// service or the network briefly unavailable). The state machine's `Retry` lists name
+    /// these (those a stage can raise) besides Lambda's own errors; everything else fails the
+    /// Task at once, to be fixed and re-driven.
+    pub const TRANSIENT: &'static [&'static str] =
+        &["S3Unavailable", "WarehouseUnavailable", "StepFunctionsUnavailable"];
+
+    /// Whether retrying the same call may succeed without anyone changing anything: the one
+    /// decision of what is retried ([`Error::TRANSIENT`]).
+    pub fn is_transient(&self) -> bool {
+        Self::TRANSIENT.contains(&self.error_type())
+    }
+
     /// A failure of local scratch work (temporary files, a helper thread): the path is the
     /// temporary folder, where such work happens.
     pub(crate) fn temp_io(source: std::io::Error) -> Self {
         Error::Io { path: std::env::temp_dir(), source }
     }
 
-    /// Whether retrying the same call may succeed without anyone changing anything.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Error::S3 { .. } | Error::Io { .. } | Error::WarehouseUnavailable(_))
-    }
-
     /// Classifies a database error: connection trouble, serialization failures, deadlocks and
     /// an overloaded or restarting server are worth a retry; anything else is the statement's.
-    pub(crate) fn database(context: impl std::fmt::Display, error: sqlx::Error) -> Self {
+    /// The SQLSTATE and the table travel with it.
+    pub(crate) fn database(step: impl std::fmt::Display, error: sqlx::Error) -> Self {
+        let (sqlstate, table, message) = match &error {
+            sqlx::Error::Database(database) => (
+                database.code().map(|code| code.to_string()),
+                database.table().map(str::to_string),
+                database.message().to_string(),
+            ),
+            other => (None, None, other.to_string()),
+        };
         let transient = match &error {
-            sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+            sqlx::Error::Database(_) => sqlstate.as_deref().is_some_and(|code| {
                 ["08", "40", "53", "57"].iter().any(|class| code.starts_with(class)) || code == "5" || code == "6"
             }),
             sqlx::Error::Io(_)
@@ -195,10 +274,16 @@ impl Error {
             _ => false,
         };
         if transient {
-            Error::WarehouseUnavailable(format!("{context}: {error}"))
+            Error::WarehouseUnavailable { target: String::new(), step: step.to_string(), sqlstate, message }
         } else {
-            Error::WarehouseLoad(format!("{context}: {error}"))
+            Error::WarehouseLoad { step: step.to_string(), table, sqlstate, message }
         }
+    }
+
+    /// A load step's failure that is not the database's (a helper thread, a stream that does
+    /// not decode): not retried.
+    pub(crate) fn load_step(step: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::WarehouseLoad { step: step.into(), table: None, sqlstate: None, message: message.into() }
     }
 
     /// Wraps an Arrow or Parquet error with what was being done.
@@ -207,8 +292,75 @@ impl Error {
     }
 }
 
+/// ` to <target>` when the target is known.
+fn target_suffix(target: &str) -> String {
+    if target.is_empty() { String::new() } else { format!(" ({target})") }
+}
+
 impl From<Error> for lambda_runtime::Diagnostic {
     fn from(error: Error) -> Self {
         lambda_runtime::Diagnostic { error_type: error.error_type().to_string(), error_message: error.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of each variant: the `match` has no wildcard, so a new variant does not
+    /// compile until it is listed here, and then in [`Error::TYPES`] (checked below).
+    fn one_of_each() -> Vec<Error> {
+        let text = || String::new();
+        let all = vec![
+            Error::Contract(crate::contract::ContractError { file: text(), problems: Vec::new() }),
+            Error::UnknownDataset { key: text() },
+            Error::AmbiguousDataset { key: text(), datasets: Vec::new() },
+            Error::SchemaMismatch { key: text(), message: text() },
+            Error::UnreadableFile { key: text(), message: text() },
+            Error::CorruptObject { key: text(), message: text() },
+            Error::S3 { operation: "GetObject", bucket: text(), key: text(), message: text() },
+            Error::PiiLeak { table: text(), column: text(), kind: "email", count: 1 },
+            Error::WarehouseUnavailable { target: text(), step: text(), sqlstate: None, message: text() },
+            Error::WarehouseLoad { step: text(), table: None, sqlstate: None, message: text() },
+            Error::WarehouseSchema { table: text(), column: None, message: text() },
+            Error::arrow("x", std::io::Error::other("x")),
+            Error::temp_io(std::io::Error::other("x")),
+            Error::InvalidInput(text()),
+            Error::Configuration(text()),
+            Error::StepFunctions { operation: "StartExecution", run: text(), transient: true, message: text() },
+            Error::StepFunctions { operation: "StartExecution", run: text(), transient: false, message: text() },
+            Error::Internal(text()),
+        ];
+        for error in &all {
+            match error {
+                Error::Contract(_)
+                | Error::UnknownDataset { .. }
+                | Error::AmbiguousDataset { .. }
+                | Error::SchemaMismatch { .. }
+                | Error::UnreadableFile { .. }
+                | Error::CorruptObject { .. }
+                | Error::S3 { .. }
+                | Error::PiiLeak { .. }
+                | Error::WarehouseUnavailable { .. }
+                | Error::WarehouseLoad { .. }
+                | Error::WarehouseSchema { .. }
+                | Error::Arrow { .. }
+                | Error::Io { .. }
+                | Error::InvalidInput(_)
+                | Error::Configuration(_)
+                | Error::StepFunctions { .. }
+                | Error::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_variant_has_a_listed_error_type_and_every_listed_type_a_variant() {
+        let types: Vec<&str> = one_of_each().iter().map(Error::error_type).collect();
+        assert_eq!(types, Error::TYPES, "Error::TYPES lists every variant's error type, in order");
+        for transient in Error::TRANSIENT {
+            assert!(Error::TYPES.contains(transient), "{transient}");
+        }
     }
 }

@@ -108,7 +108,7 @@ pub async fn load(lake: &Lake, contract: &Contract, warehouse: &Warehouse, input
 
     let key = crate::lake::quality_key(&run.dataset, &run.id);
     let mut json = serde_json::to_vec_pretty(&report)
-        .map_err(|error| Error::InvalidInput(format!("serialising the quality report: {error}")))?;
+        .map_err(|error| Error::Internal(format!("serialising the quality report: {error}")))?;
     json.push(b'\n');
     lake.put_bytes(&key, json, "application/json").await?;
 

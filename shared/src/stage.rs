@@ -14,6 +14,16 @@ use crate::validate::ValidateOutput;
 use crate::warehouse::Warehouse;
 use crate::{Error, Result};
 
+/// The Lambda service's errors a Task retries: a service fault, throttling, the invoke call
+/// failing or timing out on the client.
+pub const LAMBDA_SERVICE_ERRORS: [&str; 5] = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
+];
+
 /// A stage of the pipeline, as the state machine's Task states run them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {
@@ -59,6 +69,22 @@ impl Stage {
             Stage::Mask => "lakestar-mask",
             Stage::Load => "lakestar-load",
         }
+    }
+
+    /// The error types its Task state retries: the Lambda service's own
+    /// ([`LAMBDA_SERVICE_ERRORS`]), then the transient errors ([`Error::TRANSIENT`]) this stage
+    /// can raise. `statemachine/pipeline.asl.json` lists exactly these (a test holds it).
+    pub fn retried_errors(self) -> Vec<&'static str> {
+        let raises = |error_type: &str| match error_type {
+            "WarehouseUnavailable" => self == Stage::Load,
+            "StepFunctionsUnavailable" => false,
+            _ => true,
+        };
+        LAMBDA_SERVICE_ERRORS
+            .iter()
+            .copied()
+            .chain(Error::TRANSIENT.iter().copied().filter(|kind| raises(kind)))
+            .collect()
     }
 
     /// The stage of that name (`ingest`, …).
@@ -220,5 +246,27 @@ impl StageContext {
 
     fn missing(&self, what: &str, stage: Stage) -> Error {
         Error::Configuration(format!("the {stage} stage needs {what}, and this function was built without one"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_machine_retries_exactly_what_the_code_calls_transient() {
+        let definition: serde_json::Value =
+            serde_json::from_str(include_str!("../../statemachine/pipeline.asl.json")).expect("the definition is JSON");
+        for stage in Stage::ALL {
+            let retry = &definition["States"][stage.state_name()]["Retry"];
+            let listed: Vec<&str> = retry
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|retrier| retrier["ErrorEquals"].as_array().into_iter().flatten())
+                .filter_map(serde_json::Value::as_str)
+                .collect();
+            assert_eq!(listed, stage.retried_errors(), "the {} Task's Retry lists", stage.state_name());
+        }
     }
 }

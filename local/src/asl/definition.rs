@@ -173,6 +173,8 @@ fn allowed(kind: &str) -> &'static [&'static str] {
 impl Machine {
     /// Parses and checks a definition; every unsupported construct is an error naming where.
     pub fn parse(definition: &Value) -> Result<Machine, String> {
+        // Long on purpose: one arm per state type, each checking that type's fields in the order the
+        // specification lists them; apart, the fields a type allows would be in two places.
         let object = definition.as_object().ok_or("the definition must be a JSON object")?;
         for key in object.keys() {
             match key.as_str() {

@@ -83,7 +83,7 @@ impl Resources {
             (Stage::Load, Some(secret_id), _) => WarehouseSource::Secret {
                 client: secrets().await,
                 secret_id: secret_id.clone(),
-                environment: environment.clone(),
+                environment: Box::new(environment.clone()),
                 cached: Default::default(),
             },
             (Stage::Load, None, Some(url)) => WarehouseSource::Url { url: url.clone(), cached: Default::default() },

@@ -154,7 +154,7 @@ pub enum WarehouseSource {
         /// The secret's id.
         secret_id: String,
         /// Host, port and database when the secret lacks them.
-        environment: Environment,
+        environment: Box<Environment>,
         /// The pool once connected.
         cached: Mutex<Option<Warehouse>>,
     },
@@ -182,10 +182,12 @@ impl WarehouseSource {
             WarehouseSource::Url { url, .. } => Warehouse::connect(url).await,
             WarehouseSource::Secret { client, secret_id, environment, .. } => {
                 let secret = client.get_secret_value().secret_id(secret_id).send().await.map_err(|error| {
-                    Error::WarehouseUnavailable(format!(
-                        "reading the database secret {secret_id}: {}",
-                        DisplayErrorContext(&error)
-                    ))
+                    Error::WarehouseUnavailable {
+                        target: format!("secret {secret_id}"),
+                        step: "reading the database secret".to_string(),
+                        sqlstate: None,
+                        message: DisplayErrorContext(&error).to_string(),
+                    }
                 })?;
                 let text = secret.secret_string().ok_or_else(|| {
                     Error::Configuration(format!("the database secret {secret_id} has no SecretString"))

@@ -114,7 +114,7 @@ pub async fn ingest(lake: &Lake, contract: &Contract, run: &RunDescriptor) -> Re
     let context = RunWriter { lake: lake.clone(), run: run.clone(), handle: Handle::current() };
     let mut output = tokio::task::spawn_blocking(move || ingest_blocking(SyncIoBridge::new(body), &dataset, context))
         .await
-        .map_err(|error| Error::InvalidInput(format!("the ingest task stopped: {error}")))??;
+        .map_err(|error| Error::Internal(format!("the ingest task stopped: {error}")))??;
 
     lake.prune(&lake::raw_prefix(run), &output.raw).await?;
     lake.prune(&format!("{}{}", lake::quarantine_prefix(run), lake::PARSE_REJECTS_STEM), &output.quarantine).await?;

@@ -166,7 +166,7 @@ pub fn mask_array(key: &MaskingKey, pii: &PiiConfig, array: &ArrayRef, on: chron
     let text = text
         .as_any()
         .downcast_ref::<StringArray>()
-        .ok_or_else(|| Error::InvalidInput("a masked column did not cast to text".to_string()))?;
+        .ok_or_else(|| Error::Internal("a masked column did not cast to text".to_string()))?;
     let base64url = pii.encoding.as_deref() == Some("base64url");
     let reveal = pii.reveal.unwrap_or(4);
     let prefix = pii.prefix.as_deref().unwrap_or("");
@@ -199,7 +199,7 @@ fn generalize_date(to: &str, array: &ArrayRef, on: chrono::NaiveDate) -> Result<
     let days = days
         .as_any()
         .downcast_ref::<arrow::array::Date32Array>()
-        .ok_or_else(|| Error::InvalidInput("a generalised column did not cast to dates".to_string()))?;
+        .ok_or_else(|| Error::Internal("a generalised column did not cast to dates".to_string()))?;
     let dates = (0..days.len()).map(|row| if days.is_null(row) { None } else { days_date(days.value(row)) });
     if to == "year" {
         let mut builder = Int64Builder::with_capacity(days.len());

@@ -116,7 +116,7 @@ pub async fn mask_holding(
     let masked_columns = job.masked_columns();
     let result = tokio::task::spawn_blocking(move || job.execute(spools))
         .await
-        .map_err(|error| Error::InvalidInput(format!("the mask task stopped: {error}")))?;
+        .map_err(|error| Error::Internal(format!("the mask task stopped: {error}")))?;
 
     // Whatever the outcome, nothing of this run but what was just written stays in curated:
     // after a leak, nothing at all.
@@ -263,11 +263,12 @@ impl MaskJob {
                 let batch = batch.map_err(|error| self.read_error(&part, error))?;
                 let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
                 for column in &self.columns {
-                    let source = batch.column_by_name(&column.source).ok_or_else(|| {
-                        Error::InvalidInput(format!(
-                            "{part} lacks column {}: it is not a processed part of this dataset",
+                    let source = batch.column_by_name(&column.source).ok_or_else(|| Error::CorruptObject {
+                        key: part.to_string(),
+                        message: format!(
+                            "lacks column {}: it is not a processed part of this dataset; re-run the validate stage",
                             column.source
-                        ))
+                        ),
                     })?;
                     arrays.push(match &column.pii {
                         Some(pii) => methods::mask_array(&self.key, pii, source, on)?,
@@ -397,7 +398,7 @@ impl MaskJob {
         let dates = dates
             .as_any()
             .downcast_ref::<arrow::array::Date32Array>()
-            .ok_or_else(|| Error::InvalidInput("the partition column did not cast to dates".to_string()))?;
+            .ok_or_else(|| Error::Internal("the partition column did not cast to dates".to_string()))?;
         // Group by a number (days, or months since year 0) and name each group once.
         let mut groups: BTreeMap<Option<i32>, Vec<u32>> = BTreeMap::new();
         for row in 0..batch.num_rows() {

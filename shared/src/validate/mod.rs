@@ -7,14 +7,13 @@
 
 mod dedupe;
 mod plan;
+mod quarantine;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, StringBuilder};
+use arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType as ArrowType, SchemaRef};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
@@ -23,10 +22,11 @@ use tokio::runtime::Handle;
 pub use crate::types::{arrow_type, cast};
 pub use dedupe::{DuplicateFinder, LoserCursor};
 pub use plan::{ColumnPlan, DatasetPlan, Reasons};
+use quarantine::QuarantineWriter;
 
 use crate::contract::{Contract, Dataset};
 use crate::ingest::IngestOutput;
-use crate::lake::{self, LINEAGE, Lake, MultipartWriter, PartedWriter};
+use crate::lake::{self, LINEAGE, Lake, PartedWriter};
 use crate::run::RunDescriptor;
 use crate::{Error, Result};
 
@@ -93,7 +93,7 @@ pub async fn validate(
     };
     let outcome = tokio::task::spawn_blocking(move || job.execute(spools))
         .await
-        .map_err(|error| Error::InvalidInput(format!("the validate task stopped: {error}")))??;
+        .map_err(|error| Error::Internal(format!("the validate task stopped: {error}")))??;
 
     lake.prune(&lake::processed_prefix(run), &outcome.processed).await?;
     lake.prune(&format!("{}{}", lake::quarantine_prefix(run), lake::REJECTS_STEM), &outcome.quarantine).await?;
@@ -105,10 +105,13 @@ pub async fn validate(
     let rejected = outcome.rejected + ingest.rejected;
     let received = ingest.rows;
     if outcome.valid + rejected != received {
-        return Err(Error::InvalidInput(format!(
-            "row count mismatch for run {}: ingest received {received} rows, validate accounted for {} valid + {rejected} rejected; re-run the ingest stage",
-            run.id, outcome.valid
-        )));
+        return Err(Error::CorruptObject {
+            key: lake::raw_prefix(run),
+            message: format!(
+                "row count mismatch for run {}: ingest received {received} rows, validate accounted for {} valid + {rejected} rejected; re-run the ingest stage",
+                run.id, outcome.valid
+            ),
+        });
     }
     let cause = gate_cause(run, received, outcome.valid, rejected, &rejects_per_rule, &quality);
     let mut quarantine = ingest.quarantine.clone();
@@ -264,11 +267,9 @@ impl Job {
                             }
                         }
                         if parts.len() == columns.len() {
-                            let slot = u32::try_from(position + row as u64).map_err(|_| {
-                                Error::InvalidInput(format!(
-                                    "{}: more than 4 294 967 295 rows in one run; split the file",
-                                    self.run.key
-                                ))
+                            let slot = u32::try_from(position + row as u64).map_err(|_| Error::UnreadableFile {
+                                key: self.run.key.clone(),
+                                message: "more than 4 294 967 295 rows in one run; split the file".to_string(),
                             })?;
                             finder.add(slot, &parts)?;
                         }
@@ -344,9 +345,10 @@ impl Job {
                 let mut columns = checked.columns;
                 for name in LINEAGE {
                     columns.push(batch.column_by_name(name).cloned().ok_or_else(|| {
-                        Error::InvalidInput(format!(
-                            "{key} lacks the lineage column {name}: it is not a raw part written by ingest"
-                        ))
+                        Error::CorruptObject {
+                            key: key.clone(),
+                            message: format!("lacks the lineage column {name}: it is not a raw part written by ingest; re-run the ingest stage"),
+                        }
                     })?);
                 }
                 let typed = RecordBatch::try_new(self.plan.processed_schema(), columns)
@@ -378,119 +380,4 @@ impl Job {
 /// A raw batch's text column of that name, if the part has it.
 fn text_column<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a StringArray> {
     batch.column_by_name(name).and_then(|column| column.as_any().downcast_ref::<StringArray>())
-}
-
-/// Streams rejected rows, as received, to `quarantine/<dataset>/run=<run>/rejected.{parquet,csv}`.
-struct QuarantineWriter {
-    lake: Lake,
-    run: RunDescriptor,
-    handle: Handle,
-    columns: Vec<String>,
-    schema: SchemaRef,
-    parquet: Option<crate::lake::ParquetObjectWriter>,
-    csv: Option<csv::Writer<MultipartWriter>>,
-}
-
-impl QuarantineWriter {
-    fn new(lake: &Lake, run: &RunDescriptor, columns: &[String], handle: Handle) -> QuarantineWriter {
-        QuarantineWriter {
-            lake: lake.clone(),
-            run: run.clone(),
-            handle,
-            columns: columns.to_vec(),
-            schema: lake::schema::reject_schema(columns),
-            parquet: None,
-            csv: None,
-        }
-    }
-
-    fn keys(&self) -> (String, String) {
-        let [parquet, csv] = lake::reject_keys(&self.run);
-        (parquet, csv)
-    }
-
-    fn write(&mut self, batch: &RecordBatch, reasons: &Reasons) -> Result<()> {
-        let rejected: BooleanArray = (0..batch.num_rows()).map(|row| Some(!reasons.is_valid(row))).collect();
-        let rows = batch.num_rows();
-        let mut reason_texts = StringBuilder::new();
-        for row in 0..rows {
-            reason_texts.append_value(reasons.get(row));
-        }
-        let mut arrays: Vec<ArrayRef> = self
-            .columns
-            .iter()
-            .map(|name| {
-                batch
-                    .column_by_name(name)
-                    .cloned()
-                    .unwrap_or_else(|| arrow::array::new_null_array(&ArrowType::Utf8, rows))
-            })
-            .collect();
-        arrays.push(Arc::new(reason_texts.finish()));
-        for name in ["_source_line", "_source_key", "_run_id"] {
-            arrays.push(
-                batch
-                    .column_by_name(name)
-                    .cloned()
-                    .unwrap_or_else(|| arrow::array::new_null_array(&ArrowType::Utf8, rows)),
-            );
-        }
-        let all = RecordBatch::try_new(self.schema.clone(), arrays)
-            .map_err(|error| Error::arrow("building quarantine rows", error))?;
-        let batch =
-            filter_record_batch(&all, &rejected).map_err(|error| Error::arrow("filtering rejected rows", error))?;
-
-        let (parquet_key, csv_key) = self.keys();
-        if self.parquet.is_none() {
-            self.parquet = Some(crate::lake::ParquetObjectWriter::new(
-                &self.lake,
-                &parquet_key,
-                self.schema.clone(),
-                self.handle.clone(),
-            )?);
-            let mut writer =
-                csv::Writer::from_writer(MultipartWriter::new(&self.lake, &csv_key, "text/csv", self.handle.clone()));
-            let mut header: Vec<&str> = self.columns.iter().map(String::as_str).collect();
-            header.extend(["_reasons", "_source_line"]);
-            writer.write_record(&header).map_err(|error| Error::arrow(format!("writing {csv_key}"), error))?;
-            self.csv = Some(writer);
-        }
-        if let Some(parquet) = &mut self.parquet {
-            parquet.write(&batch)?;
-        }
-        if let Some(csv) = &mut self.csv {
-            let texts: Vec<&StringArray> = (0..=self.columns.len())
-                .filter_map(|index| batch.column(index).as_any().downcast_ref::<StringArray>())
-                .collect();
-            let lines = batch.column(self.columns.len() + 1).as_any().downcast_ref::<Int64Array>();
-            let mut record: Vec<String> = Vec::with_capacity(texts.len() + 1);
-            for row in 0..batch.num_rows() {
-                record.clear();
-                record.extend(
-                    texts
-                        .iter()
-                        .map(|array| if array.is_valid(row) { array.value(row).to_string() } else { String::new() }),
-                );
-                record.push(lines.map(|lines| lines.value(row).to_string()).unwrap_or_default());
-                csv.write_record(&record).map_err(|error| Error::arrow(format!("writing {csv_key}"), error))?;
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<Vec<String>> {
-        let (parquet_key, csv_key) = self.keys();
-        let mut keys = Vec::new();
-        if let Some(parquet) = self.parquet.take() {
-            parquet.finish()?;
-            keys.push(parquet_key);
-        }
-        if let Some(csv) = self.csv.take() {
-            let sink =
-                csv.into_inner().map_err(|error| Error::arrow(format!("writing {csv_key}"), error.into_error()))?;
-            sink.finish()?;
-            keys.push(csv_key);
-        }
-        Ok(keys)
-    }
 }

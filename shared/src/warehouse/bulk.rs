@@ -6,9 +6,13 @@
 //! All of it runs inside the load's transaction: a failure anywhere restores the table as it
 //! was, and the rebuilt keys check the copied rows (a duplicate fails the load by name).
 
-use super::ddl::{Dialect, quote};
-use super::tx::{CopyOptions, Tx};
-use crate::Result;
+use super::cells::{Cells, StageBatch};
+use super::ddl::{self, Dialect, quote};
+use super::staging::{CopyFormat, CopyOptions, Producer};
+use super::text::TextColumn;
+use super::tx::Tx;
+use super::{Warehouse, catalog, curated};
+use crate::{Error, Result};
 
 /// What to run to build a table's keys and indexes again after a bulk copy, and how to copy.
 #[derive(Debug, Default)]
@@ -118,4 +122,53 @@ pub(crate) async fn set_aside(tx: &mut Tx, table: &str) -> Result<SetAside> {
         set_aside.truncated = true;
     }
     Ok(set_aside)
+}
+
+impl Warehouse {
+    /// A bare bulk copy of Parquet files into an existing table, matching columns by name:
+    /// `COPY` in `format` on PostgreSQL, batched inserts on SQLite, one transaction, no merge.
+    /// The load benchmark's baseline, and a quick way to pull a curated table into a scratch
+    /// table.
+    pub async fn bulk_copy(&self, table: &str, files: Vec<std::fs::File>, format: CopyFormat) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let columns: Vec<String> =
+            catalog::existing_columns(&mut tx, table).await?.into_iter().map(|(name, _)| name).collect();
+        if columns.is_empty() {
+            return Err(Error::WarehouseSchema {
+                table: table.to_string(),
+                column: None,
+                message: "does not exist, so nothing can be bulk-copied into it".to_string(),
+            });
+        }
+        let quoted: Vec<String> = columns.iter().map(|name| ddl::quote(name)).collect::<Result<_>>()?;
+        let rows = CopiedRows { batches: Box::new(curated::batches(files, None)), columns };
+        let options = CopyOptions { format, freeze: false };
+        let (_, copied) = tx.stage_from_as(&ddl::quote(table)?, &quoted, rows, options).await?;
+        let copied = copied?;
+        tx.commit().await?;
+        Ok(copied)
+    }
+}
+
+/// Curated rows as they are, for [`Warehouse::bulk_copy`].
+struct CopiedRows {
+    batches: Box<dyn Iterator<Item = Result<arrow::array::RecordBatch>> + Send>,
+    columns: Vec<String>,
+}
+
+impl Producer for CopiedRows {
+    fn next_batch(&mut self) -> Option<Result<StageBatch>> {
+        let batch = self.batches.next()?;
+        Some(batch.and_then(|batch| {
+            let columns = self
+                .columns
+                .iter()
+                .map(|name| match batch.column_by_name(name) {
+                    Some(array) => TextColumn::new(array).map(Cells::Arrow),
+                    None => Ok(Cells::Constant(None)),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(StageBatch { columns, rows: batch.num_rows() })
+        }))
+    }
 }

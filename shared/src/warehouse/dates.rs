@@ -2,6 +2,9 @@
 
 use chrono::{Datelike, NaiveDate, Weekday};
 
+use super::tx::Tx;
+use crate::{Error, Result};
+
 /// One row of `dim_date`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DateRow {
@@ -76,6 +79,54 @@ impl DateRow {
             is_weekend: matches!(weekday, Weekday::Sat | Weekday::Sun),
         }
     }
+}
+
+/// Adds the missing `dim_date` rows of `dates`, in batches of bound parameters.
+pub(super) async fn insert_dates(tx: &mut Tx, dates: &[chrono::NaiveDate]) -> Result<u64> {
+    let mut rows: Vec<DateRow> = dates.iter().copied().map(DateRow::of).collect();
+    rows.sort_by_key(|row| row.date_key);
+    rows.dedup_by_key(|row| row.date_key);
+    const COLUMNS: &str = "\"date_key\", \"date\", \"year\", \"quarter\", \"month\", \"month_name\", \"day\", \"day_of_week\", \"day_name\", \"iso_week\", \"is_weekend\"";
+    let mut inserted = 0;
+    for chunk in rows.chunks(500) {
+        let placeholders: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let values: Vec<String> = (1..=11).map(|column| format!("${}", row * 11 + column)).collect();
+                format!("({})", values.join(", "))
+            })
+            .collect();
+        let statement = format!(
+            "INSERT INTO \"dim_date\" ({COLUMNS}) VALUES {} ON CONFLICT (\"date_key\") DO NOTHING",
+            placeholders.join(", ")
+        );
+        // The same binds for both backends; SQLite stores the date as ISO text.
+        macro_rules! bind_rows {
+            ($connection:expr, $date:expr) => {{
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+                for row in chunk {
+                    query = query
+                        .bind(row.date_key)
+                        .bind($date(row))
+                        .bind(row.year)
+                        .bind(row.quarter)
+                        .bind(row.month)
+                        .bind(row.month_name)
+                        .bind(row.day)
+                        .bind(row.day_of_week)
+                        .bind(row.day_name)
+                        .bind(row.iso_week)
+                        .bind(row.is_weekend);
+                }
+                query.execute($connection).await.map(|done| done.rows_affected())
+            }};
+        }
+        inserted += match tx {
+            Tx::Postgres(tx) => bind_rows!(&mut **tx, |row: &DateRow| row.date),
+            Tx::Sqlite(tx) => bind_rows!(&mut **tx, |row: &DateRow| row.date.format("%Y-%m-%d").to_string()),
+        }
+        .map_err(|error| Error::database("adding dim_date rows", error))?;
+    }
+    Ok(inserted)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub fn quote(identifier: &str) -> Result<String> {
     if is_identifier(identifier) || identifier.starts_with('_') && is_identifier(&identifier[1..]) {
         Ok(format!("\"{identifier}\""))
     } else {
-        Err(Error::InvalidInput(format!("`{identifier}` is not a valid identifier; it never reaches SQL")))
+        Err(Error::Internal(format!("`{identifier}` is not a valid identifier; it never reaches SQL")))
     }
 }
 

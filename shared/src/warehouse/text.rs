@@ -105,7 +105,7 @@ impl TextColumn {
                 }
                 None => return false,
             },
-            TextColumn::Timestamp(array) => return super::scd::push_micros_text(array.value(index), out),
+            TextColumn::Timestamp(array) => return super::codec::push_micros_text(array.value(index), out),
             TextColumn::Null(_) => return false,
         };
         true

@@ -16,6 +16,8 @@ impl Checker<'_> {
         config: ColumnConfig,
         kind: TableKind,
     ) -> Option<Column> {
+        // Long on purpose: one check of the column after another, each naming its field; they read
+        // best in the order the reference documents the fields.
         let path = format!("{path} ({})", config.name);
         if !is_identifier(&config.name) {
             self.problem(

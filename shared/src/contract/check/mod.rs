@@ -44,6 +44,8 @@ impl Checker<'_> {
     }
 
     fn dataset(&mut self, name: &str, span: Range<usize>, config: DatasetConfig) -> Dataset {
+        // Long on purpose: one check of the dataset after another, each naming its field, in the
+        // order the reference documents the fields.
         let path = format!("datasets.{name}");
         if !is_identifier(name) {
             self.problem(&span, path.clone(), "a dataset name must be a lower-case identifier (letters, digits, `_`, starting with a letter, at most 63 characters)");

@@ -9,6 +9,7 @@ use crate::types::{cast, type_name};
 
 impl Checker<'_> {
     pub(super) fn table(&mut self, path: &str, span: Range<usize>, table: &TableConfig, columns: &[Column]) {
+        // Long on purpose: the table's checks by kind (dimension, fact), each naming its field.
         let path = format!("{path}.table");
         let prefix = match table.kind {
             TableKind::Dimension => "dim_",

@@ -1,0 +1,110 @@
+//! What a load reports and records: the counts per table, the run's quality figures, and the
+//! rows of `lakestar_runs`, `load_audit` and `quality_metrics` written in the load's
+//! transaction.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::codec;
+use super::tx::Tx;
+use crate::run::RunDescriptor;
+use crate::{Error, Result};
+
+/// What a load did to one table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCounts {
+    /// Rows with a natural key the table did not have.
+    pub inserted: u64,
+    /// Rows that changed the table: a new or slotted version, a type 1 overwrite, a completed
+    /// inferred member, a changed fact.
+    pub updated: u64,
+    /// Rows already in the table as they are.
+    pub unchanged: u64,
+    /// Inferred members created in this table by a fact (dimensions only).
+    #[serde(default)]
+    pub inferred: u64,
+}
+
+/// One quality figure of a run: its name, what it is about (a rule, a column, a table; empty
+/// for the run), and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// The metric's name, e.g. `rows_received`.
+    pub name: String,
+    /// A rule, column or table name; empty for the run as a whole.
+    pub dimension: String,
+    /// The value.
+    pub value: f64,
+}
+
+/// Writes the run registry, one `load_audit` row per table and the quality metrics (replacing
+/// the run's earlier figures, so a reload leaves one set).
+pub(super) async fn record(
+    tx: &mut Tx,
+    run: &RunDescriptor,
+    tables: &BTreeMap<String, TableCounts>,
+    metrics: &[Metric],
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let finished = chrono::Utc::now();
+    let context = |what: &'static str| move |error| Error::database(what, error);
+    macro_rules! write_all {
+        ($connection:expr, $time:expr, $now:expr) => {{
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO lakestar_runs (run_id, dataset, source_key) VALUES ($1, $2, $3) \
+                 ON CONFLICT (run_id) DO UPDATE SET loaded_at = {}",
+                $now
+            )))
+            .bind(&run.id)
+            .bind(&run.dataset)
+            .bind(&run.key)
+            .execute(&mut *$connection)
+            .await
+            .map_err(context("registering the run"))?;
+            for (table, counts) in tables {
+                sqlx::query(
+                    "INSERT INTO load_audit (run_id, dataset, table_name, inserted, updated, unchanged, inferred, started_at, finished_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&run.id)
+                .bind(&run.dataset)
+                .bind(table)
+                .bind(counts.inserted as i64)
+                .bind(counts.updated as i64)
+                .bind(counts.unchanged as i64)
+                .bind(counts.inferred as i64)
+                .bind($time(started))
+                .bind($time(finished))
+                .execute(&mut *$connection)
+                .await
+                .map_err(context("writing the load audit"))?;
+            }
+            for metric in metrics {
+                sqlx::query(
+                    "INSERT INTO quality_metrics (run_id, dataset, metric, dimension, value) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (run_id, metric, dimension) DO UPDATE SET value = excluded.value, dataset = excluded.dataset",
+                )
+                .bind(&run.id)
+                .bind(&run.dataset)
+                .bind(&metric.name)
+                .bind(&metric.dimension)
+                .bind(metric.value)
+                .execute(&mut *$connection)
+                .await
+                .map_err(context("writing quality metrics"))?;
+            }
+        }};
+    }
+    match tx {
+        Tx::Postgres(tx) => {
+            let connection: &mut sqlx::PgConnection = tx;
+            write_all!(connection, |time: chrono::DateTime<chrono::Utc>| time, "now()")
+        }
+        Tx::Sqlite(tx) => {
+            let connection: &mut sqlx::SqliteConnection = tx;
+            write_all!(connection, codec::timestamp_text, "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")
+        }
+    }
+    Ok(())
+}
