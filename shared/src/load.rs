@@ -8,8 +8,11 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::contract::Contract;
+use crate::ingest::IngestOutput;
 use crate::lake::Lake;
-use crate::state::State;
+use crate::mask::MaskOutput;
+use crate::run::RunDescriptor;
+use crate::validate::ValidateOutput;
 use crate::warehouse::{Metric, TableCounts, Warehouse};
 use crate::{Error, Result};
 
@@ -54,19 +57,34 @@ pub struct QualityReport {
     pub tables: BTreeMap<String, TableCounts>,
 }
 
-/// Runs the load stage for the state `input` (with its `validate` and `mask` sections).
-pub async fn load(lake: &Lake, contract: &Contract, warehouse: &Warehouse, input: &State) -> Result<LoadOutput> {
+/// What the load stage reads of the stages before it: their sections of the state.
+#[derive(Debug, Clone, Copy)]
+pub struct Upstream<'a> {
+    /// Ingest's section, for its duration (absent in hand-made states).
+    pub ingest: Option<&'a IngestOutput>,
+    /// Validate's section: the counts of the quality report.
+    pub validated: &'a ValidateOutput,
+    /// Mask's section: the curated keys to load.
+    pub masked: &'a MaskOutput,
+}
+
+/// Runs the load stage for `run`, whose earlier stages reported `upstream`.
+pub async fn load(
+    lake: &Lake,
+    contract: &Contract,
+    warehouse: &Warehouse,
+    run: &RunDescriptor,
+    upstream: Upstream<'_>,
+) -> Result<LoadOutput> {
     let started = Instant::now();
-    let run = &input.run;
-    let validated = input.validate()?;
-    let masked = input.mask()?;
+    let Upstream { ingest, validated, masked } = upstream;
     let dataset = contract.dataset(&run.dataset).ok_or_else(|| Error::UnknownDataset { key: run.key.clone() })?;
     let keys = masked.curated.get(&dataset.table.name).cloned().unwrap_or_default();
     tracing::info!(run = %run.id, dataset = %run.dataset, parts = keys.len(), "Load started.");
     let files = lake.spool(&keys).await?.into_iter().map(|(_, file)| file).collect();
 
     let stage_durations = [
-        ("ingest", input.ingest.as_ref().map_or(0, |ingest| ingest.duration_ms)),
+        ("ingest", ingest.map_or(0, |ingest| ingest.duration_ms)),
         ("validate", validated.duration_ms),
         ("mask", masked.duration_ms),
     ];

@@ -109,7 +109,12 @@ impl Stage {
             }
             Stage::Load => {
                 let warehouse = context.warehouse.as_ref().ok_or_else(|| context.missing("a warehouse", self))?;
-                StageOutput::Load(crate::load::load(lake, contract, warehouse, state).await?)
+                let upstream = crate::load::Upstream {
+                    ingest: state.ingest.as_ref(),
+                    validated: state.validate()?,
+                    masked: state.mask()?,
+                };
+                StageOutput::Load(crate::load::load(lake, contract, warehouse, run, upstream).await?)
             }
         })
     }
