@@ -39,8 +39,7 @@ pub fn collect_drops(inputs: &[PathBuf]) -> anyhow::Result<Vec<LandingFile>> {
     let mut drops = Vec::new();
     for input in inputs {
         if input.is_file() {
-            let name = input.file_name().context("a file name")?.to_string_lossy();
-            drops.push(LandingFile { path: input.clone(), key: format!("landing/{name}") });
+            drops.push(LandingFile { path: input.clone(), key: file_key(input)? });
             continue;
         }
         let landing = input.join("landing");
@@ -70,4 +69,32 @@ fn walk(root: &Path, dir: &Path, drops: &mut Vec<LandingFile>) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// The landing key of a file given by path: its path relative to the last `landing` folder
+/// above it (`hr/landing/2024-06-02/fixes.csv` → `landing/2024-06-02/fixes.csv`), else
+/// `landing/<file name>`.
+fn file_key(path: &Path) -> anyhow::Result<String> {
+    let parts: Vec<String> = path.components().map(|part| part.as_os_str().to_string_lossy().into_owned()).collect();
+    match parts.iter().rposition(|part| part == "landing") {
+        Some(at) if at + 1 < parts.len() => Ok(format!("landing/{}", parts[at + 1..].join("/"))),
+        _ => {
+            let name = path.file_name().context("a file name")?.to_string_lossy();
+            Ok(format!("landing/{name}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_under_a_landing_folder_keeps_its_folders() {
+        let key = |path: &str| file_key(Path::new(path)).expect("a key");
+        assert_eq!(key("hr/landing/2024-06-02/employees_fixes.csv"), "landing/2024-06-02/employees_fixes.csv");
+        assert_eq!(key("/data/landing/a/landing/b.csv"), "landing/b.csv");
+        assert_eq!(key("exports/sales.csv"), "landing/sales.csv");
+        assert_eq!(key("landing.csv"), "landing/landing.csv");
+    }
 }

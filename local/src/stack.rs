@@ -178,7 +178,7 @@ impl Stack {
         let functions = Functions { stages, arns };
         let known: BTreeSet<String> = list_executions(&config.home)?.into_iter().map(|record| record.name).collect();
         let sfn = LocalStepFunctions::start(known).await.context("starting the local Step Functions endpoint")?;
-        let trigger = TriggerFunction::new(sfn.client(), STATE_MACHINE_ARN, contract.clone());
+        let trigger = TriggerFunction::new(sfn.client(), STATE_MACHINE_ARN, BUCKET, contract.clone());
         Ok(Stack {
             home: config.home,
             s3,

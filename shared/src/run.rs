@@ -41,7 +41,7 @@ impl RunDescriptor {
         time: DateTime<Utc>,
     ) -> RunDescriptor {
         RunDescriptor {
-            id: run_id(dataset, bucket, key, version.or(etag), size, time),
+            id: run_id(dataset, bucket, key, version.or(etag).map(|tag| tag.trim_matches('"')), size),
             dataset: dataset.to_string(),
             bucket: bucket.to_string(),
             key: key.to_string(),
@@ -62,10 +62,12 @@ impl RunDescriptor {
     }
 }
 
-/// The run id: `<dataset>-<YYYYmmddTHHMMSS>-<10 hex digits>`, at most 80 characters (a Step
-/// Functions execution name). The digits hash bucket, key, version and size, so the same
-/// object always gets the same id and a re-delivered event starts no second execution.
-pub fn run_id(dataset: &str, bucket: &str, key: &str, version: Option<&str>, size: u64, time: DateTime<Utc>) -> String {
+/// The run id: `<dataset>-<20 hex digits>`, at most 80 characters (a Step Functions
+/// execution name). The digits hash only what identifies the object (bucket, key, version id
+/// or ETag, size), never the event's time: the same object version delivered again (a
+/// replay, an S3 notification and an EventBridge event both on) is the same run, and starts
+/// no second execution.
+pub fn run_id(dataset: &str, bucket: &str, key: &str, version: Option<&str>, size: u64) -> String {
     let mut hasher = Sha256::new();
     for part in [bucket, key, version.unwrap_or("")] {
         hasher.update(part.as_bytes());
@@ -73,35 +75,39 @@ pub fn run_id(dataset: &str, bucket: &str, key: &str, version: Option<&str>, siz
     }
     hasher.update(size.to_be_bytes());
     let digest = hasher.finalize();
-    let hash: String = digest.iter().take(5).map(|byte| format!("{byte:02x}")).collect();
+    let hash: String = digest.iter().take(10).map(|byte| format!("{byte:02x}")).collect();
     let stem: String = dataset.chars().take(50).collect();
-    format!("{stem}-{}-{hash}", time.format("%Y%m%dT%H%M%S"))
+    format!("{stem}-{hash}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn time() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2024-01-01T02:00:00Z").map(|t| t.with_timezone(&Utc)).expect("valid time")
+    fn time(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).expect("valid time")
     }
 
     #[test]
-    fn run_id_is_stable_and_short() {
-        let a = run_id("customers", "lake", "landing/a.csv", Some("v1"), 10, time());
-        assert_eq!(a, run_id("customers", "lake", "landing/a.csv", Some("v1"), 10, time()));
-        assert!(a.starts_with("customers-20240101T020000-"), "{a}");
-        assert_eq!(a.len(), "customers-20240101T020000-".len() + 10);
-        let long = run_id(&"x".repeat(63), "lake", "k", None, 0, time());
-        assert!(long.len() <= 80);
+    fn run_id_is_stable_short_and_independent_of_the_event_time() {
+        let a = run_id("customers", "lake", "landing/a.csv", Some("v1"), 10);
+        assert_eq!(a, run_id("customers", "lake", "landing/a.csv", Some("v1"), 10));
+        assert!(a.starts_with("customers-"), "{a}");
+        assert_eq!(a.len(), "customers-".len() + 20);
+        assert!(run_id(&"x".repeat(63), "lake", "k", None, 0).len() <= 80);
+        let first =
+            RunDescriptor::new("d", "lake", "landing/a.csv", None, Some("\"abc\""), 10, time("2024-01-01T02:00:00Z"));
+        let replayed =
+            RunDescriptor::new("d", "lake", "landing/a.csv", None, Some("abc"), 10, time("2024-03-09T17:45:00Z"));
+        assert_eq!(first.id, replayed.id, "a replay with another time and an unquoted ETag is the same run");
     }
 
     #[test]
     fn run_id_changes_with_what_identifies_the_object() {
-        let base = run_id("d", "lake", "landing/a.csv", Some("v1"), 10, time());
-        assert_ne!(base, run_id("d", "lake", "landing/a.csv", Some("v2"), 10, time()));
-        assert_ne!(base, run_id("d", "lake", "landing/a.csv", Some("v1"), 11, time()));
-        assert_ne!(base, run_id("d", "lake", "landing/b.csv", Some("v1"), 10, time()));
-        assert_ne!(base, run_id("d", "other", "landing/a.csv", Some("v1"), 10, time()));
+        let base = run_id("d", "lake", "landing/a.csv", Some("v1"), 10);
+        assert_ne!(base, run_id("d", "lake", "landing/a.csv", Some("v2"), 10));
+        assert_ne!(base, run_id("d", "lake", "landing/a.csv", Some("v1"), 11));
+        assert_ne!(base, run_id("d", "lake", "landing/b.csv", Some("v1"), 10));
+        assert_ne!(base, run_id("d", "other", "landing/a.csv", Some("v1"), 10));
     }
 }

@@ -1,6 +1,6 @@
 //! What the trigger does before it starts anything: S3 notifications and EventBridge
 //! "Object Created" events reduced to landed objects, keys decoded, outputs and folder markers
-//! ignored, datasets matched and run descriptors derived.
+//! ignored, other buckets refused, datasets matched and run descriptors derived.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,8 @@ pub enum Decision {
     Ignore(String),
     /// Under `landing/` but no dataset matches: the error says which key.
     Unmatched(String),
+    /// From a bucket other than the lake's: refused (counted, logged, nothing started).
+    Foreign(String),
 }
 
 /// Encodes a key as S3 event notifications carry it: `+` for a space, `%XX` for other bytes
@@ -93,30 +95,37 @@ struct EventBridgeObject {
     version_id: Option<String>,
 }
 
-/// The objects an event announces: an S3 notification (any number of records) or an
-/// EventBridge "Object Created" event. Keys are decoded in both.
-pub fn landed_objects(event: Value) -> Result<Vec<LandedObject>> {
-    if event.get("Records").is_some() {
-        let event: aws_lambda_events::event::s3::S3Event = serde_json::from_value(event)
-            .map_err(|error| Error::InvalidInput(format!("not an S3 event notification: {error}")))?;
-        let mut objects = Vec::with_capacity(event.records.len());
-        for record in event.records {
-            if !record.event_name.as_deref().unwrap_or("ObjectCreated").contains("ObjectCreated") {
-                continue;
+/// One record of an event: the object it announces, or why it cannot be read (a record
+/// on its own: the others of the same event are still decided).
+pub type Record = std::result::Result<LandedObject, String>;
+
+/// The records an event announces: an S3 notification (any number of records), an
+/// EventBridge "Object Created" event, a Lambda on-failure destination record (a failed
+/// invocation's `requestPayload`, as the trigger's queue holds it), or an SQS event whose
+/// messages are any of these (how the queue is replayed). Keys are decoded. An event of
+/// another shape is an error; a malformed record is one `Err` among the others.
+pub fn landed_objects(event: Value) -> Result<Vec<Record>> {
+    if let Some(payload) = event.get("requestPayload") {
+        return landed_objects(payload.clone());
+    }
+    if let Some(records) = event.get("Records").and_then(Value::as_array)
+        && records.iter().any(|record| record.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+    {
+        let mut objects = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            let body = record.get("body").and_then(Value::as_str).unwrap_or_default();
+            match serde_json::from_str::<Value>(body)
+                .map_err(|error| error.to_string())
+                .and_then(|body| landed_objects(body).map_err(|error| error.to_string()))
+            {
+                Ok(records) => objects.extend(records),
+                Err(error) => objects.push(Err(format!("queue message {index}: {error}"))),
             }
-            let (Some(bucket), Some(key)) = (record.s3.bucket.name, record.s3.object.key) else {
-                return Err(Error::InvalidInput("an S3 event record without bucket name or object key".to_string()));
-            };
-            objects.push(LandedObject {
-                bucket,
-                key: decode_key(&key)?,
-                version: record.s3.object.version_id.filter(|version| !version.is_empty()),
-                etag: record.s3.object.e_tag,
-                size: record.s3.object.size.unwrap_or(0).max(0) as u64,
-                time: record.event_time,
-            });
         }
         return Ok(objects);
+    }
+    if let Some(records) = event.get("Records").and_then(Value::as_array) {
+        return Ok(records.iter().enumerate().filter_map(|(index, record)| s3_record(index, record)).collect());
     }
     if event.get("detail-type").is_some() {
         let event: aws_lambda_events::event::eventbridge::EventBridgeEvent<EventBridgeDetail> =
@@ -125,22 +134,52 @@ pub fn landed_objects(event: Value) -> Result<Vec<LandedObject>> {
         if event.detail_type != "Object Created" {
             return Ok(Vec::new());
         }
-        return Ok(vec![LandedObject {
-            bucket: event.detail.bucket.name,
-            key: decode_key(&event.detail.object.key)?,
-            version: event.detail.object.version_id,
-            etag: event.detail.object.etag,
-            size: event.detail.object.size.unwrap_or(0),
+        let detail = event.detail;
+        let object = decode_key(&detail.object.key).map_err(|error| error.to_string()).map(|key| LandedObject {
+            bucket: detail.bucket.name,
+            key,
+            version: detail.object.version_id.filter(|version| !version.is_empty()),
+            etag: detail.object.etag.map(|etag| etag.trim_matches('"').to_string()),
+            size: detail.object.size.unwrap_or(0),
             time: event.time.unwrap_or_default(),
-        }]);
+        });
+        return Ok(vec![object]);
     }
     Err(Error::InvalidInput(
-        "the trigger takes S3 event notifications (`Records`) or EventBridge `Object Created` events".to_string(),
+        "the trigger takes S3 event notifications (`Records`), EventBridge `Object Created` events, or the trigger queue's records of either".to_string(),
     ))
 }
 
-/// Decides what to do with a landed object.
-pub fn decide(contract: &Contract, object: &LandedObject) -> Decision {
+/// One record of an S3 notification; `None` for events other than object creation.
+fn s3_record(index: usize, record: &Value) -> Option<Record> {
+    let record: aws_lambda_events::event::s3::S3EventRecord = match serde_json::from_value(record.clone()) {
+        Ok(record) => record,
+        Err(error) => return Some(Err(format!("record {index} is not an S3 event record: {error}"))),
+    };
+    if !record.event_name.as_deref().unwrap_or("ObjectCreated").contains("ObjectCreated") {
+        return None;
+    }
+    let (Some(bucket), Some(key)) = (record.s3.bucket.name, record.s3.object.key) else {
+        return Some(Err(format!("record {index} has no bucket name or object key")));
+    };
+    Some(match decode_key(&key) {
+        Ok(key) => Ok(LandedObject {
+            bucket,
+            key,
+            version: record.s3.object.version_id.filter(|version| !version.is_empty()),
+            etag: record.s3.object.e_tag.map(|etag| etag.trim_matches('"').to_string()),
+            size: record.s3.object.size.unwrap_or(0).max(0) as u64,
+            time: record.event_time,
+        }),
+        Err(error) => Err(format!("record {index}: {error}")),
+    })
+}
+
+/// Decides what to do with a landed object of the lake bucket `lake_bucket`.
+pub fn decide(contract: &Contract, lake_bucket: &str, object: &LandedObject) -> Decision {
+    if object.bucket != lake_bucket {
+        return Decision::Foreign(format!("bucket `{}` is not the lake bucket `{lake_bucket}`", object.bucket));
+    }
     if !object.key.starts_with(LANDING) {
         return Decision::Ignore(format!("outside {LANDING}"));
     }
@@ -172,6 +211,12 @@ pub struct TriggerOutput {
     pub ignored: u64,
     /// Landing keys no dataset matches.
     pub unmatched: Vec<String>,
+    /// Objects of other buckets, refused.
+    #[serde(default)]
+    pub foreign: u64,
+    /// Records that could not be read, each with why (the others were decided).
+    #[serde(default)]
+    pub invalid: Vec<String>,
 }
 
 #[cfg(test)]

@@ -46,12 +46,12 @@ async fn execution_input(client: &aws_sdk_sfn::Client, arn: &str, run: &str) -> 
 async fn an_s3_put_starts_one_execution_and_a_repeat_starts_none() {
     let moto = Moto::start();
     let (client, arn) = step_functions(&moto).await;
-    let trigger = TriggerFunction::new(client.clone(), &arn, retail_contract());
+    let trigger = TriggerFunction::new(client.clone(), &arn, BUCKET, retail_contract());
 
     let first = trigger.handle(event("s3-put.json")).await.expect("handled");
     assert_eq!(first.started.len(), 1, "{first:?}");
     let run = &first.started[0];
-    assert!(run.starts_with("customers-20240101T020000-"), "{run}");
+    assert!(run.starts_with("customers-") && run.len() == "customers-".len() + 20, "{run}");
     let input = execution_input(&client, &arn, run).await;
     assert_eq!(input["run"]["key"], "landing/2024-01-01/customers.csv");
     assert_eq!(input["run"]["dataset"], "customers");
@@ -68,7 +68,7 @@ async fn an_s3_put_starts_one_execution_and_a_repeat_starts_none() {
 async fn a_batch_decodes_keys_skips_outputs_and_markers_and_reports_unmatched_keys() {
     let moto = Moto::start();
     let (client, arn) = step_functions(&moto).await;
-    let trigger = TriggerFunction::new(client.clone(), &arn, retail_contract());
+    let trigger = TriggerFunction::new(client.clone(), &arn, BUCKET, retail_contract());
     let output = trigger.handle(event("s3-batch.json")).await.expect("handled");
     assert_eq!(output.started.len(), 1, "{output:?}");
     assert_eq!(output.duplicates.len(), 1, "the same record twice in one batch");
@@ -83,7 +83,7 @@ async fn a_batch_decodes_keys_skips_outputs_and_markers_and_reports_unmatched_ke
 async fn an_eventbridge_object_created_event_starts_its_run() {
     let moto = Moto::start();
     let (client, arn) = step_functions(&moto).await;
-    let trigger = TriggerFunction::new(client.clone(), &arn, retail_contract());
+    let trigger = TriggerFunction::new(client.clone(), &arn, BUCKET, retail_contract());
     let output = trigger.handle(event("eventbridge-object-created.json")).await.expect("handled");
     assert_eq!(output.started.len(), 1, "{output:?}");
     let input = execution_input(&client, &arn, &output.started[0]).await;
@@ -96,10 +96,47 @@ async fn an_eventbridge_object_created_event_starts_its_run() {
 async fn an_event_of_another_shape_is_refused_with_invalid_input() {
     let moto = Moto::start();
     let (client, arn) = step_functions(&moto).await;
-    let trigger = TriggerFunction::new(client, &arn, retail_contract());
+    let trigger = TriggerFunction::new(client, &arn, BUCKET, retail_contract());
     let error = trigger
         .handle(LambdaEvent::new(serde_json::json!({"hello": 1}), Default::default()))
         .await
         .expect_err("refused");
     assert_eq!(error.error_type, "InvalidInput");
+}
+
+/// Issue 23.9 and 24.7: one malformed key does not fail the batch, and events of another
+/// bucket start nothing; 24.6: the trigger queue's records (a failed invocation's payload, as
+/// an SQS message) replay through the same handler; 24.8: a replay with another event time is
+/// the same run.
+#[tokio::test]
+async fn records_are_decided_one_by_one_other_buckets_are_refused_and_queued_events_replay() {
+    let moto = Moto::start();
+    let (client, arn) = step_functions(&moto).await;
+    let trigger = TriggerFunction::new(client.clone(), &arn, BUCKET, retail_contract());
+    let mut batch = event("s3-batch.json").payload;
+    let records = batch["Records"].as_array_mut().expect("records");
+    records[4]["s3"]["object"]["key"] = serde_json::json!("landing/2024-01-02/bad%ZZname.csv");
+    let mut foreign = records[0].clone();
+    foreign["s3"]["bucket"]["name"] = serde_json::json!("someone-elses-bucket");
+    records.push(foreign);
+    let output = trigger.handle(LambdaEvent::new(batch, Default::default())).await.expect("handled");
+    assert_eq!(output.started.len(), 1, "the good record still starts: {output:?}");
+    assert_eq!(output.invalid.len(), 1, "{output:?}");
+    assert!(output.invalid[0].contains("record 4") && output.invalid[0].contains("malformed escape"), "{output:?}");
+    assert_eq!(output.foreign, 1, "{output:?}");
+
+    // What Lambda's on-failure destination puts on the queue, replayed as an SQS event: the
+    // same object a day later is the same run, hence a duplicate.
+    let mut put = event("s3-put.json").payload;
+    let first = trigger.handle(LambdaEvent::new(put.clone(), Default::default())).await.expect("handled");
+    put["Records"][0]["eventTime"] = serde_json::json!("2024-01-02T09:30:00.000Z");
+    let destination = serde_json::json!({
+        "version": "1.0",
+        "requestContext": {"requestId": "r", "functionArn": "arn:aws:lambda:eu-west-2:1:function:trigger", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": put,
+        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+    });
+    let queued = serde_json::json!({"Records": [{"messageId": "m1", "eventSource": "aws:sqs", "body": destination.to_string()}]});
+    let replayed = trigger.handle(LambdaEvent::new(queued, Default::default())).await.expect("handled");
+    assert_eq!(replayed.duplicates, first.started, "{replayed:?}");
 }

@@ -20,6 +20,8 @@ pub const STATE_MACHINE_ENV: &str = lakestar::config::STATE_MACHINE_ARN;
 pub struct TriggerFunction {
     sfn: Client,
     state_machine_arn: String,
+    /// The lake bucket: events of any other bucket are refused.
+    lake_bucket: String,
     contract: ContractSource,
 }
 
@@ -42,21 +44,47 @@ impl TriggerFunction {
                 .retry_config(aws_sdk_sfn::config::retry::RetryConfig::standard().with_max_attempts(5))
                 .build(),
         );
-        Ok(TriggerFunction { sfn, state_machine_arn, contract })
+        Ok(TriggerFunction { sfn, state_machine_arn, lake_bucket: lake.bucket().to_string(), contract })
     }
 
-    /// A function over an explicit client, state machine and contract (tests, offline stack).
-    pub fn new(sfn: Client, state_machine_arn: impl Into<String>, contract: Contract) -> TriggerFunction {
-        TriggerFunction { sfn, state_machine_arn: state_machine_arn.into(), contract: ContractSource::Fixed(contract) }
+    /// A function over an explicit client, state machine, lake bucket and contract (tests,
+    /// the offline stack).
+    pub fn new(
+        sfn: Client,
+        state_machine_arn: impl Into<String>,
+        lake_bucket: impl Into<String>,
+        contract: Contract,
+    ) -> TriggerFunction {
+        TriggerFunction {
+            sfn,
+            state_machine_arn: state_machine_arn.into(),
+            lake_bucket: lake_bucket.into(),
+            contract: ContractSource::Fixed(contract),
+        }
     }
 
-    /// Handles one event: every record is decided and, when it is a run, started.
+    /// Handles one event: every record is decided on its own and, when it is a run, started.
+    /// A record that cannot be read is reported in the output (and logged); the others still
+    /// start. Only a failure to start a run fails the invocation, so that Lambda retries it
+    /// (starting an execution again is a counted duplicate, never a second run).
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<TriggerOutput, Diagnostic> {
-        let objects = landed_objects(event.payload)?;
+        let records = landed_objects(event.payload)?;
         let contract = self.contract.current().await?;
         let mut output = TriggerOutput::default();
-        for object in objects {
-            match decide(&contract, &object) {
+        for record in records {
+            let object = match record {
+                Ok(object) => object,
+                Err(why) => {
+                    tracing::warn!(why = %why, "An event record cannot be read; the others are decided on their own.");
+                    output.invalid.push(why);
+                    continue;
+                }
+            };
+            match decide(&contract, &self.lake_bucket, &object) {
+                Decision::Foreign(why) => {
+                    tracing::warn!(bucket = %object.bucket, key = %object.key, why = %why, "Event of another bucket refused.");
+                    output.foreign += 1;
+                }
                 Decision::Ignore(why) => {
                     tracing::info!(key = %object.key, why = %why, "Object ignored.");
                     output.ignored += 1;
@@ -83,6 +111,8 @@ impl TriggerFunction {
                 ("DuplicateEvents", output.duplicates.len() as f64, "Count"),
                 ("UnmatchedObjects", output.unmatched.len() as f64, "Count"),
                 ("IgnoredObjects", output.ignored as f64, "Count"),
+                ("ForeignObjects", output.foreign as f64, "Count"),
+                ("InvalidRecords", output.invalid.len() as f64, "Count"),
             ],
         );
         Ok(output)
