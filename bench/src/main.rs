@@ -502,7 +502,7 @@ impl Chain<'_> {
             processed_bytes,
             validated.processed.len(),
         ));
-        let curated_keys: Vec<String> = masked.curated.values().flatten().cloned().collect();
+        let curated_keys = lakestar::mask::CuratedManifest::read(self.lake, &masked.manifest).await?.parts;
         let curated_bytes = total_size(self.s3, &curated_keys).await?;
         // Mask's input is the processed data: its MB/s is over the processed bytes.
         lines.push(report(

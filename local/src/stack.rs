@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, bail};
 use chrono::Utc;
 use lakestar::contract::Contract;
-use lakestar::function::StageFunction;
+use lakestar::function::{ContractSource, Resources, StageFunction};
 use lakestar::lake::{EmbeddedS3, Lake};
 use lakestar::mask::MaskingKey;
 use lakestar::stage::{Stage, StageContext};
@@ -174,7 +174,20 @@ impl Stack {
         let machine = machine(DEFINITION, &names)?;
         let context =
             StageContext::new(lake.clone(), contract.clone()).with_masking_key(key).with_warehouse(warehouse.clone());
-        let stages = Stage::ALL.into_iter().map(|stage| (stage, StageFunction::new(stage, context.clone()))).collect();
+        // The functions read the contract from the lake bucket and check its ETag at every
+        // invocation, as in the cloud: a contract fixed in the bucket (or uploaded by the next
+        // `lakestar` command) is what a re-drive uses.
+        let stages = Stage::ALL
+            .into_iter()
+            .map(|stage| {
+                let source = ContractSource::S3 {
+                    lake: lake.clone(),
+                    key: lakestar::lake::CONFIG_KEY.to_string(),
+                    cached: Default::default(),
+                };
+                (stage, StageFunction::with_resources(stage, Resources::new(lake.clone(), source, &context)))
+            })
+            .collect();
         let functions = Functions { stages, arns };
         let known: BTreeSet<String> = list_executions(&config.home)?.into_iter().map(|record| record.name).collect();
         let sfn = LocalStepFunctions::start(known).await.context("starting the local Step Functions endpoint")?;

@@ -93,6 +93,17 @@ pub enum Error {
         count: u64,
     },
 
+    /// More of the run's rows were rejected than the contract's quality thresholds allow, or
+    /// too few are valid: the cause names the ratio, the threshold and the top rules.
+    /// Evaluated again by a re-drive, with the contract as it is then.
+    #[error("quality gate failed: {cause}")]
+    QualityGateFailed {
+        /// The run.
+        run: String,
+        /// Why: the figures, the thresholds, the top failing rules, where the rejects are.
+        cause: String,
+    },
+
     /// The warehouse cannot be reached, or answered with a condition that passes (a
     /// connection lost, a deadlock, a server starting or overloaded); worth retrying once it is
     /// back.
@@ -195,6 +206,7 @@ impl Error {
             Error::CorruptObject { .. } => "CorruptObject",
             Error::S3 { .. } => "S3Unavailable",
             Error::PiiLeak { .. } => "PiiLeak",
+            Error::QualityGateFailed { .. } => "QualityGateFailed",
             Error::WarehouseUnavailable { .. } => "WarehouseUnavailable",
             Error::WarehouseSchema { .. } => "WarehouseSchemaConflict",
             Error::WarehouseLoad { .. } => "WarehouseLoadFailed",
@@ -218,6 +230,7 @@ impl Error {
         "CorruptObject",
         "S3Unavailable",
         "PiiLeak",
+        "QualityGateFailed",
         "WarehouseUnavailable",
         "WarehouseLoadFailed",
         "WarehouseSchemaConflict",
@@ -320,6 +333,7 @@ mod tests {
             Error::CorruptObject { key: text(), message: text() },
             Error::S3 { operation: "GetObject", bucket: text(), key: text(), message: text() },
             Error::PiiLeak { table: text(), column: text(), kind: "email", count: 1 },
+            Error::QualityGateFailed { run: text(), cause: text() },
             Error::WarehouseUnavailable { target: text(), step: text(), sqlstate: None, message: text() },
             Error::WarehouseLoad { step: text(), table: None, sqlstate: None, message: text() },
             Error::WarehouseSchema { table: text(), column: None, message: text() },
@@ -341,6 +355,7 @@ mod tests {
                 | Error::CorruptObject { .. }
                 | Error::S3 { .. }
                 | Error::PiiLeak { .. }
+                | Error::QualityGateFailed { .. }
                 | Error::WarehouseUnavailable { .. }
                 | Error::WarehouseLoad { .. }
                 | Error::WarehouseSchema { .. }

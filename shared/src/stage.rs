@@ -9,7 +9,7 @@ use crate::ingest::IngestOutput;
 use crate::lake::Lake;
 use crate::load::LoadOutput;
 use crate::mask::{MaskOutput, MaskingKey};
-use crate::state::State;
+use crate::state::{Action, State};
 use crate::validate::ValidateOutput;
 use crate::warehouse::Warehouse;
 use crate::{Error, Result};
@@ -92,22 +92,26 @@ impl Stage {
         Stage::ALL.into_iter().find(|stage| stage.name() == name)
     }
 
-    /// Runs this stage on `state`: the one dispatch from a stage to its code.
+    /// Runs this stage on `state`: the one dispatch from a stage (and the state's
+    /// [`Action`], for the Tasks its function serves besides) to its code.
     pub async fn run(self, context: &StageContext, state: &State) -> Result<StageOutput> {
         let (lake, contract, run) = (&context.lake, &context.contract, &state.run);
-        Ok(match self {
-            Stage::Ingest => StageOutput::Ingest(crate::ingest::ingest(lake, contract, run).await?),
-            Stage::Validate => {
+        Ok(match (self, state.action) {
+            (Stage::Ingest, None) => StageOutput::Ingest(crate::ingest::ingest(lake, contract, run).await?),
+            (Stage::Validate, None) => {
                 StageOutput::Validate(crate::validate::validate(lake, contract, run, state.ingest()?).await?)
             }
-            Stage::Mask => {
+            (Stage::Validate, Some(Action::EnforceQualityGate)) => {
+                StageOutput::Validate(crate::validate::enforce_gate(contract, run, state.validate()?)?)
+            }
+            (Stage::Mask, None) => {
                 let key = context.masking_key.as_ref().ok_or_else(|| context.missing("a masking key", self))?;
                 let validated = state.validate()?;
                 StageOutput::Mask(
                     crate::mask::mask_holding(lake, contract, key, run, validated, context.held_bytes).await?,
                 )
             }
-            Stage::Load => {
+            (Stage::Load, None) => {
                 let warehouse = context.warehouse.as_ref().ok_or_else(|| context.missing("a warehouse", self))?;
                 let upstream = crate::load::Upstream {
                     ingest: state.ingest.as_ref(),
@@ -115,6 +119,19 @@ impl Stage {
                     masked: state.mask()?,
                 };
                 StageOutput::Load(crate::load::load(lake, contract, warehouse, run, upstream).await?)
+            }
+            (Stage::Load, Some(Action::RecordRejectedRun)) => {
+                let warehouse = context.warehouse.as_ref().ok_or_else(|| context.missing("a warehouse", self))?;
+                let validated = state.validate()?;
+                StageOutput::Load(
+                    crate::load::record_rejected_run(lake, warehouse, run, state.ingest.as_ref(), validated).await?,
+                )
+            }
+            (stage, Some(action)) => {
+                return Err(Error::InvalidInput(format!(
+                    "run {}: the {stage} function does not do `{action:?}`; the state machine's Task sends it to the wrong function",
+                    run.id
+                )));
             }
         })
     }
@@ -262,8 +279,25 @@ mod tests {
     fn the_state_machine_retries_exactly_what_the_code_calls_transient() {
         let definition: serde_json::Value =
             serde_json::from_str(include_str!("../../statemachine/pipeline.asl.json")).expect("the definition is JSON");
-        for stage in Stage::ALL {
-            let retry = &definition["States"][stage.state_name()]["Retry"];
+        let functions = [
+            ("${IngestFunctionArn}", Stage::Ingest),
+            ("${ValidateFunctionArn}", Stage::Validate),
+            ("${MaskFunctionArn}", Stage::Mask),
+            ("${LoadFunctionArn}", Stage::Load),
+        ];
+        let states = definition["States"].as_object().expect("states");
+        let tasks: Vec<(&String, &serde_json::Value)> =
+            states.iter().filter(|(_, state)| state["Type"] == "Task").collect();
+        assert!(tasks.len() >= Stage::ALL.len(), "every stage has its Task");
+        for (name, state) in tasks {
+            let function = state["Parameters"]["FunctionName"].as_str().expect("a Lambda Task");
+            let stage = functions
+                .iter()
+                .find(|(arn, _)| *arn == function)
+                .map(|(_, stage)| *stage)
+                .expect("a stage's function");
+            assert!(state["TimeoutSeconds"].as_u64().is_some_and(|seconds| seconds <= 900), "{name}: TimeoutSeconds");
+            let retry = &state["Retry"];
             let listed: Vec<&str> = retry
                 .as_array()
                 .into_iter()
@@ -271,7 +305,7 @@ mod tests {
                 .flat_map(|retrier| retrier["ErrorEquals"].as_array().into_iter().flatten())
                 .filter_map(serde_json::Value::as_str)
                 .collect();
-            assert_eq!(listed, stage.retried_errors(), "the {} Task's Retry lists", stage.state_name());
+            assert_eq!(listed, stage.retried_errors(), "the {name} Task's Retry lists ({stage}'s function)");
         }
     }
 }

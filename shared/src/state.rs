@@ -27,12 +27,28 @@ pub struct State {
     /// The load stage's output, once it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadOutput>,
+    /// What a Task other than a stage's own asks of the stage's function (the state machine
+    /// sets it in a Task's `Payload`); absent for the stage's own work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+}
+
+/// Work a stage's function does besides its stage, for a Task of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// The validate function evaluates the quality gate again, from the run's counts and the
+    /// contract's thresholds as they are now: the `EnforceQualityGate` state, which a re-drive
+    /// runs again after the thresholds changed.
+    EnforceQualityGate,
+    /// The load function records a run the quality gate stopped: its report and metrics.
+    RecordRejectedRun,
 }
 
 impl State {
     /// The state of a run no stage has seen yet.
     pub fn new(run: RunDescriptor) -> State {
-        State { run, ingest: None, validate: None, mask: None, load: None }
+        State { run, ingest: None, validate: None, mask: None, load: None, action: None }
     }
 
     /// The ingest section, which every stage after ingest needs.

@@ -739,5 +739,6 @@ fn the_sample_load_event_is_the_state_the_load_stage_reads() {
     let input = lakestar::state::State::from_value(value).expect("a state document");
     assert!(input.validate().is_ok());
     let masked = input.mask.expect("a mask section");
-    assert!(masked.curated.contains_key("dim_customer"), "{:?}", masked.curated);
+    assert!(masked.tables.contains_key("dim_customer"), "{:?}", masked.tables);
+    assert!(masked.manifest.starts_with("curated/_manifests/dim_customer/run="), "{}", masked.manifest);
 }

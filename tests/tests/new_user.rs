@@ -3,36 +3,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::query_text;
-use lakestar::mask::MaskingKey;
-use lakestar_local::stack::{Stack, StackConfig, timing};
-use lakestar_local::store::ExecutionRecord;
-
-/// A stack over `home` with the contract `text` (written next to it).
-async fn stack_with(home: &Path, text: &str) -> Stack {
-    let contract = home.join("pipeline.toml");
-    std::fs::write(&contract, text).expect("contract");
-    let mut config = StackConfig::new(home.join("home"), &contract);
-    config.key = Some(MaskingKey::new(b"new-user-test-key-0123456789abcdef".to_vec(), "v1").expect("key"));
-    config.timing = timing(0.0);
-    Stack::open(config).await.expect("stack")
-}
-
-/// Drops `bytes` under `key` and runs what it started.
-async fn drop_and_run(stack: &Stack, folder: &Path, key: &str, bytes: &[u8]) -> Vec<ExecutionRecord> {
-    let path = folder.join(key.replace('/', "_"));
-    std::fs::write(&path, bytes).expect("file");
-    stack.drop_file(key, &path).await.expect("dropped");
-    stack.run_started(|_| {}).await.expect("ran")
-}
-
-fn succeeded(records: &[ExecutionRecord]) {
-    for record in records {
-        assert_eq!(record.status, "SUCCEEDED", "{}: {:?} {:?}", record.name, record.error, record.cause);
-    }
-}
+use common::{drop_and_run, query_text, stack_with, succeeded};
 
 const EVENTS: &str = r#"
 [datasets.accounts]

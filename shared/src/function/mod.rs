@@ -46,6 +46,18 @@ pub struct Resources {
 }
 
 impl Resources {
+    /// Resources over a lake whose contract comes from `contract` (checked at every
+    /// invocation), with the key and warehouse given (the offline stack).
+    pub fn new(lake: Lake, contract: ContractSource, context: &StageContext) -> Resources {
+        Resources {
+            lake,
+            contract,
+            masking_key: context.masking_key.clone().map_or(KeySource::None, KeySource::Fixed),
+            warehouse: context.warehouse.clone().map_or(WarehouseSource::None, WarehouseSource::Fixed),
+            held_bytes: context.held_bytes,
+        }
+    }
+
     /// Resources given outright (the offline stack and tests).
     pub fn fixed(context: StageContext) -> Resources {
         Resources {
@@ -122,6 +134,12 @@ impl StageFunction {
     /// A function over given resources.
     pub fn new(stage: Stage, context: StageContext) -> StageFunction {
         StageFunction { stage, resources: Ok(Resources::fixed(context)) }
+    }
+
+    /// A function over resources of its own (the offline stack reads the contract from the
+    /// lake bucket, as the cloud does).
+    pub fn with_resources(stage: Stage, resources: Resources) -> StageFunction {
+        StageFunction { stage, resources: Ok(resources) }
     }
 
     /// The function the environment describes (no network call; a missing setting is

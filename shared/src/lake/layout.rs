@@ -59,6 +59,11 @@ pub fn curated_run_prefix(table: &str, partition: &str, run_id: &str) -> String 
     }
 }
 
+/// `curated/_manifests/<table>/run=<run>.json`: the curated parts one run wrote to a table.
+pub fn curated_manifest_key(table: &str, run_id: &str) -> String {
+    format!("curated/_manifests/{table}/run={run_id}.json")
+}
+
 /// `curated/_quality/<dataset>/run=<run>.json`: the run's quality report.
 pub fn quality_key(dataset: &str, run_id: &str) -> String {
     format!("curated/_quality/{dataset}/run={run_id}.json")

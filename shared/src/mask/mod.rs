@@ -82,7 +82,17 @@ pub const KEY_VERSION_METADATA: &str = "lakestar.masking_key_version";
 /// What the mask stage reports: the `mask` section of the state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaskOutput {
-    /// Curated keys per star table.
+    /// The key of the run's curated manifest ([`CuratedManifest`]): the state carries it
+    /// instead of every part's key, so that a fact spanning years of daily partitions stays
+    /// far below Step Functions' 256 KiB payload.
+    #[serde(default)]
+    pub manifest: String,
+    /// Curated parts per star table.
+    #[serde(default)]
+    pub tables: BTreeMap<String, usize>,
+    /// Curated keys per star table, for the caller of the stage in the same process; the
+    /// state carries [`MaskOutput::manifest`] instead.
+    #[serde(skip)]
     pub curated: BTreeMap<String, Vec<String>>,
     /// The columns masked (curated names), with their method.
     pub masked_columns: BTreeMap<String, String>,
@@ -132,16 +142,54 @@ pub async fn mask_holding(
         .filter(|existing| existing.contains(&run_marker) && !written.contains(existing))
         .collect();
     lake.delete(&stale).await?;
+    if result.is_err() {
+        lake.delete(&[crate::lake::curated_manifest_key(&table, &run.id)]).await?;
+    }
     let (keys, rows) = result?;
 
+    let manifest = CuratedManifest { run: run.id.clone(), table: table.clone(), parts: keys.clone() };
+    let manifest_key = manifest.write(lake).await?;
     tracing::info!(run = %run.id, rows, parts = keys.len(), seconds = started.elapsed().as_secs_f64(), "Mask finished.");
     Ok(MaskOutput {
+        manifest: manifest_key,
+        tables: BTreeMap::from([(table.clone(), keys.len())]),
         curated: BTreeMap::from([(table, keys)]),
         masked_columns,
         key_version: key.version().to_string(),
         rows,
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// The curated parts a run wrote, one object per run and table (`curated/_manifests/…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CuratedManifest {
+    /// The run.
+    pub run: String,
+    /// The star table.
+    pub table: String,
+    /// Every part's key, in the order they were written.
+    pub parts: Vec<String>,
+}
+
+impl CuratedManifest {
+    /// Writes the manifest; returns its key.
+    pub async fn write(&self, lake: &Lake) -> Result<String> {
+        let key = crate::lake::curated_manifest_key(&self.table, &self.run);
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|error| Error::Internal(format!("serialising the curated manifest: {error}")))?;
+        lake.put_bytes(&key, json, "application/json").await?;
+        Ok(key)
+    }
+
+    /// Reads the manifest at `key`.
+    pub async fn read(lake: &Lake, key: &str) -> Result<CuratedManifest> {
+        let bytes = lake.get_bytes(key).await?;
+        serde_json::from_slice(&bytes).map_err(|error| Error::CorruptObject {
+            key: key.to_string(),
+            message: format!("not a curated manifest ({error}); re-run the mask stage"),
+        })
+    }
 }
 
 /// One column of the curated table: where it comes from and how it is masked.

@@ -114,6 +114,7 @@ pub async fn validate(
         });
     }
     let cause = gate_cause(run, received, outcome.valid, rejected, &rejects_per_rule, &quality);
+    let gate = if cause.is_empty() { GATE_PASS } else { GATE_FAIL };
     let mut quarantine = ingest.quarantine.clone();
     quarantine.extend(outcome.quarantine);
     let output = ValidateOutput {
@@ -125,7 +126,7 @@ pub async fn validate(
         rejects_per_rule,
         nulls_per_column: outcome.nulls_per_column,
         duplicates: outcome.duplicates,
-        gate: if cause.is_empty() { "pass" } else { "fail" }.to_string(),
+        gate: gate.to_string(),
         cause,
         duration_ms: started.elapsed().as_millis() as u64,
     };
@@ -149,6 +150,28 @@ pub async fn validate(
         "Validate finished."
     );
     Ok(output)
+}
+
+/// The gate's verdict when the run passes its quality thresholds.
+pub const GATE_PASS: &str = "pass";
+/// The gate's verdict when it does not.
+pub const GATE_FAIL: &str = "fail";
+
+/// Evaluates the quality gate again for a run validate reported on, with the contract as it
+/// is now (a re-drive after a threshold changed): the validate section with the new verdict,
+/// or `QualityGateFailed` with the cause. Anything but an explicit pass of the thresholds
+/// fails: the verdict is computed from the counts, never taken from the section.
+pub fn enforce_gate(contract: &Contract, run: &RunDescriptor, validated: &ValidateOutput) -> Result<ValidateOutput> {
+    let dataset = contract.dataset(&run.dataset).ok_or_else(|| Error::UnknownDataset { key: run.key.clone() })?;
+    let quality = &dataset.config.quality;
+    let cause =
+        gate_cause(run, validated.received, validated.valid, validated.rejected, &validated.rejects_per_rule, quality);
+    if !cause.is_empty() {
+        tracing::warn!(run = %run.id, dataset = %run.dataset, rejected = validated.rejected, received = validated.received, "Quality gate failed.");
+        return Err(Error::QualityGateFailed { run: run.id.clone(), cause });
+    }
+    tracing::info!(run = %run.id, "Quality gate passed on evaluation again.");
+    Ok(ValidateOutput { gate: GATE_PASS.to_string(), cause: String::new(), ..validated.clone() })
 }
 
 /// Why the run fails its quality thresholds, or empty when it passes.

@@ -38,8 +38,10 @@ pub struct Metric {
     pub value: f64,
 }
 
-/// Writes the run registry, one `load_audit` row per table and the quality metrics (replacing
-/// the run's earlier figures, so a reload leaves one set).
+/// Writes the run registry (a loaded run only: `tables` is empty for a run the quality gate
+/// stopped), one `load_audit` row per table, and the quality metrics, each with the time it
+/// was recorded (replacing the run's earlier figures, so a reload or a re-drive after a gate
+/// failure leaves one set).
 pub(super) async fn record(
     tx: &mut Tx,
     run: &RunDescriptor,
@@ -47,21 +49,24 @@ pub(super) async fn record(
     metrics: &[Metric],
     started: chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {
+    let registered = !tables.is_empty();
     let finished = chrono::Utc::now();
     let context = |what: &'static str| move |error| Error::database(what, error);
     macro_rules! write_all {
         ($connection:expr, $time:expr, $now:expr) => {{
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO lakestar_runs (run_id, dataset, source_key) VALUES ($1, $2, $3) \
-                 ON CONFLICT (run_id) DO UPDATE SET loaded_at = {}",
-                $now
-            )))
-            .bind(&run.id)
-            .bind(&run.dataset)
-            .bind(&run.key)
-            .execute(&mut *$connection)
-            .await
-            .map_err(context("registering the run"))?;
+            if registered {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO lakestar_runs (run_id, dataset, source_key) VALUES ($1, $2, $3) \
+                     ON CONFLICT (run_id) DO UPDATE SET loaded_at = {}",
+                    $now
+                )))
+                .bind(&run.id)
+                .bind(&run.dataset)
+                .bind(&run.key)
+                .execute(&mut *$connection)
+                .await
+                .map_err(context("registering the run"))?;
+            }
             for (table, counts) in tables {
                 sqlx::query(
                     "INSERT INTO load_audit (run_id, dataset, table_name, inserted, updated, unchanged, inferred, started_at, finished_at) \
@@ -80,16 +85,21 @@ pub(super) async fn record(
                 .await
                 .map_err(context("writing the load audit"))?;
             }
+            sqlx::query("DELETE FROM quality_metrics WHERE run_id = $1")
+                .bind(&run.id)
+                .execute(&mut *$connection)
+                .await
+                .map_err(context("replacing the run's quality metrics"))?;
             for metric in metrics {
                 sqlx::query(
-                    "INSERT INTO quality_metrics (run_id, dataset, metric, dimension, value) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (run_id, metric, dimension) DO UPDATE SET value = excluded.value, dataset = excluded.dataset",
+                    "INSERT INTO quality_metrics (run_id, dataset, metric, dimension, value, recorded_at) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(&run.id)
                 .bind(&run.dataset)
                 .bind(&metric.name)
                 .bind(&metric.dimension)
                 .bind(metric.value)
+                .bind($time(finished))
                 .execute(&mut *$connection)
                 .await
                 .map_err(context("writing quality metrics"))?;

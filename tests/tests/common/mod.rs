@@ -10,6 +10,7 @@ use arrow::datatypes::DataType;
 use chrono::{DateTime, Utc};
 use lakestar::contract::Contract;
 use lakestar::lake::{EmbeddedS3, Lake};
+use lakestar::mask::MaskingKey;
 use lakestar::run::RunDescriptor;
 use lakestar::warehouse::Warehouse;
 use lambda_runtime::{Context, LambdaEvent};
@@ -255,4 +256,33 @@ pub async fn dangling_fact_keys(warehouse: &Warehouse) -> Vec<Vec<Option<String>
          WHERE c.customer_key IS NULL OR p.product_key IS NULL OR s.store_key IS NULL OR d.date_key IS NULL",
     )
     .await
+}
+
+/// A stack over `home` with the contract `text` (written next to it).
+pub async fn stack_with(home: &Path, text: &str) -> lakestar_local::stack::Stack {
+    let contract = home.join("pipeline.toml");
+    std::fs::write(&contract, text).expect("contract");
+    let mut config = lakestar_local::stack::StackConfig::new(home.join("home"), &contract);
+    config.key = Some(MaskingKey::new(b"new-user-test-key-0123456789abcdef".to_vec(), "v1").expect("key"));
+    config.timing = lakestar_local::stack::timing(0.0);
+    lakestar_local::stack::Stack::open(config).await.expect("stack")
+}
+
+/// Drops `bytes` under `key` and runs what it started.
+pub async fn drop_and_run(
+    stack: &lakestar_local::stack::Stack,
+    folder: &Path,
+    key: &str,
+    bytes: &[u8],
+) -> Vec<lakestar_local::store::ExecutionRecord> {
+    let path = folder.join(key.replace('/', "_"));
+    std::fs::write(&path, bytes).expect("file");
+    stack.drop_file(key, &path).await.expect("dropped");
+    stack.run_started(|_| {}).await.expect("ran")
+}
+
+pub fn succeeded(records: &[lakestar_local::store::ExecutionRecord]) {
+    for record in records {
+        assert_eq!(record.status, "SUCCEEDED", "{}: {:?} {:?}", record.name, record.error, record.cause);
+    }
 }
