@@ -3,6 +3,7 @@
 //! is a thin command line over it).
 
 pub mod asl;
+pub mod home;
 pub mod landing;
 pub mod sfn;
 pub mod stack;

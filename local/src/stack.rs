@@ -21,6 +21,7 @@ use lambda_runtime::{Context as LambdaContext, Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 
 use crate::asl::{self, BoxFuture, Event, Failure, Interpreter, Invoker, Machine, Outcome, Timing};
+use crate::home::{HomeLock, HomeSettings};
 use crate::landing::event_time;
 use crate::sfn::{LocalStepFunctions, STATE_MACHINE_ARN};
 use crate::store::{self, ExecutionRecord, list_executions, load_execution};
@@ -38,8 +39,11 @@ pub struct StackConfig {
     pub home: PathBuf,
     /// The contract file.
     pub contract: PathBuf,
-    /// `postgres://…` or `sqlite://…`; default SQLite at `<home>/warehouse.db`.
+    /// `postgres://…` or `sqlite://…`; default the warehouse the home's runs loaded into,
+    /// else SQLite at `<home>/warehouse.db`.
     pub warehouse: Option<String>,
+    /// Whether `warehouse` may differ from the one the home remembers (then remembered).
+    pub switch_warehouse: bool,
     /// The masking key; default `LAKESTAR_MASKING_KEY` or `<home>/masking.key`.
     pub key: Option<MaskingKey>,
     /// Retry and Wait time scaling.
@@ -56,6 +60,7 @@ impl StackConfig {
             home: home.into(),
             contract: contract.into(),
             warehouse: None,
+            switch_warehouse: false,
             key: None,
             timing: Timing { retry_scale: 0.01, wait_scale: 0.01 },
             fault: lakestar::config::Environment::get().fault.clone(),
@@ -140,6 +145,11 @@ pub struct Stack {
     trigger: TriggerFunction,
     timing: Timing,
     fault: Option<Stage>,
+    /// The execution being run, for [`Stack::abort_running`].
+    running: std::sync::Mutex<Option<String>>,
+    /// Executions found interrupted when the stack opened.
+    interrupted: Vec<String>,
+    _lock: HomeLock,
 }
 
 impl Stack {
@@ -154,18 +164,22 @@ impl Stack {
             })?),
         };
         let contract = Contract::load(&config.contract)?;
+        let lock = HomeLock::acquire(&config.home)?;
         std::fs::create_dir_all(config.home.join("executions"))
             .with_context(|| format!("creating {}", config.home.join("executions").display()))?;
+        let interrupted = store::recover_interrupted(&config.home)?;
         let s3 = EmbeddedS3::start(&config.home.join("s3")).await?;
         s3.create_bucket(BUCKET).await?;
         let lake = Lake::new(s3.client(), BUCKET);
         let text = std::fs::read(&config.contract).with_context(|| format!("reading {}", config.contract.display()))?;
         lake.put_bytes(lakestar::lake::CONFIG_KEY, text, "application/toml").await?;
-        let warehouse_url = config
-            .warehouse
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", config.home.join("warehouse.db").display()));
+        let mut settings = HomeSettings::read(&config.home)?;
+        let warehouse_url =
+            settings.warehouse_for(&config.home, config.warehouse.as_deref(), config.switch_warehouse)?;
         let warehouse = Warehouse::connect(&warehouse_url).await?;
+        settings.warehouse = Some(warehouse_url.clone());
+        settings.contract = std::fs::canonicalize(&config.contract).ok();
+        settings.write(&config.home)?;
         let key = match config.key {
             Some(key) => key,
             None => MaskingKey::local(&config.home, &contract.masking.key_version)?,
@@ -204,7 +218,21 @@ impl Stack {
             trigger,
             timing: config.timing,
             fault,
+            running: std::sync::Mutex::new(None),
+            interrupted,
+            _lock: lock,
         })
+    }
+
+    /// The home.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Executions the stack found interrupted when it opened (now `FAILED` with
+    /// `Interrupted`, resumed by a re-drive).
+    pub fn interrupted(&self) -> &[String] {
+        &self.interrupted
     }
 
     /// The embedded S3 endpoint.
@@ -233,8 +261,19 @@ impl Stack {
     /// run. Returns the trigger's output.
     pub async fn drop_file(&self, key: &str, path: &Path) -> anyhow::Result<lakestar::trigger::TriggerOutput> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let time = event_time(key, path);
         self.lake.put_bytes(key, bytes, "application/octet-stream").await?;
+        self.notify(key, event_time(key, path), None).await
+    }
+
+    /// Sends the S3 event of the object under `key` to the trigger. `generation` processes
+    /// it again as a new run: the event names a new version of the object, as an object
+    /// written again in a versioned bucket would.
+    async fn notify(
+        &self,
+        key: &str,
+        time: chrono::DateTime<Utc>,
+        generation: Option<u32>,
+    ) -> anyhow::Result<lakestar::trigger::TriggerOutput> {
         let head = self
             .s3
             .client()
@@ -243,7 +282,17 @@ impl Stack {
             .key(key)
             .send()
             .await
-            .context("reading the dropped object")?;
+            .with_context(|| format!("reading the object {key} (it is no longer in the lake's landing/)"))?;
+        let etag = head.e_tag().unwrap_or_default().trim_matches('"').to_string();
+        let mut object = json!({
+            "key": lakestar::trigger::encode_key(key),
+            "size": head.content_length().unwrap_or(0),
+            "eTag": etag,
+            "sequencer": format!("{:016X}", time.timestamp_millis()),
+        });
+        if let Some(generation) = generation {
+            object["eTag"] = json!(format!("{etag}-reprocess-{generation}"));
+        }
         let event = json!({"Records": [{
             "eventVersion": "2.1",
             "eventSource": "aws:s3",
@@ -257,12 +306,7 @@ impl Stack {
                 "s3SchemaVersion": "1.0",
                 "configurationId": "landing",
                 "bucket": {"name": BUCKET, "ownerIdentity": {"principalId": "local"}, "arn": format!("arn:aws:s3:::{BUCKET}")},
-                "object": {
-                    "key": lakestar::trigger::encode_key(key),
-                    "size": head.content_length().unwrap_or(0),
-                    "eTag": head.e_tag().unwrap_or_default().trim_matches('"'),
-                    "sequencer": format!("{:016X}", time.timestamp_millis()),
-                }
+                "object": object,
             }
         }]});
         let output = self
@@ -271,6 +315,55 @@ impl Stack {
             .await
             .map_err(|error| anyhow::anyhow!("trigger: {}: {}", error.error_type, error.error_message))?;
         Ok(output)
+    }
+
+    /// Processes the object of execution `name` again as a new run (its file, as it is now
+    /// in the lake's `landing/`): what a new object version does in the cloud. The new run is
+    /// started; [`Stack::run_started`] runs it.
+    pub async fn reprocess(&self, name: &str) -> anyhow::Result<lakestar::trigger::TriggerOutput> {
+        let record = load_execution(&self.home, name)?;
+        let key = record.key().to_string();
+        let earlier = list_executions(&self.home)?.iter().filter(|other| other.key() == key).count();
+        let time = record.input["run"]["time"]
+            .as_str()
+            .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+            .map_or_else(Utc::now, |time| time.with_timezone(&Utc));
+        self.notify(&key, time, Some(earlier as u32)).await
+    }
+
+    /// Gives up a failed execution: `ABANDONED`, left out of `redrive --all-failed`.
+    pub fn abandon(&self, name: &str) -> anyhow::Result<ExecutionRecord> {
+        let mut record = load_execution(&self.home, name)?;
+        if !record.is_redrivable() {
+            bail!("execution {name} is {}; only a FAILED or ABORTED execution can be abandoned", record.status);
+        }
+        record.status = store::ABANDONED.to_string();
+        record.stop_date = Some(Utc::now());
+        self.save(&record)?;
+        Ok(record)
+    }
+
+    /// Records the execution being run as stopped by `signal` (`ABORTED`, resumable from the
+    /// state it was in), before the process exits. Returns its name, if one was running.
+    pub fn abort_running(&self, signal: &str) -> anyhow::Result<Option<String>> {
+        let Some(name) = self.running.lock().ok().and_then(|running| running.clone()) else { return Ok(None) };
+        let mut record = load_execution(&self.home, &name)?;
+        if record.status != store::RUNNING {
+            return Ok(None);
+        }
+        let state = record.resume_state.clone().unwrap_or_else(|| self.machine.start_at.clone());
+        record.status = store::ABORTED.to_string();
+        record.error = Some("Aborted".to_string());
+        record.cause = Some(format!(
+            "{signal} stopped the execution in {state}; `lakestar redrive {name} --home {}` resumes it there",
+            self.home.display()
+        ));
+        record.failed_state = Some(state);
+        record.failed_input = record.resume_input.clone().or_else(|| Some(record.input.clone()));
+        record.owner_pid = None;
+        record.stop_date = Some(Utc::now());
+        self.save(&record)?;
+        Ok(Some(name))
     }
 
     /// Runs every execution the trigger started since the last call, in order.
@@ -291,7 +384,7 @@ impl Stack {
     pub async fn execute(&self, name: &str, input: Value) -> anyhow::Result<ExecutionRecord> {
         let mut record = ExecutionRecord {
             name: name.to_string(),
-            status: "RUNNING".to_string(),
+            status: store::RUNNING.to_string(),
             input: input.clone(),
             output: None,
             error: None,
@@ -302,6 +395,9 @@ impl Stack {
             start_date: Utc::now(),
             stop_date: None,
             history: Vec::new(),
+            owner_pid: Some(std::process::id()),
+            resume_state: None,
+            resume_input: None,
         };
         self.save(&record)?;
         let history = vec![Event {
@@ -320,14 +416,23 @@ impl Stack {
     /// what the states before it produced, as Step Functions' `RedriveExecution` does.
     pub async fn redrive(&self, name: &str) -> anyhow::Result<ExecutionRecord> {
         let mut record = load_execution(&self.home, name)?;
-        if record.status != "FAILED" {
-            bail!("execution {name} is {}; only a FAILED execution can be re-driven", record.status);
+        if !record.is_redrivable() {
+            bail!(
+                "execution {name} is {}; only a FAILED or ABORTED execution can be re-driven{}",
+                record.status,
+                if record.status == store::SUCCEEDED {
+                    format!(" (`lakestar reprocess {name}` processes its file again as a new run)")
+                } else {
+                    String::new()
+                }
+            );
         }
-        let (Some(state), Some(input)) = (record.failed_state.clone(), record.failed_input.clone()) else {
-            bail!("execution {name} records no failed state to resume from");
-        };
+        // An execution interrupted before its first state resumes from the start.
+        let state = record.failed_state.clone().unwrap_or_else(|| self.machine.start_at.clone());
+        let input = record.failed_input.clone().unwrap_or_else(|| record.input.clone());
         record.redrive_count += 1;
-        record.status = "RUNNING".to_string();
+        record.status = store::RUNNING.to_string();
+        record.owner_pid = Some(std::process::id());
         record.stop_date = None;
         let mut history = std::mem::take(&mut record.history);
         let id = history.len() as u64 + 1;
@@ -355,12 +460,44 @@ impl Stack {
             fault: if first_run { self.fault } else { None },
             fired: AtomicBool::new(false),
         };
-        let interpreter = Interpreter::new(&dispatch, self.timing, &record.name, &record.input, history);
-        let outcome = interpreter.run(&self.machine, from, input).await;
+        if let Ok(mut running) = self.running.lock() {
+            *running = Some(record.name.clone());
+        }
+        // Each top-level state entered is saved as where the run resumes if its process stops.
+        let progress = std::sync::Mutex::new(record.clone());
+        let checkpoint = |state: &str, input: &Value, history: &[Event]| {
+            let Ok(mut saved) = progress.lock() else { return };
+            saved.resume_state = Some(state.to_string());
+            saved.resume_input = Some(input.clone());
+            saved.history = history.to_vec();
+            if let Err(error) = store::save(&self.home, &saved) {
+                tracing::warn!(run = %saved.name, state, "Could not save the execution's progress: {error:#}");
+            }
+        };
+        let (outcome, history) = {
+            let interpreter = Interpreter::new(&dispatch, self.timing, &record.name, &record.input, history)
+                .with_checkpoint(&checkpoint);
+            let outcome = interpreter.run(&self.machine, from, input).await;
+            match &outcome {
+                Outcome::Succeeded(_) => interpreter.record("ExecutionSucceeded", None, Value::Null),
+                Outcome::Failed { state, failure, .. } => interpreter.record(
+                    "ExecutionFailed",
+                    Some(state),
+                    json!({"error": failure.error, "cause": failure.cause}),
+                ),
+            }
+            (outcome, interpreter.history())
+        };
+        if let Ok(saved) = progress.into_inner() {
+            record.resume_state = saved.resume_state;
+            record.resume_input = saved.resume_input;
+        }
+        if let Ok(mut running) = self.running.lock() {
+            *running = None;
+        }
         match outcome {
             Outcome::Succeeded(output) => {
-                interpreter.record("ExecutionSucceeded", None, Value::Null);
-                record.status = "SUCCEEDED".to_string();
+                record.status = store::SUCCEEDED.to_string();
                 record.output = Some(output);
                 record.error = None;
                 record.cause = None;
@@ -368,12 +505,7 @@ impl Stack {
                 record.failed_input = None;
             }
             Outcome::Failed { state, input, failure } => {
-                interpreter.record(
-                    "ExecutionFailed",
-                    Some(&state),
-                    json!({"error": failure.error, "cause": failure.cause}),
-                );
-                record.status = "FAILED".to_string();
+                record.status = store::FAILED.to_string();
                 record.error = Some(failure.error);
                 record.cause = Some(failure.cause);
                 record.failed_state = Some(state);
@@ -381,8 +513,21 @@ impl Stack {
             }
         }
         record.stop_date = Some(Utc::now());
-        record.history = interpreter.history();
-        self.save(record)
+        record.owner_pid = None;
+        record.history = history;
+        // A record that cannot be saved (a full disk) must not lose the execution's outcome:
+        // the error says both.
+        self.save(record).with_context(|| {
+            let outcome = match (&record.error, &record.failed_state) {
+                (Some(error), Some(state)) => format!(
+                    "execution {} failed in {state} with {error}: {}",
+                    record.name,
+                    record.cause.as_deref().unwrap_or("")
+                ),
+                _ => format!("execution {} {}", record.name, record.status),
+            };
+            format!("{outcome}; and its record could not be saved under {}", self.home.join("executions").display())
+        })
     }
 
     fn save(&self, record: &ExecutionRecord) -> anyhow::Result<()> {

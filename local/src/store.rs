@@ -16,7 +16,8 @@ use crate::asl::Event;
 pub struct ExecutionRecord {
     /// The execution name: the run id.
     pub name: String,
-    /// `RUNNING`, `SUCCEEDED` or `FAILED`.
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `ABORTED` (stopped by a signal; re-drivable) or
+    /// `ABANDONED` (given up by `lakestar abandon`; left out of `redrive --all-failed`).
     pub status: String,
     /// The execution's input.
     pub input: Value,
@@ -45,9 +46,38 @@ pub struct ExecutionRecord {
     pub stop_date: Option<DateTime<Utc>>,
     /// The event history.
     pub history: Vec<Event>,
+    /// The process running it, while it runs.
+    #[serde(default)]
+    pub owner_pid: Option<u32>,
+    /// The top-level state being run and its input, saved as each is entered: where a run
+    /// whose process stopped (a kill, a full disk, a power cut) resumes.
+    #[serde(default)]
+    pub resume_state: Option<String>,
+    /// That state's input.
+    #[serde(default)]
+    pub resume_input: Option<Value>,
 }
 
+/// A running execution.
+pub const RUNNING: &str = "RUNNING";
+/// A finished execution.
+pub const SUCCEEDED: &str = "SUCCEEDED";
+/// An execution that failed in a state.
+pub const FAILED: &str = "FAILED";
+/// An execution a signal (Ctrl-C, SIGTERM) stopped.
+pub const ABORTED: &str = "ABORTED";
+/// An execution given up.
+pub const ABANDONED: &str = "ABANDONED";
+
+/// The error of an execution whose process stopped while it ran.
+pub const INTERRUPTED: &str = "Interrupted";
+
 impl ExecutionRecord {
+    /// Whether a re-drive resumes it: it failed, or a signal stopped it.
+    pub fn is_redrivable(&self) -> bool {
+        self.status == FAILED || self.status == ABORTED
+    }
+
     /// The dataset of the run.
     pub fn dataset(&self) -> &str {
         self.input["run"]["dataset"].as_str().unwrap_or("-")
@@ -127,4 +157,32 @@ pub fn save(home: &Path, record: &ExecutionRecord) -> anyhow::Result<()> {
     std::fs::write(&temporary, text).with_context(|| format!("writing {}", temporary.display()))?;
     std::fs::rename(&temporary, &path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// Marks every execution still `RUNNING` under `home` as failed with `Interrupted`, to be
+/// resumed by a re-drive from the state it was in. Only the holder of the home's lock calls
+/// it: no other process runs an execution then, so a `RUNNING` record is one whose process
+/// stopped before it finished. Returns the names.
+pub fn recover_interrupted(home: &Path) -> anyhow::Result<Vec<String>> {
+    let mut recovered = Vec::new();
+    for mut record in list_executions(home)? {
+        if record.status != RUNNING {
+            continue;
+        }
+        let state = record.resume_state.clone().unwrap_or_else(|| "the first state".to_string());
+        let pid = record.owner_pid.map_or_else(String::new, |pid| format!(" (pid {pid})"));
+        record.status = FAILED.to_string();
+        record.error = Some(INTERRUPTED.to_string());
+        record.cause = Some(format!(
+            "the process running it{pid} stopped in {state} before the execution finished (killed, out of disk or memory, the machine stopped); `lakestar redrive {}` resumes it from {state}",
+            record.name
+        ));
+        // No state entered yet: a re-drive starts from the first one.
+        record.failed_state = record.resume_state.clone();
+        record.failed_input = record.resume_input.clone();
+        record.owner_pid = None;
+        save(home, &record)?;
+        recovered.push(record.name);
+    }
+    Ok(recovered)
 }

@@ -83,3 +83,120 @@ async fn a_date_column_of_every_allowed_type_partitions_by_day_and_month_and_loa
         }
     }
 }
+
+const HR: &str = r#"
+[datasets.employees]
+match = ["landing/**/employees*.csv"]
+[datasets.employees.table]
+name = "dim_employee"
+kind = "dimension"
+natural_key = ["employee_id"]
+effective_from = "effective"
+[[datasets.employees.columns]]
+name = "employee_id"
+required = true
+[[datasets.employees.columns]]
+name = "grade"
+scd = 2
+[[datasets.employees.columns]]
+name = "effective"
+type = "date"
+
+[datasets.timesheets]
+match = ["landing/**/timesheets*.ndjson"]
+[datasets.timesheets.table]
+name = "fact_timesheet"
+kind = "fact"
+natural_key = ["entry_id"]
+date_column = "worked_on"
+references = [{ dimension = "dim_employee", columns = ["employee_id"] }]
+[[datasets.timesheets.columns]]
+name = "entry_id"
+required = true
+[[datasets.timesheets.columns]]
+name = "employee_id"
+[[datasets.timesheets.columns]]
+name = "worked_on"
+type = "date"
+[[datasets.timesheets.columns]]
+name = "hours"
+type = "decimal(5,2)"
+"#;
+
+/// The grade each timesheet entry's employee key points at.
+async fn grades(stack: &lakestar_local::stack::Stack) -> Vec<Vec<Option<String>>> {
+    query_text(
+        stack.warehouse(),
+        "SELECT t.entry_id, e.grade FROM fact_timesheet t JOIN dim_employee e ON e.employee_key = t.employee_key ORDER BY t.entry_id",
+    )
+    .await
+}
+
+/// Issue 23.2: a back-dated dimension change moves the facts loaded before it to the version
+/// in effect at their date, in the same transaction, and says how many.
+async fn back_dated_changes_rekey_the_facts(warehouse: Option<String>) {
+    let folder = tempfile::tempdir().expect("folder");
+    let stack = common::stack_on(folder.path(), HR, warehouse).await;
+    let employees = b"employee_id,grade,effective\nE1,junior,2024-01-01\nE2,senior,2024-01-01\n";
+    succeeded(&drop_and_run(&stack, folder.path(), "landing/2024-06-01/employees.csv", employees).await);
+    let entries = concat!(
+        "{\"entry_id\": \"T1\", \"employee_id\": \"E1\", \"worked_on\": \"2024-01-15\", \"hours\": \"7.50\"}\n",
+        "{\"entry_id\": \"T2\", \"employee_id\": \"E1\", \"worked_on\": \"2024-03-15\", \"hours\": \"8.00\"}\n",
+        "{\"entry_id\": \"T3\", \"employee_id\": \"E2\", \"worked_on\": \"2024-03-15\", \"hours\": \"6.25\"}\n",
+    );
+    succeeded(&drop_and_run(&stack, folder.path(), "landing/2024-06-01/timesheets.ndjson", entries.as_bytes()).await);
+    let text = |value: &str| Some(value.to_string());
+    assert_eq!(
+        grades(&stack).await,
+        [vec![text("T1"), text("junior")], vec![text("T2"), text("junior")], vec![text("T3"), text("senior")]]
+    );
+
+    // E1 was promoted on 2024-02-01; the change arrives later. T2 (2024-03-15) is now a
+    // senior's entry, T1 (2024-01-15) still a junior's.
+    let change = b"employee_id,grade,effective\nE1,senior,2024-02-01\n";
+    let records = drop_and_run(&stack, folder.path(), "landing/2024-06-02/employees_fixes.csv", change).await;
+    succeeded(&records);
+    assert_eq!(
+        grades(&stack).await,
+        [vec![text("T1"), text("junior")], vec![text("T2"), text("senior")], vec![text("T3"), text("senior")]]
+    );
+    let load = &records[0].output.as_ref().expect("output")["load"]["tables"];
+    assert_eq!(load["fact_timesheet"]["rekeyed"], 1, "{load}");
+
+    // Slotted below a later version: E1 becomes lead on 2024-03-01, then a correction says
+    // E1 was already senior on 2024-01-10: T1 moves, T2 follows the lead version.
+    succeeded(
+        &drop_and_run(
+            &stack,
+            folder.path(),
+            "landing/2024-06-03/employees.csv",
+            b"employee_id,grade,effective\nE1,lead,2024-03-01\n",
+        )
+        .await,
+    );
+    succeeded(
+        &drop_and_run(
+            &stack,
+            folder.path(),
+            "landing/2024-06-04/employees.csv",
+            b"employee_id,grade,effective\nE1,senior,2024-01-10\n",
+        )
+        .await,
+    );
+    assert_eq!(
+        grades(&stack).await,
+        [vec![text("T1"), text("senior")], vec![text("T2"), text("lead")], vec![text("T3"), text("senior")]]
+    );
+}
+
+#[tokio::test]
+async fn sqlite_back_dated_changes_rekey_the_facts() {
+    back_dated_changes_rekey_the_facts(None).await;
+}
+
+#[tokio::test]
+async fn postgres_back_dated_changes_rekey_the_facts() {
+    let (database, url) = common::PostgresDatabase::create().await;
+    back_dated_changes_rekey_the_facts(Some(url)).await;
+    database.drop_database_by_name().await;
+}

@@ -61,7 +61,12 @@ pub struct Interpreter<'a> {
     timing: Timing,
     context: Value,
     history: Arc<Mutex<Vec<Event>>>,
+    checkpoint: Option<&'a Checkpoint<'a>>,
 }
+
+/// What an interpreter reports as it enters each top-level state: the state, its input, the
+/// history so far.
+pub type Checkpoint<'a> = dyn Fn(&str, &Value, &[Event]) + Send + Sync + 'a;
 
 fn apply_template(template: &Value, input: &Value, context: &Value) -> Result<Value, Failure> {
     match template {
@@ -120,7 +125,14 @@ impl<'a> Interpreter<'a> {
             "Execution": {"Id": format!("arn:aws:states:local:000000000000:execution:lakestar:{name}"), "Name": name, "Input": input},
             "StateMachine": {"Id": "arn:aws:states:local:000000000000:stateMachine:lakestar", "Name": "lakestar"},
         });
-        Interpreter { invoker, timing, context, history: Arc::new(Mutex::new(history)) }
+        Interpreter { invoker, timing, context, history: Arc::new(Mutex::new(history)), checkpoint: None }
+    }
+
+    /// Calls `checkpoint` with each top-level state's name and input as the state is entered,
+    /// and the history up to then: where a run interrupted there resumes.
+    pub fn with_checkpoint(mut self, checkpoint: &'a Checkpoint<'a>) -> Interpreter<'a> {
+        self.checkpoint = Some(checkpoint);
+        self
     }
 
     /// The history so far.
@@ -145,7 +157,7 @@ impl<'a> Interpreter<'a> {
     /// Runs `machine` from `from` (its start for a new execution, the failed state for a
     /// re-drive) with that state's `input`.
     pub async fn run(&self, machine: &Machine, from: &str, input: Value) -> Outcome {
-        match self.run_machine(machine, from.to_string(), input).await {
+        match self.run_machine(machine, from.to_string(), input, true).await {
             Ok(output) => Outcome::Succeeded(output),
             Err((state, input, failure)) => Outcome::Failed { state, input, failure },
         }
@@ -156,6 +168,7 @@ impl<'a> Interpreter<'a> {
         machine: &'b Machine,
         from: String,
         input: Value,
+        top_level: bool,
     ) -> BoxFuture<'b, Result<Value, (String, Value, Failure)>> {
         Box::pin(async move {
             let mut current = from;
@@ -165,6 +178,9 @@ impl<'a> Interpreter<'a> {
                     return Err((current.clone(), input, Failure::runtime(format!("no state named `{current}`"))));
                 };
                 self.record("StateEntered", Some(&state.name), json!({"input": input}));
+                if let (true, Some(checkpoint)) = (top_level, self.checkpoint) {
+                    checkpoint(&state.name, &input, &self.history());
+                }
                 match self.run_state(state, &input).await {
                     Ok((output, next)) => {
                         self.record("StateExited", Some(&state.name), json!({"output": output}));
@@ -327,8 +343,9 @@ impl<'a> Interpreter<'a> {
                     Some(template) => apply_template(template, &effective, context)?,
                     None => effective,
                 };
-                let runs =
-                    branches.iter().map(|branch| self.run_machine(branch, branch.start_at.clone(), effective.clone()));
+                let runs = branches
+                    .iter()
+                    .map(|branch| self.run_machine(branch, branch.start_at.clone(), effective.clone(), false));
                 let results = futures_join_all(runs.collect()).await;
                 let mut outputs = Vec::with_capacity(results.len());
                 for result in results {
@@ -362,7 +379,7 @@ impl<'a> Interpreter<'a> {
                 for chunk in inputs.chunks(limit) {
                     let runs = chunk
                         .iter()
-                        .map(|input| self.run_machine(processor, processor.start_at.clone(), input.clone()));
+                        .map(|input| self.run_machine(processor, processor.start_at.clone(), input.clone(), false));
                     for result in futures_join_all(runs.collect()).await {
                         outputs.push(result.map_err(|(_, _, failure)| failure)?);
                     }

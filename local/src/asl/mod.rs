@@ -15,7 +15,7 @@ pub mod intrinsics;
 pub mod path;
 
 pub use definition::{Kind, Machine, Source, State, WaitFor};
-pub use interpreter::{Event, Interpreter, Outcome, Timing};
+pub use interpreter::{Checkpoint, Event, Interpreter, Outcome, Timing};
 
 use std::future::Future;
 use std::pin::Pin;

@@ -24,6 +24,20 @@ pub struct TableCounts {
     /// Inferred members created in this table by a fact (dimensions only).
     #[serde(default)]
     pub inferred: u64,
+    /// New versions of natural keys the table had (dimensions only: a tracked change, or a
+    /// back-dated one slotted into history).
+    #[serde(default)]
+    pub new_versions: u64,
+    /// Versions whose validity ended or moved (dimensions only).
+    #[serde(default)]
+    pub closed_versions: u64,
+    /// Current versions whose type 1 columns were overwritten (dimensions only).
+    #[serde(default)]
+    pub type1_updates: u64,
+    /// Facts that now reference another version of a dimension, because that dimension's
+    /// history changed under them (facts only).
+    #[serde(default)]
+    pub rekeyed: u64,
 }
 
 /// One quality figure of a run: its name, what it is about (a rule, a column, a table; empty

@@ -81,10 +81,23 @@ impl Warehouse {
         let mut tx = self.begin().await?;
         let mut tables = BTreeMap::new();
         if dataset.table.kind == crate::contract::TableKind::Dimension {
-            tx.lock(&[dataset.table.name.as_str()]).await?;
+            // The facts that reference the dimension are locked too: they are keyed again when
+            // its history changes under them.
+            let facts = dimension::rekey::referencing_facts(contract, &dataset.table.name);
+            let mut locked: Vec<&str> = facts.iter().map(|fact| fact.table.name.as_str()).collect();
+            locked.push(dataset.table.name.as_str());
+            tx.lock(&locked).await?;
             let run_time = run.time.timestamp_micros();
-            let counts = dimension::load_dimension(&mut tx, dataset, contract, &run.id, run_time, files).await?;
+            let (counts, changed) =
+                dimension::load_dimension(&mut tx, dataset, contract, &run.id, run_time, files).await?;
             tables.insert(dataset.table.name.clone(), counts);
+            for (fact, rekeyed) in dimension::rekey::rekey_facts(&mut tx, contract, dataset, &changed)
+                .await?
+                .into_iter()
+                .filter(|(_, rekeyed)| *rekeyed > 0)
+            {
+                tables.insert(fact, TableCounts { rekeyed, ..TableCounts::default() });
+            }
         } else {
             let mut locked: Vec<&str> =
                 dataset.table.references.iter().map(|reference| reference.dimension.as_str()).collect();

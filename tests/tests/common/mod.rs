@@ -173,6 +173,15 @@ impl PostgresDatabase {
         (PostgresDatabase { name }, url)
     }
 
+    /// Drops the database, whoever still holds connections to it.
+    pub async fn drop_database_by_name(self) {
+        let admin = sqlx::PgPool::connect(ADMIN_URL).await.expect("admin connection");
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)))
+            .execute(&admin)
+            .await
+            .expect("drop database");
+    }
+
     pub async fn drop_database(self, warehouse: Warehouse) {
         if let Warehouse::Postgres(pool) = warehouse {
             pool.close().await;
@@ -260,9 +269,15 @@ pub async fn dangling_fact_keys(warehouse: &Warehouse) -> Vec<Vec<Option<String>
 
 /// A stack over `home` with the contract `text` (written next to it).
 pub async fn stack_with(home: &Path, text: &str) -> lakestar_local::stack::Stack {
+    stack_on(home, text, None).await
+}
+
+/// [`stack_with`], loading into `warehouse` (SQLite in the home when `None`).
+pub async fn stack_on(home: &Path, text: &str, warehouse: Option<String>) -> lakestar_local::stack::Stack {
     let contract = home.join("pipeline.toml");
     std::fs::write(&contract, text).expect("contract");
     let mut config = lakestar_local::stack::StackConfig::new(home.join("home"), &contract);
+    config.warehouse = warehouse;
     config.key = Some(MaskingKey::new(b"new-user-test-key-0123456789abcdef".to_vec(), "v1").expect("key"));
     config.timing = lakestar_local::stack::timing(0.0);
     lakestar_local::stack::Stack::open(config).await.expect("stack")

@@ -7,6 +7,7 @@
 
 mod keyed;
 mod planned;
+pub(super) mod rekey;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use super::bulk;
 use super::cells::{Cells, StageBatch};
 use super::curated::{batches, footprint, reopen};
 use super::ddl::{self, quote, surrogate_key};
+use super::fact::index::FastSet;
 use super::scd::{self, Hash, Staged};
 use super::sql::{Names, Sql, highest_key, quoted};
 use super::steps::Steps;
@@ -65,7 +67,7 @@ pub(crate) async fn load_dimension(
     run_id: &str,
     run_time: i64,
     files: Vec<File>,
-) -> Result<TableCounts> {
+) -> Result<(TableCounts, FastSet)> {
     let mut steps = Steps::new(run_id, &dataset.table.name);
     let load = DimensionLoad::new(tx, dataset, contract, run_id, run_time)?;
     let mut keyed = load.key_and_read_versions(tx, &files).await?;
@@ -83,12 +85,16 @@ pub(crate) async fn load_dimension(
     }
     load.copy_new_versions(tx, &files, plan.inserts, &plan.hashes, keyed.kept.take(), keyed.empty, &mut steps).await?;
     let counts = plan.counts;
-    Ok(TableCounts {
+    let counts_table = TableCounts {
         inserted: counts.inserted,
         updated: counts.updated + type1_updated,
         unchanged: counts.unchanged + counts.type1 - type1_updated.min(counts.type1),
-        inferred: 0,
-    })
+        new_versions: counts.new_versions,
+        closed_versions: counts.closed_versions,
+        type1_updates: type1_updated,
+        ..TableCounts::default()
+    };
+    Ok((counts_table, plan.history_changed))
 }
 
 /// One dimension load's names: the table, its surrogate key, its columns quoted and typed,
@@ -121,12 +127,15 @@ struct Keyed {
     empty: bool,
 }
 
-/// The merge as planned: new versions to copy, changes to apply, each staged row's hashes.
+/// The merge as planned: new versions to copy, changes to apply, each staged row's hashes,
+/// and the natural keys the warehouse had whose history the plan changes (their facts may
+/// now belong to another version).
 struct Planned {
     inserts: Vec<scd::PlanRow>,
     changes: Vec<scd::PlanRow>,
     hashes: Vec<(Hash, Hash)>,
     counts: PlanCounts,
+    history_changed: FastSet,
 }
 
 /// The plan's counts.
@@ -135,20 +144,34 @@ struct PlanCounts {
     updated: u64,
     type1: u64,
     unchanged: u64,
+    new_versions: u64,
+    closed_versions: u64,
 }
 
 impl Planned {
     /// Plans the merge; then each staged row's hashes by its number, for the rows the plan writes.
     fn of(staged: Vec<Staged>, existing: scd::Existing, max_key: i64) -> Planned {
+        let existed: Vec<bool> = staged.iter().map(|row| existing.contains_key(&row.natural_key)).collect();
         let scd::Plan { rows, inserted, updated, type1, unchanged } = scd::plan(&staged, existing, max_key);
+        let mut history_changed = FastSet::default();
+        for row in rows.iter().filter(|row| row.action != scd::Action::Type1) {
+            if let Some(index) = row.row.map(|row| row as usize).filter(|&index| existed.get(index) == Some(&true)) {
+                history_changed.insert(staged[index].natural_key.clone());
+            }
+        }
         let mut hashes = vec![(0, 0); staged.len()];
         for row in staged {
             if let Some(slot) = hashes.get_mut(row.row as usize) {
                 *slot = (row.hash, row.type1_hash);
             }
         }
-        let (inserts, changes) = rows.into_iter().partition(|row| row.action == scd::Action::Insert);
-        Planned { inserts, changes, hashes, counts: PlanCounts { inserted, updated, type1, unchanged } }
+        let (inserts, changes): (Vec<scd::PlanRow>, Vec<scd::PlanRow>) =
+            rows.into_iter().partition(|row| row.action == scd::Action::Insert);
+        let new_versions = (inserts.len() as u64).saturating_sub(inserted);
+        let closed_versions =
+            changes.iter().filter(|row| row.action == scd::Action::Update && row.row.is_none()).count() as u64;
+        let counts = PlanCounts { inserted, updated, type1, unchanged, new_versions, closed_versions };
+        Planned { inserts, changes, hashes, counts, history_changed }
     }
 }
 

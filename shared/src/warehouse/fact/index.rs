@@ -20,18 +20,18 @@ use crate::warehouse::tx::Tx;
 const NAMED: &str = "lakestar_named";
 
 /// Hash maps keyed by natural-key text, looked up once per fact row and reference.
-pub(super) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The versions of one dimension, by natural key, for the facts' as-of lookups: validity in
 /// microseconds, so a fact row costs no text formatting or comparison.
-pub(super) struct DimensionIndex {
-    pub(super) versions: FastMap<String, Vec<(i64, Option<i64>, i64)>>,
-    pub(super) max_key: i64,
+pub(crate) struct DimensionIndex {
+    pub(crate) versions: FastMap<String, Vec<(i64, Option<i64>, i64)>>,
+    pub(crate) max_key: i64,
 }
 
 impl DimensionIndex {
     /// The version in effect at `as_of` (exclusive of its end), else the key's first version.
-    pub(super) fn lookup(&self, natural_key: &str, as_of: i64) -> Option<i64> {
+    pub(crate) fn lookup(&self, natural_key: &str, as_of: i64) -> Option<i64> {
         let versions = self.versions.get(natural_key)?;
         versions
             .iter()
@@ -43,20 +43,20 @@ impl DimensionIndex {
 }
 
 /// A dimension a fact references: its table, key, natural key, and the fact's columns.
-pub(super) struct Reference {
-    pub(super) table: String,
-    pub(super) key: String,
-    pub(super) natural_key: Vec<String>,
+pub(crate) struct Reference {
+    pub(crate) table: String,
+    pub(crate) key: String,
+    pub(crate) natural_key: Vec<String>,
     /// The natural key columns with their SQL types, for staging named keys.
-    pub(super) natural_key_definitions: Vec<String>,
-    pub(super) fact_columns: Vec<String>,
+    pub(crate) natural_key_definitions: Vec<String>,
+    pub(crate) fact_columns: Vec<String>,
 }
 
 /// Natural-key texts.
-pub(super) type FastSet = HashSet<String, foldhash::fast::RandomState>;
+pub(crate) type FastSet = HashSet<String, foldhash::fast::RandomState>;
 
 /// The distinct natural keys the facts name, per reference (nulls name none).
-pub(super) fn named_keys(files: &[File], references: &[Reference]) -> Result<Vec<FastSet>> {
+pub(crate) fn named_keys(files: &[File], references: &[Reference]) -> Result<Vec<FastSet>> {
     let mut named: Vec<FastSet> = references.iter().map(|_| FastSet::default()).collect();
     let columns: Vec<String> = references.iter().flat_map(|reference| reference.fact_columns.iter().cloned()).collect();
     let mut buffer = String::new();
@@ -80,7 +80,7 @@ pub(super) fn named_keys(files: &[File], references: &[Reference]) -> Result<Vec
 /// Reads the versions of a dimension (natural key, validity, surrogate key): all of them, or
 /// with `named`, those of the natural keys the facts name (staged and joined), so that a small
 /// delivery against a large dimension reads a few rows instead of the table.
-pub(super) async fn dimension_index(
+pub(crate) async fn dimension_index(
     tx: &mut Tx,
     reference: &Reference,
     named: Option<&FastSet>,
@@ -142,7 +142,7 @@ pub(super) async fn dimension_index(
 
 /// The natural key text of a fact row's reference (parts joined by U+001F, in `buffer` unless
 /// it is one text column), `None` when a part is null.
-pub(super) fn reference_key<'a>(cells: &'a [Cells], row: usize, buffer: &'a mut String) -> Option<&'a str> {
+pub(crate) fn reference_key<'a>(cells: &'a [Cells], row: usize, buffer: &'a mut String) -> Option<&'a str> {
     if let [Cells::Arrow(TextColumn::Text(array))] = cells {
         return (!array.is_null(row)).then(|| array.value(row));
     }
@@ -160,7 +160,7 @@ pub(super) fn reference_key<'a>(cells: &'a [Cells], row: usize, buffer: &'a mut 
 
 /// Adds inferred members for `missing` natural keys (new surrogate keys in key order), and
 /// records them in the index.
-pub(super) async fn add_inferred(
+pub(crate) async fn add_inferred(
     tx: &mut Tx,
     reference: &Reference,
     index: &mut DimensionIndex,

@@ -3,7 +3,7 @@
 //! fact's date while the rows stream into the fact table (or, when some facts are there
 //! already, into a staging table and one upsert touching only rows that differ).
 
-mod index;
+pub(super) mod index;
 mod rows;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -237,6 +237,8 @@ impl Upsert<'_> {
         tx.drop_temp(&[STAGE]).await?;
         let inserted = rows.saturating_sub(existing);
         let updated = changed.saturating_sub(inserted);
-        Ok((TableCounts { inserted, updated, unchanged: existing.saturating_sub(updated), inferred: 0 }, dates))
+        let counts =
+            TableCounts { inserted, updated, unchanged: existing.saturating_sub(updated), ..TableCounts::default() };
+        Ok((counts, dates))
     }
 }
