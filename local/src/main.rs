@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod advice;
 mod run;
 mod scan;
 
@@ -67,6 +68,23 @@ enum Command {
         #[command(flatten)]
         stack: run::StackArgs,
     },
+    /// Processes the files of these runs again, each as a new run (as a new object version
+    /// does in the cloud): after a quality-gate failure, or a file corrected in place.
+    Reprocess {
+        /// Run ids whose files to process again.
+        #[arg(required = true)]
+        runs: Vec<String>,
+        #[command(flatten)]
+        stack: run::StackArgs,
+    },
+    /// Gives up failed executions: they are left out of `redrive --all-failed`.
+    Abandon {
+        /// Run ids to abandon.
+        #[arg(required = true)]
+        runs: Vec<String>,
+        #[command(flatten)]
+        stack: run::StackArgs,
+    },
     /// Keeps the embedded S3 endpoint over `<home>/s3` up and prints its URL and credentials,
     /// so that the AWS CLI, DuckDB or a Lambda under `cargo lambda watch` can use the lake.
     Serve {
@@ -121,6 +139,8 @@ fn main() -> ExitCode {
             }
             report(run::redrive(&stack, &runs, all_failed))
         }
+        Command::Reprocess { runs, stack } => report(run::reprocess(&stack, &runs)),
+        Command::Abandon { runs, stack } => report(run::abandon(&stack, &runs)),
     }
 }
 

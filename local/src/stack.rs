@@ -108,6 +108,11 @@ impl Invoker for Dispatch<'_> {
                 error: "Lambda.ResourceNotFoundException".to_string(),
                 cause: format!("no local function for `{function}`"),
             })?;
+            if let Some(pause) = &lakestar::config::Environment::get().test_pause_in
+                && pause == stage.state_name()
+            {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            }
             if self.fault == Some(stage) && !self.fired.swap(true, Ordering::SeqCst) {
                 return Err(Failure {
                     error: "InjectedFault".to_string(),
@@ -149,6 +154,8 @@ pub struct Stack {
     running: std::sync::Mutex<Option<String>>,
     /// Executions found interrupted when the stack opened.
     interrupted: Vec<String>,
+    /// The contract's star tables, dimensions first.
+    tables: Vec<String>,
     _lock: HomeLock,
 }
 
@@ -206,6 +213,13 @@ impl Stack {
         let known: BTreeSet<String> = list_executions(&config.home)?.into_iter().map(|record| record.name).collect();
         let sfn = LocalStepFunctions::start(known).await.context("starting the local Step Functions endpoint")?;
         let trigger = TriggerFunction::new(sfn.client(), STATE_MACHINE_ARN, BUCKET, contract.clone());
+        let mut tables: Vec<(bool, String)> = contract
+            .datasets
+            .iter()
+            .map(|dataset| (dataset.table.kind != lakestar::contract::TableKind::Dimension, dataset.table.name.clone()))
+            .collect();
+        tables.sort();
+        let tables = tables.into_iter().map(|(_, name)| name).collect();
         Ok(Stack {
             home: config.home,
             s3,
@@ -220,6 +234,7 @@ impl Stack {
             fault,
             running: std::sync::Mutex::new(None),
             interrupted,
+            tables,
             _lock: lock,
         })
     }
@@ -227,6 +242,11 @@ impl Stack {
     /// The home.
     pub fn home(&self) -> &Path {
         &self.home
+    }
+
+    /// The star tables of the contract, dimensions first.
+    pub fn contract_tables(&self) -> &[String] {
+        &self.tables
     }
 
     /// Executions the stack found interrupted when it opened (now `FAILED` with

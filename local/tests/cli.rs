@@ -1,5 +1,6 @@
 //! The `lakestar` command line: `check` and `scan`, run as a user would.
 
+use std::path::Path;
 use std::process::Command;
 
 fn lakestar(args: &[&str]) -> (i32, String, String) {
@@ -118,7 +119,7 @@ fn a_failed_run_is_listed_explained_and_re_driven_from_the_command_line() {
 
     let (code, stdout, stderr) = lakestar_with(&["redrive", "--all-failed", "--home", &home], &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.contains("SUCCEEDED") && stdout.contains("dim_customer +6"), "{stdout}");
+    assert!(stdout.contains("SUCCEEDED") && stdout.contains("dim_customer: 6 new keys"), "{stdout}");
     let (_, stdout, _) = lakestar_with(&["history", &run, "--home", &home], &[]);
     assert!(stdout.contains("ExecutionRedriven") && stdout.contains("ExecutionSucceeded"), "{stdout}");
 }
@@ -158,4 +159,128 @@ fn watch_starts_an_execution_for_a_file_dropped_into_the_folder() {
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut stdout).expect("output");
     assert!(stdout.contains("stores-") && stdout.contains("SUCCEEDED"), "{stdout}");
+}
+
+/// A copy of the retail example's contract and the given landing files, in a folder.
+fn example_with(files: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("example");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/retail");
+    std::fs::copy(format!("{example}/pipeline.toml"), dir.path().join("pipeline.toml")).expect("contract");
+    for file in files {
+        let target = dir.path().join("landing").join(file);
+        std::fs::create_dir_all(target.parent().expect("a folder")).expect("landing");
+        std::fs::copy(format!("{example}/landing/{file}"), target).expect("file");
+    }
+    dir
+}
+
+/// Issue 23.3, 23.4, 23.11 and 23.12: the home remembers its warehouse, so the printed
+/// re-drive loads where the run did; a failed file's duplicate says what state its run is in
+/// and what to do; it can be processed again or abandoned; failures print their message once.
+#[test]
+fn hints_act_on_the_run_s_warehouse_and_a_failed_file_can_be_processed_again_or_abandoned() {
+    let home = tempfile::tempdir().expect("home");
+    let home = home.path().to_string_lossy().into_owned();
+    let example = example_with(&["2024-01-01/customers.csv"]);
+    let dir = example.path().to_string_lossy().into_owned();
+    let warehouse = format!("sqlite://{}", example.path().join("elsewhere.db").display());
+
+    let (code, stdout, stderr) =
+        lakestar_with(&["run", &dir, "--home", &home, "--warehouse", &warehouse], &[("LAKESTAR_FAULT", "load")]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("failed in Load: InjectedFault: LAKESTAR_FAULT=load"), "plain message: {stdout}");
+    assert!(!stdout.contains("errorType"), "no raw JSON: {stdout}");
+    assert!(stdout.contains(&format!("lakestar redrive --all-failed --home {home}")), "{stdout}");
+    assert!(stdout.contains("'SELECT * FROM dim_customer LIMIT 20'"), "the contract's own table: {stdout}");
+
+    // The same file again: the duplicate says its run failed, and what to do.
+    let (_, stdout, _) = lakestar_with(&["run", &dir, "--home", &home], &[]);
+    assert!(
+        stdout.contains("which is FAILED in Load (InjectedFault)") && stdout.contains("lakestar reprocess"),
+        "{stdout}"
+    );
+    // Another warehouse for this home is refused unless asked for by name.
+    let (code, _, stderr) =
+        lakestar_with(&["redrive", "--all-failed", "--home", &home, "--warehouse", "sqlite://x.db"], &[]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--switch-warehouse"), "{stderr}");
+
+    // The hint as printed, without --warehouse: it loads where the run did.
+    let (code, stdout, stderr) = lakestar_with(&["redrive", "--all-failed", "--home", &home], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("dim_customer: 6 new keys"), "{stdout}");
+    assert!(example.path().join("elsewhere.db").is_file() && !Path::new(&home).join("warehouse.db").exists());
+
+    // Processed again as a new run, then that one abandoned after a failure.
+    let run = first_run(&home);
+    let (code, stdout, stderr) = lakestar_with(&["reprocess", &run, "--home", &home], &[("LAKESTAR_FAULT", "mask")]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("failed in Mask"), "{stdout}");
+    let (_, listed, _) = lakestar_with(&["executions", "--home", &home], &[]);
+    let second = listed
+        .lines()
+        .find(|line| line.contains("FAILED"))
+        .and_then(|line| line.split_whitespace().next())
+        .expect("the new run")
+        .to_string();
+    assert_ne!(second, run, "a new run: {listed}");
+    let (code, stdout, _) = lakestar_with(&["abandon", &second, "--home", &home], &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("ABANDONED"), "{stdout}");
+    let (code, stdout, _) = lakestar_with(&["redrive", "--all-failed", "--home", &home], &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("Nothing to re-drive"), "{stdout}");
+}
+
+fn first_run(home: &str) -> String {
+    let (_, stdout, _) = lakestar_with(&["executions", "--home", home], &[]);
+    stdout.lines().nth(1).and_then(|line| line.split_whitespace().next()).expect("a run").to_string()
+}
+
+/// Issue 32.1: a run killed in the middle is recognised as interrupted and resumed by the
+/// command the CLI prints; SIGTERM records the run as aborted before the process exits.
+#[test]
+fn a_killed_or_terminated_run_is_resumed_by_the_printed_command() {
+    let example = example_with(&["2024-01-01/customers.csv"]);
+    let dir = example.path().to_string_lossy().into_owned();
+    for (signal, expected) in [("KILL", "Interrupted"), ("TERM", "Aborted")] {
+        let home = tempfile::tempdir().expect("home");
+        let home = home.path().to_string_lossy().into_owned();
+        // The load stage waits long enough (a retried fault) to be stopped inside the execution.
+        let child = Command::new(env!("CARGO_BIN_EXE_lakestar"))
+            .args(["run", &dir, "--home", &home])
+            .env("LAKESTAR_MASKING_KEY", "cli-test-key-0123456789abcdef")
+            .env("LAKESTAR_TEST_PAUSE_IN", "Mask")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let records = Path::new(&home).join("executions");
+        loop {
+            let entered = std::fs::read_dir(&records).ok().into_iter().flatten().flatten().any(|entry| {
+                std::fs::read_to_string(entry.path()).is_ok_and(|text| text.contains("\"resume_state\": \"Mask\""))
+            });
+            if entered {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the run did not reach Mask");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let status =
+            Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().expect("kill");
+        assert!(status.success());
+        let output = child.wait_with_output().expect("stopped");
+        assert!(!output.status.success());
+
+        let (code, stdout, _) = lakestar_with(&["executions", "--home", &home], &[]);
+        assert_eq!(code, 0);
+        assert!(stdout.contains(if expected == "Aborted" { "ABORTED" } else { "FAILED" }), "{signal}: {stdout}");
+        let run = first_run(&home);
+        let (_, history, _) = lakestar_with(&["history", &run, "--home", &home], &[]);
+        assert!(history.contains(&format!("failed in Mask: {expected}")), "{signal}: {history}");
+        let (code, stdout, stderr) = lakestar_with(&["redrive", "--all-failed", "--home", &home], &[]);
+        assert_eq!(code, 0, "{signal}: {stdout}{stderr}");
+        assert!(stdout.contains("SUCCEEDED") && stdout.contains("dim_customer: 6 new keys"), "{signal}: {stdout}");
+    }
 }

@@ -44,6 +44,9 @@ pub const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 pub const FAULT: &str = "LAKESTAR_FAULT";
 /// The log filter of the `lakestar` command (e.g. `info`, `lakestar=debug`).
 pub const LOG: &str = "LAKESTAR_LOG";
+/// A stage whose Task waits a minute before it runs (the offline stack; a testing aid for
+/// stopping a run inside an execution).
+pub const TEST_PAUSE_IN: &str = "LAKESTAR_TEST_PAUSE_IN";
 
 /// Every variable, documented once.
 pub const VARIABLES: &[Variable] = &[
@@ -92,6 +95,10 @@ pub const VARIABLES: &[Variable] = &[
         name: LOG,
         doc: "The `lakestar` command's log filter, e.g. `info` or `lakestar=debug`. Default `warn`.",
     },
+    Variable {
+        name: TEST_PAUSE_IN,
+        doc: "The offline stack: the Task state of that name (e.g. `Mask`) waits a minute before it runs, so that a test can stop a run inside an execution (a testing aid).",
+    },
 ];
 
 /// The environment as Lakestar reads it.
@@ -127,6 +134,8 @@ pub struct Environment {
     pub fault: Option<String>,
     /// [`LOG`].
     pub log: Option<String>,
+    /// [`TEST_PAUSE_IN`].
+    pub test_pause_in: Option<String>,
 }
 
 impl Environment {
@@ -155,6 +164,7 @@ impl Environment {
             in_lambda: lookup(FUNCTION_NAME).is_some(),
             fault: text(FAULT),
             log: text(LOG),
+            test_pause_in: text(TEST_PAUSE_IN),
         }
     }
 

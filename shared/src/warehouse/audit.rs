@@ -34,6 +34,9 @@ pub struct TableCounts {
     /// Current versions whose type 1 columns were overwritten (dimensions only).
     #[serde(default)]
     pub type1_updates: u64,
+    /// Inferred members a fact created, completed in place by their real row (dimensions only).
+    #[serde(default)]
+    pub completed: u64,
     /// Facts that now reference another version of a dimension, because that dimension's
     /// history changed under them (facts only).
     #[serde(default)]

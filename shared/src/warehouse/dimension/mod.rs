@@ -92,6 +92,7 @@ pub(crate) async fn load_dimension(
         new_versions: counts.new_versions,
         closed_versions: counts.closed_versions,
         type1_updates: type1_updated,
+        completed: counts.completed,
         ..TableCounts::default()
     };
     Ok((counts_table, plan.history_changed))
@@ -146,13 +147,14 @@ struct PlanCounts {
     unchanged: u64,
     new_versions: u64,
     closed_versions: u64,
+    completed: u64,
 }
 
 impl Planned {
     /// Plans the merge; then each staged row's hashes by its number, for the rows the plan writes.
     fn of(staged: Vec<Staged>, existing: scd::Existing, max_key: i64) -> Planned {
         let existed: Vec<bool> = staged.iter().map(|row| existing.contains_key(&row.natural_key)).collect();
-        let scd::Plan { rows, inserted, updated, type1, unchanged } = scd::plan(&staged, existing, max_key);
+        let scd::Plan { rows, inserted, updated, type1, unchanged, completed } = scd::plan(&staged, existing, max_key);
         let mut history_changed = FastSet::default();
         for row in rows.iter().filter(|row| row.action != scd::Action::Type1) {
             if let Some(index) = row.row.map(|row| row as usize).filter(|&index| existed.get(index) == Some(&true)) {
@@ -170,7 +172,7 @@ impl Planned {
         let new_versions = (inserts.len() as u64).saturating_sub(inserted);
         let closed_versions =
             changes.iter().filter(|row| row.action == scd::Action::Update && row.row.is_none()).count() as u64;
-        let counts = PlanCounts { inserted, updated, type1, unchanged, new_versions, closed_versions };
+        let counts = PlanCounts { inserted, updated, type1, unchanged, new_versions, closed_versions, completed };
         Planned { inserts, changes, hashes, counts, history_changed }
     }
 }

@@ -90,9 +90,10 @@ pub struct PlanRow {
 pub enum Outcome {
     /// A natural key seen for the first time.
     Inserted,
-    /// A new version, a slotted back-dated version, a completed inferred member or a
-    /// correction.
+    /// A new version, a slotted back-dated version or a correction.
     Updated,
+    /// An inferred member completed in place by its real row (counted as updated too).
+    Completed,
     /// Tracked columns unchanged, the type 1 hash not: the database compares the columns.
     Type1,
     /// Nothing to do: a back-dated row equal to the version of its time.
@@ -112,6 +113,8 @@ pub struct Plan {
     pub type1: u64,
     /// Rows with nothing to do.
     pub unchanged: u64,
+    /// Of the `updated`, the inferred members completed in place by their real row.
+    pub completed: u64,
 }
 
 /// A version while the plan is built: where it came from and whether it changed.
@@ -157,6 +160,10 @@ pub fn plan(staged: &[Staged], mut existing: Existing, max_key: i64) -> Plan {
             match apply(&mut versions, row, &mut next_key) {
                 Outcome::Inserted => plan.inserted += 1,
                 Outcome::Updated => plan.updated += 1,
+                Outcome::Completed => {
+                    plan.updated += 1;
+                    plan.completed += 1;
+                }
                 Outcome::Type1 => plan.type1 += 1,
                 Outcome::Unchanged => plan.unchanged += 1,
             }
@@ -226,7 +233,7 @@ fn apply(versions: &mut Vec<Working>, row: &Staged, next_key: &mut i64) -> Outco
     if current.version.is_inferred {
         // The real row completes the member a fact created, keeping its surrogate key.
         overwrite(current, row);
-        return Outcome::Updated;
+        return Outcome::Completed;
     }
     if row.effective >= current.version.valid_from {
         return if same {
