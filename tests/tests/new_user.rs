@@ -200,3 +200,40 @@ async fn postgres_back_dated_changes_rekey_the_facts() {
     back_dated_changes_rekey_the_facts(Some(url)).await;
     database.drop_database_by_name().await;
 }
+
+/// Issue 23.7: decimals sort and add as numbers in SQLite, and stay exact in the lake and in
+/// PostgreSQL.
+#[tokio::test]
+async fn decimals_sort_and_add_as_numbers_in_sqlite_and_stay_exact_in_postgresql() {
+    const SALARIES: &str = r#"
+[datasets.staff]
+match = ["landing/staff*.csv"]
+[datasets.staff.table]
+name = "dim_staff"
+kind = "dimension"
+natural_key = ["staff_id"]
+[[datasets.staff.columns]]
+name = "staff_id"
+[[datasets.staff.columns]]
+name = "salary"
+type = "decimal(12,2)"
+"#;
+    let file = b"staff_id,salary\nS1,9000.50\nS2,10000.00\nS3,850.25\n";
+    let folder = tempfile::tempdir().expect("folder");
+    let stack = stack_with(folder.path(), SALARIES).await;
+    succeeded(&drop_and_run(&stack, folder.path(), "landing/staff.csv", file).await);
+    let kinds = query_text(stack.warehouse(), "SELECT DISTINCT typeof(salary) FROM dim_staff ORDER BY 1").await;
+    assert_eq!(kinds, [vec![Some("integer".to_string())], vec![Some("real".to_string())]], "numbers, not text");
+    let ordered = query_text(stack.warehouse(), "SELECT staff_id FROM dim_staff ORDER BY salary").await;
+    assert_eq!(ordered.concat(), [Some("S3".to_string()), Some("S1".to_string()), Some("S2".to_string())]);
+    let total = query_text(stack.warehouse(), "SELECT CAST(SUM(salary) AS TEXT) FROM dim_staff").await;
+    assert_eq!(total, [vec![Some("19850.75".to_string())]]);
+
+    let (database, url) = common::PostgresDatabase::create().await;
+    let folder = tempfile::tempdir().expect("folder");
+    let stack = common::stack_on(folder.path(), SALARIES, Some(url)).await;
+    succeeded(&drop_and_run(&stack, folder.path(), "landing/staff.csv", file).await);
+    let exact = query_text(stack.warehouse(), "SELECT CAST(salary AS TEXT) FROM dim_staff ORDER BY dim_staff.salary").await;
+    assert_eq!(exact.concat(), [Some("850.25".to_string()), Some("9000.50".to_string()), Some("10000.00".to_string())]);
+    database.drop_database_by_name().await;
+}

@@ -82,6 +82,11 @@ async fn ensure_table(tx: &mut Tx, dataset: &Dataset, contract: &Contract) -> Re
     for column in ddl::table_columns(dataset, contract, dialect)? {
         match existing.iter().find(|(name, _)| name == &column.name) {
             Some((_, reported)) if ddl::same_type(reported, &column.sql_type) => {}
+            Some((_, reported)) if is_text_decimal(dialect, reported, &column.sql_type) => {
+                // A SQLite table made before decimals were numeric: its values stay text (they
+                // sort as text) until the table is made again; SQLite cannot change a type.
+                tracing::warn!(table = %table, column = %column.name, "A decimal column of this SQLite table is text; recreate the table for numeric order and sums.");
+            }
             Some((_, reported)) if is_text_hash(dialect, &column.name, reported) => {
                 text_hashes.push(ddl::quote(&column.name)?);
             }
@@ -125,6 +130,11 @@ async fn ensure_table(tx: &mut Tx, dataset: &Dataset, contract: &Contract) -> Re
         tx.execute(&format!("indexing {table}"), statement, None).await?;
     }
     Ok(())
+}
+
+/// Whether a decimal column of a SQLite table is the text it was before decimals were numeric.
+fn is_text_decimal(dialect: Dialect, reported: &str, expected: &str) -> bool {
+    dialect == Dialect::Sqlite && reported.eq_ignore_ascii_case("text") && expected.starts_with("NUMERIC")
 }
 
 /// Whether `name` is a row hash column a PostgreSQL dimension still holds as hex text.

@@ -39,15 +39,17 @@ pub struct ColumnDef {
     pub sql_type: String,
 }
 
-/// The SQL type of an Arrow type. SQLite keeps decimals, dates and timestamps as text so
-/// that no value is rounded by its numeric affinity.
+/// The SQL type of an Arrow type. Decimals are `NUMERIC(p,s)` in both dialects: exact in
+/// PostgreSQL; in SQLite the declared type gives them numeric affinity, so they sort and add
+/// as numbers (SQLite keeps 15 significant digits of them; the lake and PostgreSQL keep every
+/// digit). SQLite keeps dates and timestamps as ISO text, which orders like the values.
 pub fn sql_type(data_type: &ArrowType, dialect: Dialect) -> String {
     let postgres = dialect == Dialect::Postgres;
     match data_type {
         ArrowType::Int64 | ArrowType::Int32 => if postgres { "BIGINT" } else { "INTEGER" }.to_string(),
         ArrowType::Float64 => if postgres { "DOUBLE PRECISION" } else { "REAL" }.to_string(),
         ArrowType::Boolean => if postgres { "BOOLEAN" } else { "INTEGER" }.to_string(),
-        ArrowType::Decimal128(precision, scale) if postgres => format!("NUMERIC({precision},{scale})"),
+        ArrowType::Decimal128(precision, scale) => format!("NUMERIC({precision},{scale})"),
         ArrowType::Date32 if postgres => "DATE".to_string(),
         ArrowType::Timestamp(_, _) if postgres => "TIMESTAMPTZ".to_string(),
         _ => "TEXT".to_string(),
@@ -249,7 +251,7 @@ mod tests {
         assert!(table.contains("\"order_id\" TEXT COLLATE \"C\""), "{table}");
         assert_eq!(table.matches("COLLATE").count(), 1, "the references are data: {table}");
         let sqlite = &create_table(sales, &contract, Dialect::Sqlite).expect("DDL")[0];
-        assert!(sqlite.contains("\"unit_price\" TEXT"), "SQLite keeps decimals exact as text: {sqlite}");
+        assert!(sqlite.contains("\"unit_price\" NUMERIC(10,2)"), "SQLite gives decimals numeric affinity: {sqlite}");
     }
 
     #[test]
