@@ -105,11 +105,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let filter = lakestar::config::Environment::get().log.clone().unwrap_or_else(|| "warn".to_string());
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LAKESTAR_LOG")
+            tracing_subscriber::EnvFilter::try_new(&filter)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        // Colour codes only on a terminal: a log file or a CI log gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
@@ -176,6 +179,8 @@ fn check(path: &std::path::Path) -> ExitCode {
 fn serve(home: &std::path::Path, port: u16) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        // One process at a time on a home: the embedded S3's temporary files are its own.
+        let _lock = lakestar_local::home::HomeLock::acquire(home)?;
         let s3 = lakestar::lake::EmbeddedS3::start_on(&home.join("s3"), port).await?;
         s3.create_bucket(lakestar_local::stack::BUCKET).await?;
         let (access, secret) = s3.credentials();

@@ -284,3 +284,35 @@ fn a_killed_or_terminated_run_is_resumed_by_the_printed_command() {
         assert!(stdout.contains("SUCCEEDED") && stdout.contains("dim_customer: 6 new keys"), "{signal}: {stdout}");
     }
 }
+
+/// Issue 23.8: the lake through `lakestar serve` reads with pyarrow's S3 filesystem (dataset
+/// discovery over Hive partitions) and boto3: a folder-like key answers 404, not 500.
+#[test]
+fn the_lake_reads_with_pyarrow_and_boto3_through_serve() {
+    use std::io::BufRead;
+    let home = tempfile::tempdir().expect("home");
+    let home_text = home.path().to_string_lossy().into_owned();
+    let (code, stdout, stderr) = lakestar(&["run", "examples/retail", "--home", &home_text]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lakestar"))
+        .args(["serve", "--port", "0", "--home", &home_text])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("lakestar serve runs");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a line");
+    let endpoint = first.split_whitespace().nth(3).expect("the URL").to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/check_serve.py");
+    let output = Command::new("python3")
+        .args([script, &endpoint, "lakestar", "lakestar-local-secret"])
+        .output()
+        .expect("python3 runs (pip install pyarrow boto3)");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

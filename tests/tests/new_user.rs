@@ -233,7 +233,8 @@ type = "decimal(12,2)"
     let folder = tempfile::tempdir().expect("folder");
     let stack = common::stack_on(folder.path(), SALARIES, Some(url)).await;
     succeeded(&drop_and_run(&stack, folder.path(), "landing/staff.csv", file).await);
-    let exact = query_text(stack.warehouse(), "SELECT CAST(salary AS TEXT) FROM dim_staff ORDER BY dim_staff.salary").await;
+    let exact =
+        query_text(stack.warehouse(), "SELECT CAST(salary AS TEXT) FROM dim_staff ORDER BY dim_staff.salary").await;
     assert_eq!(exact.concat(), [Some("850.25".to_string()), Some("9000.50".to_string()), Some("10000.00".to_string())]);
     database.drop_database_by_name().await;
 }

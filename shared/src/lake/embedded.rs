@@ -9,7 +9,9 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use s3s::auth::SimpleAuth;
+use s3s::dto::*;
 use s3s::service::S3ServiceBuilder;
+use s3s::{S3Request, S3Response, S3Result};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -39,7 +41,7 @@ impl EmbeddedS3 {
         std::fs::create_dir_all(root).map_err(io_error)?;
         let filesystem = s3s_fs::FileSystem::new(root)
             .map_err(|error| Error::Configuration(format!("embedded S3 over {}: {error:?}", root.display())))?;
-        let mut builder = S3ServiceBuilder::new(filesystem);
+        let mut builder = S3ServiceBuilder::new(LakeStorage { inner: filesystem, root: root.to_path_buf() });
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = builder.build();
 
@@ -120,5 +122,121 @@ impl Drop for EmbeddedS3 {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// The embedded S3's storage: `s3s-fs` over the folder, answering as S3 does where a key
+/// names a folder on disk (a "directory" of keys, such as `curated/fact_sales`): no such key
+/// (404), where `s3s-fs` alone answers an internal error (500), which tools that probe for
+/// directories (pyarrow's dataset discovery, `aws s3 ls`) take for a broken endpoint.
+struct LakeStorage {
+    inner: s3s_fs::FileSystem,
+    root: PathBuf,
+}
+
+impl LakeStorage {
+    /// Whether `bucket/key` is a folder on disk rather than an object.
+    fn is_folder(&self, bucket: &str, key: &str) -> bool {
+        !key.is_empty() && self.root.join(bucket).join(key).is_dir()
+    }
+}
+
+#[async_trait::async_trait]
+impl s3s::S3 for LakeStorage {
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        if self.is_folder(&req.input.bucket, &req.input.key) {
+            return Err(s3s::s3_error!(NoSuchKey));
+        }
+        self.inner.head_object(req).await
+    }
+
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        if self.is_folder(&req.input.bucket, &req.input.key) {
+            return Err(s3s::s3_error!(NoSuchKey));
+        }
+        self.inner.get_object(req).await
+    }
+
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.inner.create_bucket(req).await
+    }
+
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        self.inner.copy_object(req).await
+    }
+
+    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.inner.delete_bucket(req).await
+    }
+
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.inner.delete_object(req).await
+    }
+
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        self.inner.delete_objects(req).await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.inner.get_bucket_location(req).await
+    }
+
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.inner.head_bucket(req).await
+    }
+
+    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+        self.inner.list_buckets(req).await
+    }
+
+    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+        self.inner.list_objects(req).await
+    }
+
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        self.inner.list_objects_v2(req).await
+    }
+
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        self.inner.put_object(req).await
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        self.inner.create_multipart_upload(req).await
+    }
+
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        self.inner.upload_part(req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        self.inner.upload_part_copy(req).await
+    }
+
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+        self.inner.list_parts(req).await
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        self.inner.complete_multipart_upload(req).await
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        self.inner.abort_multipart_upload(req).await
     }
 }
