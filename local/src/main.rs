@@ -3,6 +3,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -184,10 +185,14 @@ fn serve(home: &std::path::Path, port: u16) -> anyhow::Result<()> {
         let s3 = lakestar::lake::EmbeddedS3::start_on(&home.join("s3"), port).await?;
         s3.create_bucket(lakestar_local::stack::BUCKET).await?;
         let (access, secret) = s3.credentials();
-        println!("Embedded S3 at {} (bucket {}, folder {})", s3.endpoint(), lakestar_local::stack::BUCKET, s3.root().display());
-        println!("  export AWS_ENDPOINT_URL_S3={} AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY={secret} AWS_REGION=us-east-1 LAKESTAR_S3_PATH_STYLE=true", s3.endpoint());
-        println!("  aws s3 ls --recursive s3://{}/curated/", lakestar_local::stack::BUCKET);
-        println!("Press Ctrl-C to stop.");
+        // Written without panicking when whoever started the server stopped reading.
+        let mut out = std::io::stdout();
+        let bucket = lakestar_local::stack::BUCKET;
+        let _ = writeln!(out, "Embedded S3 at {} (bucket {bucket}, folder {})", s3.endpoint(), s3.root().display());
+        let _ = writeln!(out, "  export AWS_ENDPOINT_URL_S3={} AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY={secret} AWS_REGION=us-east-1 LAKESTAR_S3_PATH_STYLE=true", s3.endpoint());
+        let _ = writeln!(out, "  aws s3 ls --recursive s3://{bucket}/curated/");
+        let _ = writeln!(out, "Press Ctrl-C to stop.");
+        let _ = out.flush();
         tokio::signal::ctrl_c().await?;
         anyhow::Ok(())
     })

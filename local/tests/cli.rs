@@ -300,7 +300,9 @@ fn the_lake_reads_with_pyarrow_and_boto3_through_serve() {
         .spawn()
         .expect("lakestar serve runs");
     let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a line");
+    // Kept open while the server runs: it prints more lines.
+    let mut output = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    output.read_line(&mut first).expect("a line");
     let endpoint = first.split_whitespace().nth(3).expect("the URL").to_string();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/check_serve.py");
     let output = Command::new("python3")

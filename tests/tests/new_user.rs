@@ -238,3 +238,49 @@ type = "decimal(12,2)"
     assert_eq!(exact.concat(), [Some("850.25".to_string()), Some("9000.50".to_string()), Some("10000.00".to_string())]);
     database.drop_database_by_name().await;
 }
+
+/// Issue 23.13: a truncated NDJSON line is reported at its line of the file; a date that
+/// fails its format says which format was expected.
+#[tokio::test]
+async fn a_truncated_ndjson_line_names_its_file_line_and_a_bad_date_its_format() {
+    const LOG: &str = r#"
+[datasets.visits]
+match = ["landing/visits*.ndjson"]
+[datasets.visits.table]
+name = "fact_visit"
+kind = "fact"
+natural_key = ["visit_id"]
+[datasets.visits.quality]
+max_reject_ratio = 1.0
+[[datasets.visits.columns]]
+name = "visit_id"
+[[datasets.visits.columns]]
+name = "day"
+type = "date"
+format = "%d.%m.%Y"
+"#;
+    let mut file = String::new();
+    for line in 1..47 {
+        file.push_str(&format!("{{\"visit_id\": \"V{line}\", \"day\": \"0{}.01.2024\"}}\n", line % 9 + 1));
+    }
+    file.push_str("{\"visit_id\": \"V47\", \"day\": \"2024-01-");
+    let folder = tempfile::tempdir().expect("folder");
+    let stack = stack_with(folder.path(), LOG).await;
+    let records = drop_and_run(&stack, folder.path(), "landing/visits.ndjson", file.as_bytes()).await;
+    succeeded(&records);
+    let run = &records[0].name;
+    let rejects =
+        stack.lake().get_bytes(&format!("quarantine/visits/run={run}/ingest_rejected.csv")).await.expect("rejects");
+    let text = String::from_utf8(rejects).expect("UTF-8");
+    assert!(text.contains("at line 47 column") && text.contains("truncated line"), "{text}");
+
+    let dates = drop_and_run(
+        &stack,
+        folder.path(),
+        "landing/visits_2.ndjson",
+        b"{\"visit_id\": \"W1\", \"day\": \"2024-01-05\"}\n",
+    )
+    .await;
+    let state = dates[0].output.as_ref().expect("output");
+    assert_eq!(state["validate"]["rejects_per_rule"]["day:type(date %d.%m.%Y)"], 1, "{}", state["validate"]);
+}

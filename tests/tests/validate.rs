@@ -80,7 +80,7 @@ async fn customers_are_typed_checked_and_deduplicated() {
         vec![
             (3, "duplicate".to_string()),
             (7, "email:format".to_string()),
-            (8, "date_of_birth:type(date)".to_string()),
+            (8, "date_of_birth:type(date %d/%m/%Y)".to_string()),
             (10, "segment:allowed".to_string()),
             (12, "customer_id:required".to_string()),
         ]
@@ -357,5 +357,5 @@ async fn a_fixed_quarantine_csv_dropped_back_into_landing_is_validated_again() {
     let ids: Vec<String> = text_column(&batches, "customer_id").into_iter().flatten().collect();
     assert_eq!(ids, ["C1002", "C1006"], "the fixed row and the one that was only a duplicate");
     let reasons: Vec<String> = quarantined(&lake, &second).await.into_iter().map(|(_, reason)| reason).collect();
-    assert_eq!(reasons, ["date_of_birth:type(date)", "segment:allowed", "customer_id:required"]);
+    assert_eq!(reasons, ["date_of_birth:type(date %d/%m/%Y)", "segment:allowed", "customer_id:required"]);
 }

@@ -177,23 +177,22 @@ impl Contract {
         Ok(Contract::parse(&path.display().to_string(), &text)?)
     }
 
-    /// Parses and validates contract text; `file` names it in errors.
+    /// Parses and validates contract text; `file` names it in errors. Every problem is
+    /// reported, not the first: a syntax error or an unknown field is recorded and its line
+    /// set aside, and the rest is read again (up to a missing field, which cannot be set
+    /// aside); the contract rules are then checked on what could be read.
     pub fn parse(file: &str, text: &str) -> Result<Contract, ContractError> {
-        let config: PipelineConfig = toml::from_str(text).map_err(|error| ContractError {
-            file: file.to_string(),
-            problems: vec![Problem {
-                line: error.span().map(|span| line_of(text, span.start)),
-                field: String::new(),
-                message: error.message().trim().to_string(),
-            }],
-        })?;
-        let mut checker = Checker { text, problems: Vec::new() };
-        let contract = checker.contract(config);
-        if checker.problems.is_empty() {
-            Ok(contract)
-        } else {
-            Err(ContractError { file: file.to_string(), problems: checker.problems })
+        let (config, mut problems) = read_tolerantly(text);
+        if let Some(config) = config {
+            let mut checker = Checker { text, problems: Vec::new() };
+            let contract = checker.contract(config);
+            problems.extend(checker.problems);
+            if problems.is_empty() {
+                return Ok(contract);
+            }
         }
+        problems.sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
+        Err(ContractError { file: file.to_string(), problems })
     }
 
     /// The dataset a landing key belongs to.
@@ -215,6 +214,54 @@ impl Contract {
     pub fn dataset(&self, name: &str) -> Option<&Dataset> {
         self.datasets.iter().find(|dataset| dataset.name == name)
     }
+}
+
+/// Reads `text` as a contract, recording each syntax error and unknown field with its line
+/// and reading again with that line set aside (blanked, so line numbers stay), until it
+/// reads or a problem cannot be set aside. Returns what could be read, and the problems.
+fn read_tolerantly(text: &str) -> (Option<PipelineConfig>, Vec<Problem>) {
+    const MOST: usize = 50;
+    let mut working = text.to_string();
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut set_aside = false;
+    while problems.len() < MOST {
+        let error = match toml::from_str::<PipelineConfig>(&working) {
+            Ok(config) => return (Some(config), problems),
+            Err(error) => error,
+        };
+        let message = error.message().trim().to_string();
+        let line = error.span().map(|span| line_of(text, span.start));
+        if problems.iter().any(|known| known.line == line && known.message == message) {
+            break;
+        }
+        // A missing field cannot be set aside; after a line was, it may be that line's doing.
+        let missing = message.starts_with("missing field");
+        if missing && set_aside {
+            break;
+        }
+        problems.push(Problem { line, field: String::new(), message: message.clone() });
+        // A syntax error or an unknown field can be set aside (its line blanked); a problem
+        // spanning lines cannot without changing what the rest means.
+        let recoverable =
+            message.starts_with("unknown field") || error.span().is_some_and(|span| !working[span].contains('\n'));
+        let Some(span) = error.span().filter(|_| recoverable && !missing) else {
+            break;
+        };
+        set_aside = true;
+        let (start, end) = line_bounds(&working, span.start);
+        if working[start..end].trim().is_empty() {
+            break;
+        }
+        working.replace_range(start..end, &" ".repeat(end - start));
+    }
+    (None, problems)
+}
+
+/// The byte range of the line holding `offset`, without its newline.
+fn line_bounds(text: &str, offset: usize) -> (usize, usize) {
+    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |at| at + 1);
+    let end = text[start..].find('\n').map_or(text.len(), |at| start + at);
+    (start, end)
 }
 
 /// Whether `text` is a lower-case SQL-safe identifier: `[a-z][a-z0-9_]{0,62}`.

@@ -63,9 +63,14 @@ fn overlapping_patterns_are_reported_as_ambiguous() {
     let text = format!(
         "{MINIMAL}\n[datasets.more]\nmatch = [\"landing/**\"]\n[datasets.more.table]\nname = \"dim_more\"\nkind = \"dimension\"\nnatural_key = [\"id\"]\n[[datasets.more.columns]]\nname = \"id\"\n"
     );
-    let contract = Contract::parse("pipeline.toml", &text).expect("valid");
-    let error = contract.dataset_for_key("landing/x/customers.csv").expect_err("two datasets match");
-    assert_eq!(error.error_type(), "AmbiguousDataset");
+    // Refused when the contract is checked (issue 23.14), no longer only when a key arrives.
+    let problems = problems(&text);
+    assert!(
+        problems
+            .iter()
+            .any(|problem| problem.message.contains("datasets `customers` and `more` both match keys such as")),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -180,4 +185,68 @@ fn identifiers_are_strict() {
     assert!(!is_identifier("a-b"));
     assert!(!is_identifier("drop table x;--"));
     assert!(!is_identifier(&"a".repeat(64)));
+}
+
+/// Issue 23.14, 32.8 and 32.9: every problem is reported, syntax and unknown fields
+/// included; fields of another masking method, two columns of one name, reserved and too
+/// long names, overlapping and never-matching patterns are refused, naming them.
+#[test]
+fn every_problem_is_reported_and_names_that_break_loads_are_refused() {
+    let text = r#"
+[datasets.people]
+match = ["landing/people*.csv"]
+colour = "blue"
+[datasets.people.table]
+name = "dim_person"
+kind = "dimension"
+natural_key = ["id"]
+surprise = 1
+[[datasets.people.columns]]
+name = "id"
+required = maybe
+[[datasets.people.columns]]
+name = "id"
+[[datasets.people.columns]]
+name = "card"
+pii = { method = "partial", prefix = "X-" }
+[[datasets.people.columns]]
+name = "valid_to"
+[[datasets.people.columns]]
+name = "customer_key"
+
+[datasets.more]
+match = ["landing/**/*.csv", "landing/../config/*"]
+[datasets.more.table]
+name = "dim_date"
+kind = "dimension"
+natural_key = ["k"]
+[[datasets.more.columns]]
+name = "k"
+
+[datasets.long]
+match = ["landing/long/*.json"]
+[datasets.long.table]
+name = "dim_a_table_name_that_is_far_too_long_for_the_names_derived_from_it"
+kind = "dimension"
+natural_key = ["k"]
+[[datasets.long.columns]]
+name = "k"
+"#;
+    let error = Contract::parse("pipeline.toml", text).expect_err("refused");
+    let shown = error.to_string();
+    for expected in [
+        "pipeline.toml:4: unknown field `colour`",
+        "pipeline.toml:9: unknown field `surprise`",
+        "pipeline.toml:12:",
+        "two columns are named `id`",
+        "`prefix` applies to `token` only, not to `partial`",
+        "`valid_to` is one of the columns Lakestar keeps history with",
+        "`customer_key` is the form of a surrogate key",
+        "pattern `landing/../config/*` can never match",
+        "`dim_date` is Lakestar's own calendar dimension",
+        "at most 54",
+        "datasets `more` and `people` both match keys such as `landing/peoplex.csv`",
+    ] {
+        assert!(shown.contains(expected), "`{expected}` in:\n{shown}");
+    }
 }

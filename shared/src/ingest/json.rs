@@ -101,7 +101,7 @@ pub fn read_ndjson(
                 let what = if std::str::from_utf8(&line).is_err() {
                     "encoding(invalid UTF-8)".to_string()
                 } else {
-                    format!("json({error})")
+                    format!("json({})", in_file(&error, number))
                 };
                 sink.rejects.push(ParseReject { line: number, reason: format!("parse:{what}"), raw: text })?;
             }
@@ -196,6 +196,18 @@ fn skip_whitespace(reader: &mut Box<dyn BufRead + Send>) -> std::io::Result<Opti
             }
         }
     }
+}
+
+/// A JSON error of one NDJSON line, its position given in the file (serde's is within the
+/// line: `line 2 column 0` for a line cut short at its end).
+fn in_file(error: &serde_json::Error, line: u64) -> String {
+    let text = error.to_string();
+    let message = text.rsplit_once(" at line ").map_or(text.as_str(), |(message, _)| message);
+    let what = match error.classify() {
+        serde_json::error::Category::Eof => "the line ends before its JSON does (a truncated line?)",
+        _ => message,
+    };
+    format!("{what} at line {line} column {}", error.column().max(1))
 }
 
 #[cfg(test)]

@@ -20,11 +20,17 @@ impl Warehouse {
     /// an error naming table and column: nothing is dropped or rewritten. Concurrent callers
     /// are serialised.
     pub async fn ensure_tables(&self, contract: &Contract) -> Result<()> {
+        self.ensure_tables_of(contract, &contract.datasets.iter().collect::<Vec<_>>()).await
+    }
+
+    /// [`Warehouse::ensure_tables`] for `datasets` only (a load touches its own tables and
+    /// those it references, never another dataset's).
+    pub async fn ensure_tables_of(&self, contract: &Contract, datasets: &[&Dataset]) -> Result<()> {
         let mut tx = self.begin().await?;
         tx.lock(&["ddl"]).await?;
         let dialect = tx.dialect();
         tx.execute("creating dim_date", ddl::create_dim_date(dialect), None).await?;
-        for dataset in &contract.datasets {
+        for dataset in datasets {
             ensure_table(&mut tx, dataset, contract).await?;
         }
         tx.commit().await

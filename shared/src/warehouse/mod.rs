@@ -76,7 +76,16 @@ impl Warehouse {
         metrics: impl FnOnce(&BTreeMap<String, TableCounts>) -> Vec<Metric>,
     ) -> Result<BTreeMap<String, TableCounts>> {
         let dataset = contract.dataset(&run.dataset).ok_or_else(|| Error::UnknownDataset { key: run.key.clone() })?;
-        self.ensure_tables(contract).await?;
+        // The run's own table and the dimensions it references: never another dataset's.
+        let mut touched = vec![dataset];
+        touched.extend(
+            dataset
+                .table
+                .references
+                .iter()
+                .filter_map(|reference| contract.datasets.iter().find(|other| other.table.name == reference.dimension)),
+        );
+        self.ensure_tables_of(contract, &touched).await?;
         let started = chrono::Utc::now();
         let mut tx = self.begin().await?;
         let mut tables = BTreeMap::new();

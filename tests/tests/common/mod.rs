@@ -247,6 +247,11 @@ pub async fn snapshot(warehouse: &Warehouse) -> Vec<Vec<Vec<Option<String>>>> {
             .into_iter()
             .map(|(name, _)| format!("CAST(\"{name}\" AS TEXT)"))
             .collect();
+        if columns.is_empty() {
+            // A table no load has made yet (a load makes only its own tables).
+            tables.push(Vec::new());
+            continue;
+        }
         tables
             .push(query_text(warehouse, &format!("SELECT {} FROM {table} ORDER BY {order}", columns.join(", "))).await);
     }

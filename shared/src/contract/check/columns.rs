@@ -131,6 +131,30 @@ impl Checker<'_> {
         {
             self.problem(span, format!("{field}.encoding"), "expected `hex` or `base64url`");
         }
+        // A field of another method's would be ignored: refuse it, naming the method it is for.
+        let method = serde_json::to_value(pii.method).ok().and_then(|value| value.as_str().map(str::to_string));
+        let method = method.unwrap_or_default();
+        for (name, given, for_methods) in [
+            ("encoding", pii.encoding.is_some(), &[PiiMethod::Hash, PiiMethod::EmailHash][..]),
+            ("reveal", pii.reveal.is_some(), &[PiiMethod::Partial][..]),
+            ("prefix", pii.prefix.is_some(), &[PiiMethod::Token][..]),
+            ("to", pii.to.is_some(), &[PiiMethod::Generalize][..]),
+        ] {
+            if given && !for_methods.contains(&pii.method) {
+                let owners: Vec<String> = for_methods
+                    .iter()
+                    .filter_map(|owner| serde_json::to_value(owner).ok()?.as_str().map(|text| format!("`{text}`")))
+                    .collect();
+                self.problem(
+                    span,
+                    format!("{field}.{name}"),
+                    format!(
+                        "`{name}` applies to {} only, not to `{method}`: remove it, or use that method",
+                        owners.join(" and ")
+                    ),
+                );
+            }
+        }
         match pii.method {
             PiiMethod::Hash | PiiMethod::EmailHash | PiiMethod::Redact => {}
             PiiMethod::Partial => {

@@ -67,6 +67,9 @@ impl Checker<'_> {
                     format!("pattern `{pattern}` must start with `landing/`: only that prefix starts executions"),
                 );
             }
+            if let Some(why) = never_matches(pattern) {
+                self.problem(&span, format!("{path}.match"), format!("pattern `{pattern}` can never match: {why}"));
+            }
             match GlobBuilder::new(pattern).literal_separator(true).case_insensitive(true).build() {
                 Ok(glob) => {
                     globs.add(glob);
@@ -122,6 +125,36 @@ impl Checker<'_> {
             if let Some(column) =
                 self.column(&column_path, column.span(), column.get_ref().clone(), config.table.get_ref().kind)
             {
+                if columns.iter().any(|other| other.name == column.name) {
+                    self.problem(
+                        &column_span(&config, index),
+                        format!("{column_path}.name"),
+                        format!("two columns are named `{}`: give each its own name (other spellings of a header are `aliases`)", column.name),
+                    );
+                    continue;
+                }
+                if let Some(other) = columns.iter().find(|other| other.target_name() == column.target_name()) {
+                    self.problem(
+                        &column_span(&config, index),
+                        format!("{column_path}.target"),
+                        format!(
+                            "`{}` and `{}` would both be the star table's column `{}`",
+                            other.name,
+                            column.name,
+                            column.target_name()
+                        ),
+                    );
+                }
+                if let Some(why) = reserved_column(column.target_name()) {
+                    self.problem(
+                        &column_span(&config, index),
+                        format!("{column_path}.name"),
+                        format!(
+                            "`{}` is {why}: name the column otherwise (or give it a `target`)",
+                            column.target_name()
+                        ),
+                    );
+                }
                 for key in &column.header_keys {
                     if let Some(other) = columns.iter().find(|other| other.header_keys.contains(key)) {
                         self.problem(&column_span(&config, index), format!("{column_path}.aliases"), format!("header spelling `{key}` is claimed by both `{}` and `{}`: a header must map to one column", other.name, column.name));
@@ -152,6 +185,30 @@ impl Checker<'_> {
     }
 
     fn cross_dataset(&mut self, datasets: &[Dataset]) {
+        // Two datasets whose patterns can match one key: the key would match neither.
+        for (index, dataset) in datasets.iter().enumerate() {
+            for other in &datasets[index + 1..] {
+                let overlap = dataset
+                    .config
+                    .patterns
+                    .iter()
+                    .map(|pattern| sample_key(pattern))
+                    .find(|key| other.matches(key))
+                    .or_else(|| {
+                        other.config.patterns.iter().map(|pattern| sample_key(pattern)).find(|key| dataset.matches(key))
+                    });
+                if let Some(key) = overlap {
+                    self.problems.push(Problem {
+                        line: None,
+                        field: format!("datasets.{}.match", other.name),
+                        message: format!(
+                            "datasets `{}` and `{}` both match keys such as `{key}`, which then belong to neither: make their `match` patterns exclusive",
+                            dataset.name, other.name
+                        ),
+                    });
+                }
+            }
+        }
         for (index, dataset) in datasets.iter().enumerate() {
             if let Some(other) = datasets[..index].iter().find(|other| other.table.name == dataset.table.name) {
                 self.problems.push(Problem {
@@ -194,4 +251,94 @@ impl Checker<'_> {
 
 fn column_span(config: &DatasetConfig, index: usize) -> Range<usize> {
     config.columns[index].span()
+}
+
+/// Why a star table may not have a column of that name: it is one of Lakestar's own.
+fn reserved_column(name: &str) -> Option<&'static str> {
+    match name {
+        "row_hash" | "type1_hash" | "valid_from" | "valid_to" | "is_current" | "is_inferred" => {
+            Some("one of the columns Lakestar keeps history with in a dimension")
+        }
+        "run_id" | "date_key" => Some("a column Lakestar adds to every star table"),
+        name if name.ends_with("_key") => {
+            Some("the form of a surrogate key (`<stem>_key`), which Lakestar names after dimensions")
+        }
+        _ => None,
+    }
+}
+
+/// Why a dataset may not feed a table of that name: Lakestar's own, or too long for the
+/// names Lakestar derives from it (`<table>_versions`, `<table>_current`).
+pub(super) fn reserved_table(name: &str) -> Option<String> {
+    const LONGEST: usize = 63 - "_versions".len();
+    match name {
+        "dim_date" => Some("Lakestar's own calendar dimension".to_string()),
+        "load_audit" | "quality_metrics" => Some("one of Lakestar's own tables".to_string()),
+        name if name.starts_with("lakestar_") => Some("a name of Lakestar's own tables (`lakestar_…`)".to_string()),
+        name if name.len() > LONGEST => Some(format!(
+            "{} characters long: at most {LONGEST}, so that the names Lakestar derives from it (`{name}_versions`) stay identifiers",
+            name.len()
+        )),
+        _ => None,
+    }
+}
+
+/// A key a glob pattern matches, for telling whether two datasets' patterns overlap: every
+/// wildcard replaced by a plain segment.
+fn sample_key(pattern: &str) -> String {
+    let mut out = String::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => {
+                if chars.peek() == Some(&'*') {
+                    chars.next();
+                }
+                out.push('x');
+            }
+            '?' => out.push('x'),
+            '[' => {
+                let mut first = None;
+                for inner in chars.by_ref() {
+                    if inner == ']' {
+                        break;
+                    }
+                    if first.is_none() && inner != '!' && inner != '^' {
+                        first = Some(inner);
+                    }
+                }
+                out.push(first.unwrap_or('x'));
+            }
+            '{' => {
+                let mut alternative = String::new();
+                let mut taking = true;
+                for inner in chars.by_ref() {
+                    match inner {
+                        '}' => break,
+                        ',' => taking = false,
+                        other if taking => alternative.push(other),
+                        _ => {}
+                    }
+                }
+                out.push_str(&alternative);
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Why a `match` pattern can never match a landing key (`None` when it can).
+fn never_matches(pattern: &str) -> Option<&'static str> {
+    let rest = pattern.strip_prefix("landing/").unwrap_or(pattern);
+    let segments: Vec<&str> = rest.split('/').collect();
+    if segments.iter().any(|segment| *segment == ".." || *segment == ".") {
+        Some("a landing key never holds `.` or `..` segments")
+    } else if rest.is_empty() || rest.ends_with('/') {
+        Some("it names a folder, not the files in it (end it with `*` or a file name)")
+    } else if segments.iter().any(|segment| segment.is_empty()) {
+        Some("a landing key never holds an empty segment (`//`)")
+    } else {
+        None
+    }
 }

@@ -26,6 +26,9 @@ impl Checker<'_> {
                 .to_lowercase(),
             );
         }
+        if let Some(why) = super::reserved_table(&table.name) {
+            self.problem(&span, format!("{path}.name"), format!("`{}` is {why}: name the table otherwise", table.name));
+        }
         if table.natural_key.is_empty() {
             self.problem(
                 &span,

@@ -119,7 +119,12 @@ impl ColumnPlan {
             }),
             reasons: ReasonTexts {
                 required: format!("{name}:required"),
-                type_error: format!("{name}:type({})", type_name(column.data_type)),
+                // A date or timestamp in a format of the contract's says which: the reader of
+                // the quarantine sees what was expected.
+                type_error: match &config.format {
+                    Some(format) => format!("{name}:type({} {format})", type_name(column.data_type)),
+                    None => format!("{name}:type({})", type_name(column.data_type)),
+                },
                 email: format!("{name}:format"),
                 nul: format!("{name}:nul_byte"),
                 regex: format!("{name}:regex"),

@@ -99,7 +99,7 @@ fn date_bounds_are_iso_whatever_the_source_format() {
     );
     assert_eq!(reasons.get(0), "born:min(1900-01-01)");
     assert!(reasons.is_valid(1));
-    assert_eq!(reasons.get(2), "born:type(date)");
+    assert_eq!(reasons.get(2), "born:type(date %d/%m/%Y)", "the format expected");
 }
 
 #[test]
