@@ -1,4 +1,6 @@
-//! `lakestar scan`: the PII leak guard over any Parquet or CSV files, local or in S3.
+//! `lakestar scan`: the PII leak guard over files of any format ingest reads, local or in S3.
+//! A file it cannot read fails the scan: a check of personal data that could not look must
+//! not pass.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,6 +13,7 @@ use lakestar::mask::scan::{self, Finding};
 pub fn scan(target: &str) -> anyhow::Result<ExitCode> {
     let mut hits = 0usize;
     let mut files = 0usize;
+    let mut unreadable = 0usize;
     let mut report = |name: &str, findings: Result<Vec<Finding>, String>| match findings {
         Ok(findings) => {
             files += 1;
@@ -24,7 +27,10 @@ pub fn scan(target: &str) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        Err(error) => eprintln!("{name}: skipped: {error}"),
+        Err(error) => {
+            unreadable += 1;
+            eprintln!("{name}: cannot be scanned: {error}");
+        }
     };
     if let Some(location) = target.strip_prefix("s3://") {
         let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
@@ -35,7 +41,7 @@ pub fn scan(target: &str) -> anyhow::Result<ExitCode> {
                 bucket,
             );
             for key in lake.list(prefix).await? {
-                if !(key.ends_with(".parquet") || key.ends_with(".csv")) {
+                if !scanned(&key) {
                     continue;
                 }
                 let spool = tempfile::tempfile()?;
@@ -53,11 +59,22 @@ pub fn scan(target: &str) -> anyhow::Result<ExitCode> {
         }
     }
     println!("scanned {files} file(s): {hits} column finding(s)");
+    if unreadable > 0 {
+        println!("{unreadable} file(s) could not be scanned (above): the check fails");
+        return Ok(ExitCode::from(2));
+    }
     Ok(if hits == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn scan_file(name: &str, file: std::fs::File) -> Result<Vec<Finding>, String> {
-    if name.ends_with(".parquet") { scan::scan_parquet(file) } else { scan::scan_csv(file) }
+    scan::scan_file(name, file)
+}
+
+/// Whether a file's name is of a format [`scan::scan_file`] reads.
+fn scanned(name: &str) -> bool {
+    let lowered = name.to_ascii_lowercase();
+    let plain = lowered.strip_suffix(".gz").unwrap_or(&lowered);
+    scan::SCANNED.iter().any(|ending| plain.ends_with(ending))
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
@@ -73,7 +90,7 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     for entry in entries {
         if entry.is_dir() {
             collect(&entry, out)?;
-        } else if entry.extension().is_some_and(|extension| extension == "parquet" || extension == "csv") {
+        } else if scanned(&entry.to_string_lossy()) {
             out.push(entry);
         }
     }

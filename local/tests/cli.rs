@@ -318,3 +318,27 @@ fn the_lake_reads_with_pyarrow_and_boto3_through_serve() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Issue 23.15 and 32.6: scan reads every format ingest reads (NDJSON, JSON, gzip among them)
+/// and a file it cannot read fails the scan.
+#[test]
+fn scan_reads_every_format_ingest_reads_and_fails_on_a_file_it_cannot_read() {
+    let dir = tempfile::tempdir().expect("folder");
+    std::fs::write(dir.path().join("people.ndjson"), "{\"id\": 1, \"contact\": {\"email\": \"ann@example.com\"}}\n{\"id\": 2, \"contact\": {\"email\": \"bob@example.org\"}}\n").expect("write");
+    let (code, stdout, _) = lakestar(&["scan", &dir.path().join("people.ndjson").to_string_lossy()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("column `contact_email`: 2 value(s) look like email"), "{stdout}");
+    assert!(!stdout.contains("ann@"), "{stdout}");
+
+    let mut gzipped = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gzipped, b"[{\"card\": \"4111 1111 1111 1111\"}]").expect("gzip");
+    std::fs::write(dir.path().join("cards.json.gz"), gzipped.finish().expect("gzip")).expect("write");
+    let (code, stdout, _) = lakestar(&["scan", &dir.path().join("cards.json.gz").to_string_lossy()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("column `card`: 1 value(s) look like card_number"), "{stdout}");
+
+    std::fs::write(dir.path().join("broken.parquet"), b"PAR1 not really").expect("write");
+    let (code, stdout, stderr) = lakestar(&["scan", &dir.path().join("broken.parquet").to_string_lossy()]);
+    assert_eq!(code, 2, "an unreadable file fails the check: {stdout}{stderr}");
+    assert!(stderr.contains("broken.parquet: cannot be scanned"), "{stderr}");
+}

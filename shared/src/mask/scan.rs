@@ -284,9 +284,12 @@ pub fn scan_parquet(file: std::fs::File) -> Result<Vec<Finding>, String> {
     Ok(findings)
 }
 
-/// Scans every column of a CSV file with a header line.
+/// Scans every column of a CSV file with a header line (its delimiter sniffed).
 pub fn scan_csv(reader: impl std::io::Read) -> Result<Vec<Finding>, String> {
-    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+    let mut reader = std::io::BufReader::new(reader);
+    let head = std::io::BufRead::fill_buf(&mut reader).map_err(|error| error.to_string())?.to_vec();
+    let delimiter = crate::ingest::sniff_delimiter(&head, b'"');
+    let mut csv = csv::ReaderBuilder::new().flexible(true).delimiter(delimiter).from_reader(reader);
     let headers: Vec<String> = csv.headers().map_err(|error| error.to_string())?.iter().map(str::to_string).collect();
     let mut findings = Vec::new();
     for record in csv.records() {
@@ -295,6 +298,82 @@ pub fn scan_csv(reader: impl std::io::Read) -> Result<Vec<Finding>, String> {
             if let Some(kind) = detect(value) {
                 let column = headers.get(index).cloned().unwrap_or_else(|| format!("column_{}", index + 1));
                 add(&mut findings, &column, kind, 1);
+            }
+        }
+    }
+    Ok(findings)
+}
+
+/// The formats [`scan_file`] reads, as file name endings (each also gzipped, `.gz`).
+pub const SCANNED: [&str; 7] = [".csv", ".tsv", ".txt", ".json", ".ndjson", ".jsonl", ".parquet"];
+
+/// Scans a file of any format ingest reads: Parquet (recognised by its first bytes), CSV, a
+/// JSON array or sequence of objects, NDJSON, each possibly gzipped; nested JSON objects as
+/// their `parent_child` columns. A file of another format, or one that cannot be read, is an
+/// error: a check of personal data that could not read a file must not pass it.
+pub fn scan_file(name: &str, mut file: std::fs::File) -> Result<Vec<Finding>, String> {
+    use std::io::{Read, Seek};
+    let mut magic = [0u8; 4];
+    let read = file.read(&mut magic).map_err(|error| error.to_string())?;
+    file.rewind().map_err(|error| error.to_string())?;
+    let lowered = name.to_ascii_lowercase();
+    let plain = lowered.strip_suffix(".gz").unwrap_or(&lowered);
+    if read >= 2 && magic[..2] == [0x1f, 0x8b] {
+        // Decompressed to a scratch file: Parquet needs to seek.
+        let mut scratch = tempfile::tempfile().map_err(|error| error.to_string())?;
+        std::io::copy(&mut flate2::read::MultiGzDecoder::new(file), &mut scratch)
+            .map_err(|error| format!("not a readable gzip stream: {error}"))?;
+        scratch.rewind().map_err(|error| error.to_string())?;
+        return scan_file(plain, scratch);
+    }
+    if read == 4 && &magic == b"PAR1" {
+        return scan_parquet(file);
+    }
+    if plain.ends_with(".parquet") {
+        return Err("named .parquet but not a Parquet file".to_string());
+    }
+    if plain.ends_with(".ndjson") || plain.ends_with(".jsonl") {
+        return scan_json_values(std::io::BufRead::lines(std::io::BufReader::new(file)).enumerate().filter_map(
+            |(index, line)| match line {
+                Ok(line) if line.trim().is_empty() => None,
+                Ok(line) => Some(serde_json::from_str(&line).map_err(|error| format!("line {}: {error}", index + 1))),
+                Err(error) => Some(Err(error.to_string())),
+            },
+        ));
+    }
+    if plain.ends_with(".json") {
+        let mut stream =
+            serde_json::Deserializer::from_reader(std::io::BufReader::new(file)).into_iter::<serde_json::Value>();
+        let values = std::iter::from_fn(move || stream.next().map(|value| value.map_err(|error| error.to_string())));
+        return scan_json_values(values.flat_map(|value| match value {
+            Ok(serde_json::Value::Array(elements)) => elements.into_iter().map(Ok).collect::<Vec<_>>(),
+            other => vec![other],
+        }));
+    }
+    if plain.ends_with(".csv") || plain.ends_with(".tsv") || plain.ends_with(".txt") {
+        return scan_csv(file);
+    }
+    Err(format!("not a format scan reads: use one of {}, optionally gzipped", SCANNED.join(" ")))
+}
+
+/// Scans JSON values: each object's fields (nested ones flattened), arrays of strings too.
+fn scan_json_values(values: impl Iterator<Item = Result<serde_json::Value, String>>) -> Result<Vec<Finding>, String> {
+    let mut findings = Vec::new();
+    for value in values {
+        let value = value?;
+        let serde_json::Value::Object(object) = value else { continue };
+        for (column, text) in crate::ingest::flatten(&object) {
+            let Some(text) = text else { continue };
+            let candidates: Vec<String> = match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Array(items)) => {
+                    items.into_iter().filter_map(|item| item.as_str().map(str::to_string)).collect()
+                }
+                _ => vec![text],
+            };
+            for candidate in candidates {
+                if let Some(kind) = detect(&candidate) {
+                    add(&mut findings, &column, kind, 1);
+                }
             }
         }
     }
