@@ -122,6 +122,10 @@ pub async fn ingest(lake: &Lake, contract: &Contract, run: &RunDescriptor) -> Re
     output.archive = lake::archive_key(run);
     lake.copy(&run.key, run.version.as_deref(), &output.archive).await?;
     output.duration_ms = started.elapsed().as_millis() as u64;
+    if !output.drift.added.is_empty() || !output.drift.missing.is_empty() {
+        // Column names only, never values.
+        tracing::warn!(run = %run.id, dataset = %run.dataset, added = ?output.drift.added, missing = ?output.drift.missing, "Schema drift: the file's columns differ from the contract's.");
+    }
     tracing::info!(
         run = %run.id,
         rows = output.rows,
