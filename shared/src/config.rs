@@ -42,6 +42,12 @@ pub const FUNCTION_MEMORY: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 pub const FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 /// A stage whose handler fails on a run's first attempt (the offline stack; a testing aid).
 pub const FAULT: &str = "LAKESTAR_FAULT";
+/// The functions' log level, set by Lambda from the function's logging configuration.
+pub const LAMBDA_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
+/// The functions' log format (`JSON` or `Text`), set by Lambda.
+pub const LAMBDA_LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
+/// The functions' log filter when Lambda sets no level (e.g. `info`, `lakestar=debug`).
+pub const RUST_LOG: &str = "RUST_LOG";
 /// The log filter of the `lakestar` command (e.g. `info`, `lakestar=debug`).
 pub const LOG: &str = "LAKESTAR_LOG";
 /// A stage whose Task waits a minute before it runs (the offline stack; a testing aid for
@@ -96,6 +102,15 @@ pub const VARIABLES: &[Variable] = &[
         doc: "The `lakestar` command's log filter, e.g. `info` or `lakestar=debug`. Default `warn`.",
     },
     Variable {
+        name: LAMBDA_LOG_LEVEL,
+        doc: "Set by Lambda: the functions' log level (`DEBUG` shows each load step's time).",
+    },
+    Variable {
+        name: LAMBDA_LOG_FORMAT,
+        doc: "Set by Lambda: `JSON` (the template's) or `Text` (then without colour codes).",
+    },
+    Variable { name: RUST_LOG, doc: "The functions' log filter when Lambda sets no level. The template sets `info`." },
+    Variable {
         name: TEST_PAUSE_IN,
         doc: "The offline stack: the Task state of that name (e.g. `Mask`) waits a minute before it runs, so that a test can stop a run inside an execution (a testing aid).",
     },
@@ -136,6 +151,10 @@ pub struct Environment {
     pub log: Option<String>,
     /// [`TEST_PAUSE_IN`].
     pub test_pause_in: Option<String>,
+    /// [`LAMBDA_LOG_LEVEL`], else [`RUST_LOG`].
+    pub function_log_level: Option<String>,
+    /// Whether [`LAMBDA_LOG_FORMAT`] is `JSON`.
+    pub function_log_json: bool,
 }
 
 impl Environment {
@@ -165,6 +184,8 @@ impl Environment {
             fault: text(FAULT),
             log: text(LOG),
             test_pause_in: text(TEST_PAUSE_IN),
+            function_log_level: text(LAMBDA_LOG_LEVEL).or_else(|| text(RUST_LOG)),
+            function_log_json: text(LAMBDA_LOG_FORMAT).is_some_and(|format| format.eq_ignore_ascii_case("json")),
         }
     }
 

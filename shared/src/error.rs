@@ -305,6 +305,22 @@ impl Error {
     }
 }
 
+/// An error and its sources as one sentence (`dispatch failure: io error: connection
+/// refused`): each message once, never the `Debug` dump that the SDK's own context display
+/// appends.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&dyn std::error::Error> = Some(error);
+    while let Some(error) = current {
+        let text = error.to_string();
+        if !text.is_empty() && !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+        current = error.source();
+    }
+    parts.join(": ")
+}
+
 /// ` to <target>` when the target is known.
 fn target_suffix(target: &str) -> String {
     if target.is_empty() { String::new() } else { format!(" ({target})") }

@@ -19,4 +19,4 @@ pub mod types;
 pub mod validate;
 pub mod warehouse;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, error_chain};

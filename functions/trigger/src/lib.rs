@@ -3,7 +3,7 @@
 //! nothing new.
 
 use aws_sdk_sfn::Client;
-use aws_sdk_sfn::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
 use lakestar::Error;
 use lakestar::config::Environment;
 use lakestar::contract::Contract;
@@ -163,10 +163,5 @@ fn step_functions_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
         }
         _ => true,
     };
-    Error::StepFunctions {
-        operation,
-        run: run.to_string(),
-        transient,
-        message: DisplayErrorContext(&error).to_string(),
-    }
+    Error::StepFunctions { operation, run: run.to_string(), transient, message: lakestar::error_chain(&error) }
 }

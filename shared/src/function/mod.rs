@@ -4,6 +4,8 @@
 //! failure is a named error the state machine can retry or report. The function crates'
 //! `main` is one call: [`serve_stage`].
 
+#[cfg(feature = "embedded-s3")]
+pub mod runtime_api;
 mod sources;
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
@@ -174,9 +176,16 @@ pub fn diagnostic(error: Error) -> Diagnostic {
     Diagnostic::from(error)
 }
 
-/// Initialises logging as Lambda expects (`AWS_LAMBDA_LOG_LEVEL`, `AWS_LAMBDA_LOG_FORMAT`).
+/// Initialises logging as Lambda expects: the level from `AWS_LAMBDA_LOG_LEVEL` (else
+/// `RUST_LOG`, else info), JSON lines when `AWS_LAMBDA_LOG_FORMAT` is `JSON`, and in text
+/// format no colour codes (CloudWatch shows them as garbage).
 pub fn init_logging() {
-    lambda_runtime::tracing::init_default_subscriber();
+    let environment = Environment::get();
+    let level = environment.function_log_level.clone().unwrap_or_else(|| "info".to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(level.to_ascii_lowercase())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_target(false).without_time().with_ansi(false).with_env_filter(filter);
+    let _ = if environment.function_log_json { builder.json().try_init() } else { builder.try_init() };
 }
 
 /// A stage function's whole `main`: logging, the function from the environment, the runtime.

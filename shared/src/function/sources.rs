@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use aws_sdk_s3::error::DisplayErrorContext;
 use tokio::sync::Mutex;
 
 use crate::config::Environment;
@@ -70,7 +69,12 @@ impl ContractSource {
                 cached.clone().ok_or_else(|| Error::Internal("the contract was not kept".to_string()))
             }
             ContractSource::S3 { lake, key, cached } => {
-                let etag = lake.etag(key).await?;
+                let Some(etag) = lake.etag(key).await? else {
+                    return Err(Error::Configuration(format!(
+                        "there is no contract at s3://{bucket}/{key}: upload it (`aws s3 cp pipeline.toml s3://{bucket}/{key}`), then re-drive",
+                        bucket = lake.bucket()
+                    )));
+                };
                 let mut cached = cached.lock().await;
                 if let Some((known, contract)) = cached.as_ref()
                     && *known == etag
@@ -186,7 +190,7 @@ impl WarehouseSource {
                         target: format!("secret {secret_id}"),
                         step: "reading the database secret".to_string(),
                         sqlstate: None,
-                        message: DisplayErrorContext(&error).to_string(),
+                        message: crate::error_chain(&error),
                     }
                 })?;
                 let text = secret.secret_string().ok_or_else(|| {

@@ -111,7 +111,7 @@ impl EmbeddedS3 {
             operation: "CreateBucket",
             bucket: bucket.to_string(),
             key: String::new(),
-            message: aws_sdk_s3::error::DisplayErrorContext(error).to_string(),
+            message: crate::error_chain(&error),
         })?;
         Ok(())
     }

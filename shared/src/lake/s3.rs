@@ -1,7 +1,6 @@
 //! S3 calls shared by the stages, with errors that name the operation, bucket and key.
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use tokio::io::AsyncRead;
@@ -40,12 +39,7 @@ impl Lake {
     }
 
     fn error(&self, operation: &'static str, key: &str, error: impl std::error::Error) -> Error {
-        Error::S3 {
-            operation,
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            message: DisplayErrorContext(error).to_string(),
-        }
+        Error::S3 { operation, bucket: self.bucket.clone(), key: key.to_string(), message: crate::error_chain(&error) }
     }
 
     /// A streaming reader over an object (a given version of it, when `version` is set).
@@ -62,17 +56,14 @@ impl Lake {
         Ok(output.body.into_async_read())
     }
 
-    /// The object's ETag (one `HeadObject`): whether it changed since it was last read.
-    pub async fn etag(&self, key: &str) -> Result<String> {
-        let output = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|error| self.error("HeadObject", key, error))?;
-        Ok(output.e_tag().unwrap_or_default().to_string())
+    /// The object's ETag (one `HeadObject`): whether it changed since it was last read;
+    /// `None` when there is no such object.
+    pub async fn etag(&self, key: &str) -> Result<Option<String>> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(output) => Ok(Some(output.e_tag().unwrap_or_default().to_string())),
+            Err(aws_sdk_s3::error::SdkError::ServiceError(error)) if error.err().is_not_found() => Ok(None),
+            Err(error) => Err(self.error("HeadObject", key, error)),
+        }
     }
 
     /// Streams an object into a local file (Parquet needs random access to read).
@@ -340,7 +331,7 @@ impl MultipartWriter {
             let request =
                 lake.client.abort_multipart_upload().bucket(&lake.bucket).key(&self.key).upload_id(upload_id).send();
             if let Err(error) = self.handle.block_on(request) {
-                tracing::warn!(key = %self.key, error = %DisplayErrorContext(error), "Could not abort a multipart upload.");
+                tracing::warn!(key = %self.key, error = %crate::error_chain(&error), "Could not abort a multipart upload.");
             }
         }
     }

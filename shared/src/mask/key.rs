@@ -81,7 +81,7 @@ impl MaskingKey {
         let output = client.get_secret_value().secret_id(secret_id).send().await.map_err(|error| {
             Error::Configuration(format!(
                 "cannot read the masking key secret `{secret_id}`: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(error)
+                crate::error_chain(&error)
             ))
         })?;
         let text = output
