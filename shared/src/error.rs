@@ -275,8 +275,11 @@ impl Error {
             other => (None, None, other.to_string()),
         };
         let transient = match &error {
+            // Connection trouble (08), serialization failures and deadlocks (40), resources (53),
+            // a server stopping or starting (57), and authentication (28: the managed secret
+            // rotates; the load re-reads it and tries again before the state machine does).
             sqlx::Error::Database(_) => sqlstate.as_deref().is_some_and(|code| {
-                ["08", "40", "53", "57"].iter().any(|class| code.starts_with(class)) || code == "5" || code == "6"
+                ["08", "28", "40", "53", "57"].iter().any(|class| code.starts_with(class)) || code == "5" || code == "6"
             }),
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
@@ -291,6 +294,30 @@ impl Error {
         } else {
             Error::WarehouseLoad { step: step.to_string(), table, sqlstate, message }
         }
+    }
+
+    /// A failure to connect to the warehouse `target` (never with credentials), classified as
+    /// [`Error::database`] classifies, with the target named.
+    pub(crate) fn connecting(target: &str, error: sqlx::Error) -> Self {
+        match Error::database("connecting", error) {
+            Error::WarehouseUnavailable { step, sqlstate, message, .. } => {
+                Error::WarehouseUnavailable { target: target.to_string(), step, sqlstate, message }
+            }
+            Error::WarehouseLoad { step, sqlstate, message, .. } => {
+                Error::WarehouseUnavailable { target: target.to_string(), step, sqlstate, message }
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the warehouse refused the credentials (SQLSTATE class 28): the secret may have
+    /// rotated since it was read.
+    pub fn is_authentication_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::WarehouseUnavailable { sqlstate: Some(code), .. } | Error::WarehouseLoad { sqlstate: Some(code), .. }
+                if code.starts_with("28")
+        )
     }
 
     /// A load step's failure that is not the database's (a helper thread, a stream that does

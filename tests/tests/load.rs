@@ -742,3 +742,98 @@ fn the_sample_load_event_is_the_state_the_load_stage_reads() {
     assert!(masked.tables.contains_key("dim_customer"), "{:?}", masked.tables);
     assert!(masked.manifest.starts_with("curated/_manifests/dim_customer/run="), "{}", masked.manifest);
 }
+
+/// Issue 24.5: the RDS-managed secret rotates every 7 days. When the warehouse refuses the
+/// credentials (SQLSTATE 28P01), the load reads the secret again, connects again and tries
+/// once more: changing the role's password and the secret mid-run loses nothing.
+#[tokio::test]
+async fn a_rotated_database_password_is_read_again_and_the_load_goes_on() {
+    use lakestar::function::{ContractSource, Resources, StageFunction, WarehouseSource};
+    let (database, _) = PostgresDatabase::create().await;
+    let name = database.name().to_string();
+    let admin = sqlx::PgPool::connect(common::ADMIN_URL).await.expect("admin");
+    let exec = |statement: String| {
+        let admin = admin.clone();
+        async move { sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&admin).await.expect("admin statement") }
+    };
+    exec(
+        "DO $$ BEGIN CREATE ROLE lakestar_rotation LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+            .to_string(),
+    )
+    .await;
+    exec("ALTER ROLE lakestar_rotation PASSWORD 'first-password'".to_string()).await;
+    exec(format!("ALTER DATABASE \"{name}\" OWNER TO lakestar_rotation")).await;
+    let wrong = format!("postgres://lakestar_rotation:not-the-password@127.0.0.1:5432/{name}");
+    assert!(
+        sqlx::PgPool::connect(&wrong).await.is_err(),
+        "the role must give its password: run .ci/postgres-password-role.sh (bash .ci/run does)"
+    );
+
+    let moto = Moto::start();
+    let config = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+        .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new("t", "t", None, None, "t"))
+        .build();
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(config);
+    let secret = |password: &str| {
+        serde_json::json!({"username": "lakestar_rotation", "password": password, "host": "127.0.0.1", "port": 5432, "dbname": name})
+            .to_string()
+    };
+    secrets.create_secret().name("rds-master").secret_string(secret("first-password")).send().await.expect("secret");
+
+    // The pipeline's own warehouse is not used: the load's comes from the secret.
+    let scratch = tempfile::tempdir().expect("folder");
+    let pipeline = Pipeline::new(sqlite(&scratch).await).await;
+    let context = lakestar::stage::StageContext::new(pipeline.lake.lake.clone(), pipeline.contract.clone());
+    let source = WarehouseSource::Secret {
+        client: secrets.clone(),
+        secret_id: "rds-master".to_string(),
+        environment: Box::new(lakestar::config::Environment::default()),
+        cached: Default::default(),
+    };
+    let resources =
+        Resources::new(pipeline.lake.lake.clone(), ContractSource::Fixed(pipeline.contract.clone()), &context)
+            .with_warehouse(source);
+    let load = StageFunction::with_resources(lakestar::stage::Stage::Load, resources);
+    let invoke = |state: serde_json::Value| load.handle(LambdaEvent::new(state, Default::default()));
+
+    let first = pipeline
+        .prepare(
+            "customers",
+            "landing/2024-01-01/customers.csv",
+            &example_file("2024-01-01/customers.csv"),
+            "2024-01-01T02:00:00Z",
+        )
+        .await;
+    invoke(first).await.expect("the first load, with the first password");
+
+    // The secret rotates: new password, the old connections gone.
+    exec("ALTER ROLE lakestar_rotation PASSWORD 'second-password'".to_string()).await;
+    secrets
+        .put_secret_value()
+        .secret_id("rds-master")
+        .secret_string(secret("second-password"))
+        .send()
+        .await
+        .expect("rotated");
+    exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'lakestar_rotation'".to_string())
+        .await;
+
+    let second = pipeline
+        .prepare(
+            "customers",
+            "landing/2024-01-02/customers.csv",
+            &example_file("2024-01-02/customers.csv"),
+            "2024-01-02T02:00:00Z",
+        )
+        .await;
+    let output = invoke(second).await.expect("the load after the rotation, with the secret read again");
+    assert!(output.into_load().is_ok());
+    drop(load);
+    let check = Warehouse::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await.expect("pg");
+    let versions = query_text(&check, "SELECT CAST(COUNT(*) AS TEXT) FROM dim_customer").await;
+    assert_eq!(versions, [vec![Some("9".to_string())]], "both deliveries loaded");
+    database.drop_database(check).await;
+}

@@ -341,3 +341,16 @@ async fn postgres_binary_copy_falls_back_to_csv_for_other_types_and_names_a_valu
     assert_eq!(left, vec![vec![Some("0".to_string())]], "nothing of the failed copy stays");
     every_type.database.drop_database(every_type.warehouse).await;
 }
+
+/// Issue 32.5: a warehouse that is down fails the attempt quickly, naming the target (never
+/// the password), as WarehouseUnavailable, which the state machine retries with backoff.
+#[tokio::test]
+async fn a_warehouse_that_is_down_fails_fast_naming_its_target() {
+    let started = std::time::Instant::now();
+    let error = Warehouse::connect("postgres://loader:s3cret@127.0.0.1:1/lakestar").await.expect_err("down");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert_eq!(error.error_type(), "WarehouseUnavailable");
+    let message = error.to_string();
+    assert!(message.contains("postgres://127.0.0.1:1/lakestar"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+}

@@ -60,6 +60,12 @@ impl Resources {
         }
     }
 
+    /// The same resources with the warehouse from `warehouse` (a secret, a URL).
+    pub fn with_warehouse(mut self, warehouse: WarehouseSource) -> Resources {
+        self.warehouse = warehouse;
+        self
+    }
+
     /// Resources given outright (the offline stack and tests).
     pub fn fixed(context: StageContext) -> Resources {
         Resources {
@@ -165,9 +171,22 @@ impl StageFunction {
             error_type: error_type.clone(),
             error_message: error_message.clone(),
         })?;
-        let context = resources.context().await.map_err(diagnostic)?;
         let state = crate::state::State::from_value(event.payload).map_err(diagnostic)?;
-        self.stage.run(&context, &state).await.map_err(diagnostic)
+        let outcome = match resources.context().await {
+            Ok(context) => self.stage.run(&context, &state).await,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            // The warehouse refused the credentials: the managed secret rotated since it was
+            // read. Read it again, connect again, and try once more (the stage is idempotent).
+            Err(error) if error.is_authentication_failure() => {
+                tracing::warn!(stage = %self.stage, run = %state.run.id, "The warehouse refused the credentials; reading the secret again.");
+                resources.warehouse.invalidate().await;
+                let context = resources.context().await.map_err(diagnostic)?;
+                self.stage.run(&context, &state).await.map_err(diagnostic)
+            }
+            outcome => outcome.map_err(diagnostic),
+        }
     }
 }
 

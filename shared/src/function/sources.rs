@@ -181,6 +181,18 @@ impl WarehouseSource {
         Ok(Some(warehouse))
     }
 
+    /// Forgets the pool (its connections close when the last clone is dropped): the next
+    /// [`WarehouseSource::current`] connects again, reading the secret again.
+    pub async fn invalidate(&self) {
+        let (WarehouseSource::Url { cached, .. } | WarehouseSource::Secret { cached, .. }) = self else {
+            return;
+        };
+        let forgotten = cached.lock().await.take();
+        if let Some(Warehouse::Postgres(pool)) = forgotten {
+            pool.close().await;
+        }
+    }
+
     async fn connect(&self) -> Result<Warehouse> {
         match self {
             WarehouseSource::Url { url, .. } => Warehouse::connect(url).await,

@@ -7,6 +7,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use super::Warehouse;
 use crate::{Error, Result};
 
+/// How long a connection may take: a warehouse that is down fails the attempt quickly, and the
+/// state machine's backoff does the waiting (the pool's default, 30 s an attempt, made one
+/// execution take minutes to fail).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A failure to reach the warehouse `target` (never with credentials).
 fn unavailable(target: &str, step: &str, error: impl std::fmt::Display) -> Error {
     Error::WarehouseUnavailable {
@@ -14,6 +19,20 @@ fn unavailable(target: &str, step: &str, error: impl std::fmt::Display) -> Error
         step: step.to_string(),
         sqlstate: None,
         message: error.to_string(),
+    }
+}
+
+/// A URL as errors show it: without the password it may hold.
+fn redacted(url: &str) -> String {
+    match url
+        .split_once("://")
+        .and_then(|(scheme, rest)| rest.split_once('@').map(|(credentials, host)| (scheme, credentials, host)))
+    {
+        Some((scheme, credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_string(),
     }
 }
 
@@ -27,15 +46,16 @@ impl Warehouse {
     /// then applies Lakestar's migrations.
     pub async fn connect(url: &str) -> Result<Warehouse> {
         let warehouse = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options: sqlx::postgres::PgConnectOptions = url
-                .parse()
-                .map_err(|error| Error::Configuration(format!("`{url}` is not a PostgreSQL URL: {error}")))?;
+            let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|error| {
+                Error::Configuration(format!("`{}` is not a PostgreSQL URL: {error}", redacted(url)))
+            })?;
             let target = postgres_target(&options);
             let pool = PgPoolOptions::new()
                 .max_connections(4)
+                .acquire_timeout(CONNECT_TIMEOUT)
                 .connect_with(tuned(options))
                 .await
-                .map_err(|error| unavailable(&target, "connecting to PostgreSQL", error))?;
+                .map_err(|error| Error::connecting(&target, error))?;
             Warehouse::Postgres(pool)
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             let options = SqliteConnectOptions::new()
@@ -50,7 +70,8 @@ impl Warehouse {
             Warehouse::Sqlite(pool)
         } else {
             return Err(Error::Configuration(format!(
-                "`{url}` is not a warehouse URL: use postgres://user@host/db or sqlite://path/to/warehouse.db"
+                "`{}` is not a warehouse URL: use postgres://user@host/db or sqlite://path/to/warehouse.db",
+                redacted(url)
             )));
         };
         warehouse.migrate().await?;
@@ -63,9 +84,10 @@ impl Warehouse {
         let target = postgres_target(&options);
         let pool = PgPoolOptions::new()
             .max_connections(2)
+            .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(tuned(options))
             .await
-            .map_err(|error| unavailable(&target, "connecting to PostgreSQL", error))?;
+            .map_err(|error| Error::connecting(&target, error))?;
         let warehouse = Warehouse::Postgres(pool);
         warehouse.migrate().await?;
         Ok(warehouse)

@@ -173,6 +173,11 @@ impl PostgresDatabase {
         (PostgresDatabase { name }, url)
     }
 
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Drops the database, whoever still holds connections to it.
     pub async fn drop_database_by_name(self) {
         let admin = sqlx::PgPool::connect(ADMIN_URL).await.expect("admin connection");
