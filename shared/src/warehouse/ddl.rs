@@ -94,6 +94,7 @@ pub fn table_columns(dataset: &Dataset, contract: &Contract, dialect: Dialect) -
         columns.push(column("valid_to", timestamp));
         columns.push(column("is_current", boolean));
         columns.push(column("is_inferred", boolean));
+        columns.push(column("type1_from", timestamp));
     }
     columns.push(column("run_id", "TEXT"));
     Ok(columns)

@@ -35,13 +35,15 @@ const KEYS: &str = "lakestar_keys";
 const PLAN: &str = "lakestar_plan";
 
 /// Columns of the plan table besides the data columns (named so no contract column clashes).
-const PLAN_COLUMNS: [&str; 6] = [
+const PLAN_COLUMNS: [&str; 8] = [
     "lakestar_key",
     "lakestar_row",
     "lakestar_action",
     "lakestar_valid_from",
     "lakestar_valid_to",
     "lakestar_is_current",
+    "lakestar_type1_from",
+    "lakestar_copy_of",
 ];
 
 /// The most rows a dimension load holds in memory: a delivery's curated batches are kept from
@@ -153,14 +155,9 @@ struct PlanCounts {
 impl Planned {
     /// Plans the merge; then each staged row's hashes by its number, for the rows the plan writes.
     fn of(staged: Vec<Staged>, existing: scd::Existing, max_key: i64) -> Planned {
-        let existed: Vec<bool> = staged.iter().map(|row| existing.contains_key(&row.natural_key)).collect();
-        let scd::Plan { rows, inserted, updated, type1, unchanged, completed } = scd::plan(&staged, existing, max_key);
-        let mut history_changed = FastSet::default();
-        for row in rows.iter().filter(|row| row.action != scd::Action::Type1) {
-            if let Some(index) = row.row.map(|row| row as usize).filter(|&index| existed.get(index) == Some(&true)) {
-                history_changed.insert(staged[index].natural_key.clone());
-            }
-        }
+        let scd::Plan { rows, inserted, updated, type1, unchanged, completed, closed, reshaped } =
+            scd::plan(&staged, existing, max_key);
+        let history_changed: FastSet = reshaped.into_iter().collect();
         let mut hashes = vec![(0, 0); staged.len()];
         for row in staged {
             if let Some(slot) = hashes.get_mut(row.row as usize) {
@@ -169,9 +166,9 @@ impl Planned {
         }
         let (inserts, changes): (Vec<scd::PlanRow>, Vec<scd::PlanRow>) =
             rows.into_iter().partition(|row| row.action == scd::Action::Insert);
-        let new_versions = (inserts.len() as u64).saturating_sub(inserted);
-        let closed_versions =
-            changes.iter().filter(|row| row.action == scd::Action::Update && row.row.is_none()).count() as u64;
+        let copies = changes.iter().filter(|row| row.action == scd::Action::Copy).count() as u64;
+        let new_versions = (inserts.len() as u64 + copies).saturating_sub(inserted);
+        let closed_versions = closed;
         let counts = PlanCounts { inserted, updated, type1, unchanged, new_versions, closed_versions, completed };
         Planned { inserts, changes, hashes, counts, history_changed }
     }
@@ -322,6 +319,8 @@ impl<'a> DimensionLoad<'a> {
             format!("\"lakestar_valid_from\" {}", sql.timestamp_type()),
             format!("\"lakestar_valid_to\" {}", sql.timestamp_type()),
             format!("\"lakestar_is_current\" {}", sql.boolean_type()),
+            format!("\"lakestar_type1_from\" {}", sql.timestamp_type()),
+            format!("\"lakestar_copy_of\" {}", sql.key_type()),
         ];
         definitions.extend(self.names.data.iter().zip(data).map(|(name, quoted_name)| self.typed(name, quoted_name)));
         let hash_type = ddl::hash_type(sql.dialect);
@@ -333,6 +332,7 @@ impl<'a> DimensionLoad<'a> {
         plan_columns.push("\"row_hash\"".to_string());
         plan_columns.push("\"type1_hash\"".to_string());
         // Versions whose validity alone changes need no curated columns.
+        let copies = changes.iter().any(|row| row.action == scd::Action::Copy);
         let (with_rows, validity): (Vec<scd::PlanRow>, Vec<scd::PlanRow>) =
             changes.into_iter().partition(|row| row.row.is_some());
         let validity: Vec<StageBatch> = validity
@@ -352,7 +352,7 @@ impl<'a> DimensionLoad<'a> {
         }
         steps.done("staged the changes", count);
         let target = Target { table: &self.table, key: &self.key, data, type1: &self.type1 };
-        let type1_updated = apply_changes(tx, sql, &target, any_type1, self.run_id).await?;
+        let type1_updated = apply_changes(tx, sql, &target, any_type1, copies, self.run_id).await?;
         tx.drop_temp(&[PLAN]).await?;
         Ok(type1_updated)
     }
@@ -379,7 +379,7 @@ impl<'a> DimensionLoad<'a> {
         let mut columns = vec![self.key.clone()];
         columns.extend(self.data.iter().cloned());
         columns.extend(
-            ["row_hash", "type1_hash", "valid_from", "valid_to", "is_current", "is_inferred", "run_id"]
+            ["row_hash", "type1_hash", "valid_from", "valid_to", "is_current", "is_inferred", "run_id", "type1_from"]
                 .map(|name| format!("\"{name}\"")),
         );
         let layout = Layout::Table { run_id: self.run_id.to_string() };

@@ -30,6 +30,7 @@ pub(super) fn plan_cells(rows: &[scd::PlanRow]) -> Vec<Cells> {
         scd::Action::Insert => "insert",
         scd::Action::Update => "update",
         scd::Action::Type1 => "type1",
+        scd::Action::Copy => "copy",
     };
     vec![
         Cells::Integers(rows.iter().map(|row| Some(row.key)).collect()),
@@ -38,6 +39,8 @@ pub(super) fn plan_cells(rows: &[scd::PlanRow]) -> Vec<Cells> {
         Cells::Instants(rows.iter().map(|row| Some(row.valid_from)).collect()),
         Cells::Instants(rows.iter().map(|row| row.valid_to).collect()),
         flags(rows.iter().map(|row| row.is_current)),
+        Cells::Instants(rows.iter().map(|row| Some(row.type1_from)).collect()),
+        Cells::Integers(rows.iter().map(|row| row.copy_of).collect()),
     ]
 }
 
@@ -246,6 +249,7 @@ impl PlannedRows {
                 flags(rows.iter().map(|row| row.0.is_current)),
                 Cells::Constant(Some("0".to_string())),
                 Cells::Constant(Some(run_id.clone())),
+                Cells::Instants(rows.iter().map(|row| Some(row.0.type1_from)).collect()),
             ]);
         }
         Ok(StageBatch { columns, rows: rows.len() })
@@ -313,6 +317,8 @@ mod tests {
             valid_from: 0,
             valid_to: None,
             is_current: true,
+            type1_from: 0,
+            copy_of: None,
         };
         let rows = vec![planned(1, 1), planned(3, 2), planned(0, 3)];
         let hashes = vec![(7, 9); 5];

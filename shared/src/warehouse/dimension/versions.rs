@@ -25,10 +25,11 @@ pub(super) async fn read_versions(
     select.extend(["d.\"row_hash\"", "d.\"type1_hash\"", "d.\"valid_from\"", "d.\"valid_to\""].map(str::to_string));
     select.push(sql.flag_integer("d.\"is_current\""));
     select.push(sql.flag_integer("d.\"is_inferred\""));
+    select.push("d.\"type1_from\"".to_string());
     let mut kinds = vec![Kind::Integer];
     kinds.extend(std::iter::repeat_n(Kind::Text, width));
     kinds.extend([Kind::Hash, Kind::Hash]);
-    kinds.extend([Kind::Instant, Kind::Instant, Kind::Integer, Kind::Integer]);
+    kinds.extend([Kind::Instant, Kind::Instant, Kind::Integer, Kind::Integer, Kind::Instant]);
     let mut statement = format!("SELECT {} FROM {table} d", select.join(", "));
     if staged {
         statement.push_str(&where_staged(KEYS, natural_key));
@@ -39,14 +40,18 @@ pub(super) async fn read_versions(
         let mut next = || values.next().unwrap_or(Value::Text(None));
         let key = next().integer().unwrap_or_default();
         let natural = natural_text((0..width).map(|_| next()));
+        let (hash, type1_hash) = (next().hash(), next().hash());
+        let valid_from = next().micros().unwrap_or(INFERRED_FROM_MICROS);
         let version = Version {
             key,
-            hash: next().hash(),
-            type1_hash: next().hash(),
-            valid_from: next().micros().unwrap_or(INFERRED_FROM_MICROS),
+            hash,
+            type1_hash,
+            valid_from,
             valid_to: next().micros(),
             is_current: next().integer() == Some(1),
             is_inferred: next().integer() == Some(1),
+            // A row written before the warehouse kept it: its columns are as old as the version.
+            type1_from: next().micros().unwrap_or(valid_from),
         };
         existing.entry(natural).or_default().push(version);
     })
@@ -63,23 +68,43 @@ pub(super) struct Target<'a> {
     pub(super) type1: &'a [String],
 }
 
-/// Applies the staged changes in [`PLAN`]: validity first (closing current versions before
-/// new ones open), then rewritten versions, then type 1 overwrites where a column differs.
-/// Returns the rows whose type 1 columns changed.
+/// Applies the staged changes in [`PLAN`]: copies of versions a back-dated change splits
+/// (before their validity changes), validity (closing current versions before new ones open),
+/// rewritten versions, then type 1 overwrites where a column differs. Returns the rows whose
+/// type 1 columns changed.
 pub(super) async fn apply_changes(
     tx: &mut Tx,
     sql: &Sql,
     target: &Target<'_>,
     any_type1: bool,
+    copies: bool,
     run_id: &str,
 ) -> Result<u64> {
     let Target { table, key, data, type1 } = *target;
     let target = |column: &str| format!("{table}.{column}");
     let is_key = format!("{} = p.\"lakestar_key\"", target(key));
+    if copies {
+        let copied: Vec<String> = data.iter().map(|column| format!("d.{column}")).collect();
+        tx.execute(
+            "copying versions split by a back-dated change",
+            format!(
+                "INSERT INTO {table} ({key}, {columns}, \"row_hash\", \"type1_hash\", \"valid_from\", \"valid_to\", \
+                 \"is_current\", \"is_inferred\", \"type1_from\", \"run_id\") \
+                 SELECT p.\"lakestar_key\", {copied}, d.\"row_hash\", d.\"type1_hash\", p.\"lakestar_valid_from\", \
+                 p.\"lakestar_valid_to\", p.\"lakestar_is_current\", d.\"is_inferred\", p.\"lakestar_type1_from\", $1 \
+                 FROM {PLAN} p JOIN {table} d ON d.{key} = p.\"lakestar_copy_of\" WHERE p.\"lakestar_action\" = 'copy'",
+                columns = data.join(", "),
+                copied = copied.join(", "),
+            ),
+            Some(run_id),
+        )
+        .await?;
+    }
     tx.execute(
         "closing versions",
         format!(
-            "UPDATE {table} SET \"valid_to\" = p.\"lakestar_valid_to\", \"is_current\" = p.\"lakestar_is_current\" \
+            "UPDATE {table} SET \"valid_from\" = p.\"lakestar_valid_from\", \"valid_to\" = p.\"lakestar_valid_to\", \
+             \"is_current\" = p.\"lakestar_is_current\", \"type1_from\" = p.\"lakestar_type1_from\" \
              FROM {PLAN} p WHERE {is_key} AND p.\"lakestar_action\" = 'update' AND p.\"lakestar_row\" IS NULL"
         ),
         None,
@@ -93,6 +118,7 @@ pub(super) async fn apply_changes(
         "\"valid_to\" = p.\"lakestar_valid_to\"".to_string(),
         "\"is_current\" = p.\"lakestar_is_current\"".to_string(),
         "\"is_inferred\" = FALSE".to_string(),
+        "\"type1_from\" = p.\"lakestar_type1_from\"".to_string(),
         "\"run_id\" = $1".to_string(),
     ]);
     tx.execute(
@@ -114,6 +140,7 @@ pub(super) async fn apply_changes(
         let type1 = quoted(type1)?;
         let mut assignments: Vec<String> = type1.iter().map(|column| format!("{column} = p.{column}")).collect();
         assignments.push("\"type1_hash\" = p.\"type1_hash\"".to_string());
+        assignments.push("\"type1_from\" = p.\"lakestar_type1_from\"".to_string());
         assignments.push("\"run_id\" = $1".to_string());
         let differs: Vec<String> =
             type1.iter().map(|column| sql.differs(&target(column), &format!("p.{column}"))).collect();
@@ -129,12 +156,15 @@ pub(super) async fn apply_changes(
             )
             .await?;
     }
-    // Rows written before the warehouse kept the type 1 hash, equal in every column.
+    // Rows equal in every column to a newer row (or written before the warehouse kept the
+    // type 1 hash): the hash and the row's time are recorded.
     tx.execute(
         "recording type 1 hashes",
         format!(
-            "UPDATE {table} SET \"type1_hash\" = p.\"type1_hash\" FROM {PLAN} p WHERE {is_type1} AND {}",
-            sql.differs(&target("\"type1_hash\""), "p.\"type1_hash\"")
+            "UPDATE {table} SET \"type1_hash\" = p.\"type1_hash\", \"type1_from\" = p.\"lakestar_type1_from\" \
+             FROM {PLAN} p WHERE {is_type1} AND ({} OR {})",
+            sql.differs(&target("\"type1_hash\""), "p.\"type1_hash\""),
+            sql.differs(&target("\"type1_from\""), "p.\"lakestar_type1_from\""),
         ),
         None,
     )

@@ -29,6 +29,7 @@ fn version(key: i64, hash: &str, from: &str, to: Option<&str>) -> Version {
         valid_to: to.map(at),
         is_current: to.is_none(),
         is_inferred: false,
+        type1_from: at(from),
     }
 }
 
@@ -59,6 +60,8 @@ fn a_tracked_change_closes_the_current_version_and_opens_a_new_one() {
                 valid_from: at("2024-01-01"),
                 valid_to: Some(at("2024-02-01")),
                 is_current: false,
+                type1_from: at("2024-01-01"),
+                copy_of: None,
             },
             PlanRow {
                 key: 11,
@@ -67,6 +70,8 @@ fn a_tracked_change_closes_the_current_version_and_opens_a_new_one() {
                 valid_from: at("2024-02-01"),
                 valid_to: None,
                 is_current: true,
+                type1_from: at("2024-02-01"),
+                copy_of: None,
             },
         ]
     );
@@ -128,15 +133,14 @@ fn an_inferred_member_is_completed_in_place() {
         valid_to: None,
         is_current: true,
         is_inferred: true,
+        type1_from: INFERRED_FROM_MICROS,
     };
     let plan = plan(&[staged(2, "C9", "a", "2024-01-03")], existing("C9", vec![inferred]), 10);
     assert_eq!(plan.updated, 1);
     assert_eq!(plan.rows.len(), 1);
     let row = &plan.rows[0];
-    assert_eq!(
-        (row.key, row.row, row.action.clone(), row.valid_from),
-        (5, Some(2), Action::Update, INFERRED_FROM_MICROS)
-    );
+    // Valid from the row's time, as if the row had come before the fact.
+    assert_eq!((row.key, row.row, row.action.clone(), row.valid_from), (5, Some(2), Action::Update, at("2024-01-03")));
     assert!(row.is_current);
 }
 
@@ -156,8 +160,11 @@ fn applying_the_result_again_changes_nothing() {
         let first = plan(std::slice::from_ref(&row), existing("C1", versions.clone()), 10);
         let mut after: BTreeMap<i64, Version> = versions.into_iter().map(|version| (version.key, version)).collect();
         for planned in &first.rows {
-            let hash =
-                if planned.row.is_some() { Some(row.hash) } else { after.get(&planned.key).and_then(|v| v.hash) };
+            let hash = if planned.row.is_some() {
+                Some(row.hash)
+            } else {
+                after.get(&planned.copy_of.unwrap_or(planned.key)).and_then(|v| v.hash)
+            };
             after.insert(
                 planned.key,
                 Version {
@@ -168,11 +175,104 @@ fn applying_the_result_again_changes_nothing() {
                     valid_to: planned.valid_to,
                     is_current: planned.is_current,
                     is_inferred: false,
+                    type1_from: planned.type1_from,
                 },
             );
         }
         let again = plan(std::slice::from_ref(&row), existing("C1", after.into_values().collect()), 20);
         assert_eq!(again.inserted + again.updated + again.type1, 0, "{row:?}: {again:?}");
         assert!(again.rows.is_empty(), "{again:?}");
+    }
+}
+
+/// What the warehouse would hold for one key after planning `rows` one load at a time in the
+/// given order, each load applied to the result of the one before: its versions (tracked hash,
+/// valid from, valid to) and the current version's type 1 hash.
+fn history(rows: &[Staged]) -> (Vec<(Hash, i64, Option<i64>)>, Hash) {
+    let mut stored: BTreeMap<i64, Version> = BTreeMap::new();
+    let mut max_key = 0;
+    for row in rows {
+        let found: Vec<Version> = stored.values().cloned().collect();
+        let existing = if found.is_empty() { Existing::default() } else { existing("C1", found) };
+        let planned = plan(std::slice::from_ref(row), existing, max_key);
+        for planned in &planned.rows {
+            max_key = max_key.max(planned.key);
+            let source = planned.copy_of.and_then(|key| stored.get(&key).cloned());
+            let before = stored.get(&planned.key).cloned();
+            let (hash, type1_hash) = match (planned.row, &source, &before) {
+                (Some(_), _, _) if planned.action != Action::Type1 => (row.hash, row.type1_hash),
+                (Some(_), _, Some(before)) => (before.hash.unwrap_or_default(), row.type1_hash),
+                (None, Some(source), _) | (None, None, Some(source)) => {
+                    (source.hash.unwrap_or_default(), source.type1_hash.unwrap_or_default())
+                }
+                _ => panic!("a plan row without columns: {planned:?}"),
+            };
+            stored.insert(
+                planned.key,
+                Version {
+                    key: planned.key,
+                    hash: Some(hash),
+                    type1_hash: Some(type1_hash),
+                    valid_from: planned.valid_from,
+                    valid_to: planned.valid_to,
+                    is_current: planned.is_current,
+                    is_inferred: false,
+                    type1_from: planned.type1_from,
+                },
+            );
+        }
+    }
+    let current = stored.values().find(|version| version.is_current).and_then(|version| version.type1_hash);
+    let mut versions: Vec<_> = stored
+        .into_values()
+        .map(|version| (version.hash.unwrap_or_default(), version.valid_from, version.valid_to))
+        .collect();
+    versions.sort_by_key(|version| version.1);
+    (versions, current.unwrap_or_default())
+}
+
+/// Issue 32.3: one key's deliveries in every order give the history of the order of their
+/// times: tracked changes, type 1 changes, a value that returns (A, B, A), rows equal to the
+/// version before them. (A closed version's type 1 columns are the newest row's of its
+/// tracked values the warehouse saw: an older row's are not kept once a newer one is loaded.)
+#[test]
+fn every_arrival_order_gives_the_history_of_time_order() {
+    let row = |row: i64, hash: &str, type1: &str, day: &str| {
+        let mut staged = staged(row, "C1", hash, day);
+        staged.type1_hash = h(type1);
+        staged
+    };
+    let cases = [
+        vec![row(0, "a", "850", "2024-01-01"), row(1, "a", "900", "2024-01-03")],
+        vec![row(0, "a", "t", "2024-01-01"), row(1, "b", "t", "2024-01-02"), row(2, "c", "t", "2024-01-03")],
+        vec![row(0, "a", "t", "2024-01-01"), row(1, "b", "t", "2024-01-02"), row(2, "a", "u", "2024-01-03")],
+        vec![row(0, "a", "t", "2024-01-01"), row(1, "a", "u", "2024-01-02"), row(2, "b", "u", "2024-01-03")],
+        vec![
+            row(0, "a", "t", "2024-01-01"),
+            row(1, "b", "t", "2024-01-02"),
+            row(2, "b", "u", "2024-01-03"),
+            row(3, "a", "v", "2024-01-04"),
+        ],
+    ];
+    for rows in cases {
+        let expected = history(&rows);
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        // Every permutation, by Heap's algorithm.
+        let mut counters = vec![0; order.len()];
+        let mut index = 0;
+        loop {
+            let arrived: Vec<Staged> = order.iter().map(|&at| rows[at].clone()).collect();
+            assert_eq!(history(&arrived), expected, "arrival order {order:?} of {rows:?}");
+            while index < order.len() && counters[index] >= index {
+                counters[index] = 0;
+                index += 1;
+            }
+            if index == order.len() {
+                break;
+            }
+            order.swap(if index % 2 == 0 { 0 } else { counters[index] }, index);
+            counters[index] += 1;
+            index = 0;
+        }
     }
 }
