@@ -21,10 +21,7 @@ pub fn what_to_do(error_type: &str, run: &str, home_flag: &str) -> String {
     text.replace("re-drive the execution", &format!("re-drive: {redrive}"))
         .replace("then re-drive", &format!("then {redrive}"))
         .replace("and re-drive", &format!("and {redrive}"))
-        .replace(
-            "process the file again (`lakestar reprocess <run>` offline)",
-            &format!("process the file again: `lakestar reprocess {run}{home_flag}`"),
-        )
+        .replace("`lakestar reprocess <run>` offline", &format!("`lakestar reprocess {run}{home_flag}`"))
 }
 
 #[cfg(test)]

@@ -200,14 +200,8 @@ fn describe_table(table: &str, counts: &Value) -> Option<String> {
     (!parts.is_empty()).then(|| format!("{table}: {}", parts.join(", ")))
 }
 
-/// The message of a failure, once and plainly: a Lambda error's cause is the JSON of the
-/// error; other causes are text.
 fn failure_message(record: &ExecutionRecord) -> String {
-    let cause = record.cause.as_deref().unwrap_or("");
-    serde_json::from_str::<Value>(cause)
-        .ok()
-        .and_then(|value| value.get("errorMessage").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| cause.to_string())
+    record.failure_message()
 }
 
 /// The state the record stands at: its output, the failed state's input, or its progress.
@@ -496,6 +490,13 @@ pub fn executions(home: &Path) -> anyhow::Result<ExitCode> {
             "{} execution(s) were interrupted (their process stopped): `lakestar redrive --all-failed{}` resumes them.",
             recovered.len(),
             home_flag(home)
+        );
+    }
+    let stopped = records.iter().filter(|record| record.is_redrivable()).count();
+    if stopped > recovered.len() {
+        println!(
+            "{stopped} execution(s) failed or were stopped: `lakestar history <run>{flag}` says why; once fixed, `lakestar redrive --all-failed{flag}` resumes them.",
+            flag = home_flag(home)
         );
     }
     Ok(ExitCode::SUCCESS)

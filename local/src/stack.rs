@@ -90,6 +90,16 @@ fn lambda_failure(diagnostic: Diagnostic) -> Failure {
     Failure { error: diagnostic.error_type, cause }
 }
 
+/// The fault tests' hook ([`lakestar::config::TEST_PAUSE_IN`]): at `point` (a state as the
+/// stage begins, `<state>:after` once its handler returned and before the state machine
+/// records it), says so on stderr and waits for the test's signal.
+async fn test_pause(pause: Option<&str>, point: &str) {
+    if pause == Some(point) {
+        eprintln!("lakestar test: paused at {point}");
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    }
+}
+
 impl Invoker for Dispatch<'_> {
     fn invoke<'a>(&'a self, resource: &'a str, parameters: Value) -> BoxFuture<'a, Result<Value, Failure>> {
         Box::pin(async move {
@@ -108,11 +118,8 @@ impl Invoker for Dispatch<'_> {
                 error: "Lambda.ResourceNotFoundException".to_string(),
                 cause: format!("no local function for `{function}`"),
             })?;
-            if let Some(pause) = &lakestar::config::Environment::get().test_pause_in
-                && pause == stage.state_name()
-            {
-                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-            }
+            let pause = lakestar::config::Environment::get().test_pause_in.as_deref();
+            test_pause(pause, stage.state_name()).await;
             if self.fault == Some(stage) && !self.fired.swap(true, Ordering::SeqCst) {
                 return Err(Failure {
                     error: "InjectedFault".to_string(),
@@ -127,6 +134,7 @@ impl Invoker for Dispatch<'_> {
             })?;
             let event = LambdaEvent::new(payload, LambdaContext::default());
             let output = function.handle(event).await.map_err(lambda_failure)?;
+            test_pause(pause, &format!("{}:after", stage.state_name())).await;
             let output = output.to_value().map_err(|error| Failure::runtime(error.to_string()))?;
             Ok(if wrapped {
                 json!({"ExecutedVersion": "$LATEST", "Payload": output, "StatusCode": 200})
@@ -539,14 +547,15 @@ impl Stack {
         // the error says both.
         self.save(record).with_context(|| {
             let outcome = match (&record.error, &record.failed_state) {
-                (Some(error), Some(state)) => format!(
-                    "execution {} failed in {state} with {error}: {}",
-                    record.name,
-                    record.cause.as_deref().unwrap_or("")
-                ),
+                (Some(error), Some(state)) => {
+                    format!("execution {} failed in {state} with {error}: {}", record.name, record.failure_message())
+                }
                 _ => format!("execution {} {}", record.name, record.status),
             };
-            format!("{outcome}; and its record could not be saved under {}", self.home.join("executions").display())
+            format!(
+                "{outcome}; and its record could not be saved under {} (it shows as interrupted: free space, then `lakestar redrive --all-failed` resumes it)",
+                self.home.join("executions").display()
+            )
         })
     }
 

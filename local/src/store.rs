@@ -73,6 +73,16 @@ pub const ABANDONED: &str = "ABANDONED";
 pub const INTERRUPTED: &str = "Interrupted";
 
 impl ExecutionRecord {
+    /// The message of its failure, once and plainly: a Lambda error's cause is the JSON of
+    /// the error; other causes are text.
+    pub fn failure_message(&self) -> String {
+        let cause = self.cause.as_deref().unwrap_or("");
+        serde_json::from_str::<serde_json::Value>(cause)
+            .ok()
+            .and_then(|value| value.get("errorMessage").and_then(serde_json::Value::as_str).map(str::to_string))
+            .unwrap_or_else(|| cause.to_string())
+    }
+
     /// Whether a re-drive resumes it: it failed, or a signal stopped it.
     pub fn is_redrivable(&self) -> bool {
         self.status == FAILED || self.status == ABORTED

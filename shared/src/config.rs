@@ -50,8 +50,8 @@ pub const LAMBDA_LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
 pub const RUST_LOG: &str = "RUST_LOG";
 /// The log filter of the `lakestar` command (e.g. `info`, `lakestar=debug`).
 pub const LOG: &str = "LAKESTAR_LOG";
-/// A stage whose Task waits a minute before it runs (the offline stack; a testing aid for
-/// stopping a run inside an execution).
+/// A stage whose Task waits a minute before it runs, or after its handler returned
+/// (`<state>:after`): the offline stack's testing aid for stopping a run inside an execution.
 pub const TEST_PAUSE_IN: &str = "LAKESTAR_TEST_PAUSE_IN";
 
 /// Every variable, documented once.
@@ -112,7 +112,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: RUST_LOG, doc: "The functions' log filter when Lambda sets no level. The template sets `info`." },
     Variable {
         name: TEST_PAUSE_IN,
-        doc: "The offline stack: the Task state of that name (e.g. `Mask`) waits a minute before it runs, so that a test can stop a run inside an execution (a testing aid).",
+        doc: "The offline stack: the Task state of that name (e.g. `Mask`) waits a minute before it runs, or with `:after` (`Mask:after`) once its handler returned and before the state machine records it, so that a test can stop a run there (a testing aid; it says so on stderr).",
     },
 ];
 

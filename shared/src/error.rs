@@ -65,6 +65,16 @@ pub enum Error {
         message: String,
     },
 
+    /// The function's local disk (Lambda's `/tmp`, offline the temporary folder) is full: a
+    /// retry in the same place fills it again.
+    #[error("the local disk is full at {place}: {message}")]
+    DiskFull {
+        /// The folder being written (or the embedded S3 store's).
+        place: String,
+        /// What was being written, and what to do.
+        message: String,
+    },
+
     /// A call to S3 failed.
     #[error("S3 {operation} of s3://{bucket}/{key} failed: {message}")]
     S3 {
@@ -204,6 +214,7 @@ impl Error {
             Error::SchemaMismatch { .. } => "SchemaMismatch",
             Error::UnreadableFile { .. } => "UnreadableFile",
             Error::CorruptObject { .. } => "CorruptObject",
+            Error::DiskFull { .. } => "DiskFull",
             Error::S3 { .. } => "S3Unavailable",
             Error::PiiLeak { .. } => "PiiLeak",
             Error::QualityGateFailed { .. } => "QualityGateFailed",
@@ -228,6 +239,7 @@ impl Error {
         "SchemaMismatch",
         "UnreadableFile",
         "CorruptObject",
+        "DiskFull",
         "S3Unavailable",
         "PiiLeak",
         "QualityGateFailed",
@@ -257,9 +269,34 @@ impl Error {
     }
 
     /// A failure of local scratch work (temporary files, a helper thread): the path is the
-    /// temporary folder, where such work happens.
+    /// temporary folder, where such work happens. A full disk is [`Error::DiskFull`].
     pub(crate) fn temp_io(source: std::io::Error) -> Self {
-        Error::Io { path: std::env::temp_dir(), source }
+        Error::local_io(std::env::temp_dir(), source)
+    }
+
+    /// A local file's failure: [`Error::DiskFull`] when the disk is full, else [`Error::Io`].
+    pub(crate) fn local_io(path: PathBuf, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::StorageFull || source.raw_os_error() == Some(28) {
+            return Error::DiskFull {
+                place: path.display().to_string(),
+                message: format!(
+                    "{source}: free space there and re-drive (in AWS raise the function's EphemeralStorage, up to 10 GB, or deliver the file in smaller parts)"
+                ),
+            };
+        }
+        Error::Io { path, source }
+    }
+
+    /// A part of the lake that Lakestar wrote and cannot read back (`what` says how): cut
+    /// short or damaged since. Reading it again gives the same bytes; writing it again needs
+    /// the run processed again.
+    pub(crate) fn corrupt_part(key: &str, what: impl std::fmt::Display) -> Self {
+        Error::CorruptObject {
+            key: key.to_string(),
+            message: format!(
+                "{what}: it was cut short or damaged after it was written; process the file again as a new run (offline `lakestar reprocess <run>`; in AWS see docs/errors.md#corruptobject)"
+            ),
+        }
     }
 
     /// Classifies a database error: connection trouble, serialization failures, deadlocks and
@@ -274,6 +311,13 @@ impl Error {
             ),
             other => (None, None, other.to_string()),
         };
+        // SQLite's SQLITE_FULL (13): the disk under the warehouse file is full.
+        if matches!(&error, sqlx::Error::Database(_)) && sqlstate.as_deref() == Some("13") {
+            return Error::DiskFull {
+                place: "the SQLite warehouse's folder".to_string(),
+                message: format!("{step}: {message}: free space there, then re-drive"),
+            };
+        }
         let transient = match &error {
             // Connection trouble (08), serialization failures and deadlocks (40), resources (53),
             // a server stopping or starting (57), and authentication (28: the managed secret
@@ -374,6 +418,7 @@ mod tests {
             Error::SchemaMismatch { key: text(), message: text() },
             Error::UnreadableFile { key: text(), message: text() },
             Error::CorruptObject { key: text(), message: text() },
+            Error::DiskFull { place: text(), message: text() },
             Error::S3 { operation: "GetObject", bucket: text(), key: text(), message: text() },
             Error::PiiLeak { table: text(), column: text(), kind: "email", count: 1 },
             Error::QualityGateFailed { run: text(), cause: text() },
@@ -396,6 +441,7 @@ mod tests {
                 | Error::SchemaMismatch { .. }
                 | Error::UnreadableFile { .. }
                 | Error::CorruptObject { .. }
+                | Error::DiskFull { .. }
                 | Error::S3 { .. }
                 | Error::PiiLeak { .. }
                 | Error::QualityGateFailed { .. }

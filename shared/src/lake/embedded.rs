@@ -134,10 +134,32 @@ struct LakeStorage {
     root: PathBuf,
 }
 
+/// The error code the embedded S3 answers when its folder's disk is full (`s3s-fs` alone
+/// answers `InternalError`, which the client retries as a passing fault).
+pub const DISK_FULL_CODE: &str = "LocalDiskFull";
+
 impl LakeStorage {
     /// Whether `bucket/key` is a folder on disk rather than an object.
     fn is_folder(&self, bucket: &str, key: &str) -> bool {
         !key.is_empty() && self.root.join(bucket).join(key).is_dir()
+    }
+
+    /// A write's result, a full disk answered as [`DISK_FULL_CODE`] naming the folder.
+    fn written<T>(&self, result: S3Result<T>) -> S3Result<T> {
+        result.map_err(|error| {
+            let mut source: Option<&(dyn std::error::Error + 'static)> =
+                error.source().map(|source| source as &(dyn std::error::Error + 'static));
+            while let Some(cause) = source {
+                if let Some(io) = cause.downcast_ref::<std::io::Error>()
+                    && (io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28))
+                {
+                    let code = DISK_FULL_CODE.parse().unwrap_or(s3s::S3ErrorCode::InternalError);
+                    return s3s::S3Error::with_message(code, format!("the disk of {} is full", self.root.display()));
+                }
+                source = cause.source();
+            }
+            error
+        })
     }
 }
 
@@ -158,11 +180,11 @@ impl s3s::S3 for LakeStorage {
     }
 
     async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
-        self.inner.create_bucket(req).await
+        self.written(self.inner.create_bucket(req).await)
     }
 
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
-        self.inner.copy_object(req).await
+        self.written(self.inner.copy_object(req).await)
     }
 
     async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
@@ -201,25 +223,25 @@ impl s3s::S3 for LakeStorage {
     }
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-        self.inner.put_object(req).await
+        self.written(self.inner.put_object(req).await)
     }
 
     async fn create_multipart_upload(
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        self.inner.create_multipart_upload(req).await
+        self.written(self.inner.create_multipart_upload(req).await)
     }
 
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
-        self.inner.upload_part(req).await
+        self.written(self.inner.upload_part(req).await)
     }
 
     async fn upload_part_copy(
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        self.inner.upload_part_copy(req).await
+        self.written(self.inner.upload_part_copy(req).await)
     }
 
     async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
@@ -230,7 +252,7 @@ impl s3s::S3 for LakeStorage {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        self.inner.complete_multipart_upload(req).await
+        self.written(self.inner.complete_multipart_upload(req).await)
     }
 
     async fn abort_multipart_upload(

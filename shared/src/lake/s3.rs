@@ -39,7 +39,17 @@ impl Lake {
     }
 
     fn error(&self, operation: &'static str, key: &str, error: impl std::error::Error) -> Error {
-        Error::S3 { operation, bucket: self.bucket.clone(), key: key.to_string(), message: crate::error_chain(&error) }
+        let message = crate::error_chain(&error);
+        if message.contains(super::embedded::DISK_FULL_CODE) {
+            // The embedded S3's own disk (offline): not a passing fault of S3.
+            return Error::DiskFull {
+                place: format!("the embedded S3 store (bucket {})", self.bucket),
+                message: format!(
+                    "{operation} of {key} failed: free space on the home's disk (or move the home with --home) and run or re-drive again"
+                ),
+            };
+        }
+        Error::S3 { operation, bucket: self.bucket.clone(), key: key.to_string(), message }
     }
 
     /// A streaming reader over an object (a given version of it, when `version` is set).
@@ -66,14 +76,35 @@ impl Lake {
         }
     }
 
-    /// Streams an object into a local file (Parquet needs random access to read).
+    /// Streams an object into a local file (Parquet needs random access to read). What S3
+    /// sends and what the disk takes fail apart: bytes that do not match the checksum the
+    /// object was written with are [`Error::CorruptObject`] (not retried: they are what is
+    /// stored), a full disk [`Error::DiskFull`].
     pub async fn download(&self, key: &str, file: std::fs::File) -> Result<u64> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut reader = self.reader(key, None).await?;
         let mut file = tokio::fs::File::from_std(file);
-        let bytes =
-            tokio::io::copy(&mut reader, &mut file).await.map_err(|error| self.error("GetObject", key, error))?;
-        tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(|error| self.error("GetObject", key, error))?;
+        let mut buffer = vec![0; 256 * 1024];
+        let mut bytes = 0u64;
+        loop {
+            let read = reader.read(&mut buffer).await.map_err(|error| self.read_failure(key, error))?;
+            if read == 0 {
+                break;
+            }
+            file.write_all(&buffer[..read]).await.map_err(Error::temp_io)?;
+            bytes += read as u64;
+        }
+        file.flush().await.map_err(Error::temp_io)?;
         Ok(bytes)
+    }
+
+    /// A failure reading an object's body: its checksum not matching is damage, else S3's.
+    fn read_failure(&self, key: &str, error: std::io::Error) -> Error {
+        let chain = crate::error_chain(&error);
+        if chain.contains("checksum mismatch") {
+            return Error::corrupt_part(key, format!("its bytes do not match the checksum stored with it ({chain})"));
+        }
+        self.error("GetObject", key, error)
     }
 
     /// Downloads objects into anonymous temporary files (deleted when dropped), in order: the

@@ -61,7 +61,9 @@ pub async fn load(
         None => crate::mask::CuratedManifest::read(lake, &masked.manifest).await?.parts,
     };
     tracing::info!(run = %run.id, dataset = %run.dataset, parts = keys.len(), "Load started.");
-    let files = lake.spool(&keys).await?.into_iter().map(|(_, file)| file).collect();
+    let parts = lake.spool(&keys).await?;
+    crate::warehouse::check_parts(&parts)?;
+    let files = parts.into_iter().map(|(_, file)| file).collect();
 
     let stage_durations = [
         ("ingest", ingest.map_or(0, |ingest| ingest.duration_ms)),

@@ -285,7 +285,7 @@ impl MaskJob {
     }
 
     fn read_error(&self, key: &str, error: impl std::error::Error + Send + Sync + 'static) -> Error {
-        Error::arrow(format!("reading processed part {key}"), error)
+        Error::corrupt_part(key, format!("not a readable processed part ({})", crate::error_chain(&error)))
     }
 
     /// Masks every batch, checks it, and writes its rows: an unpartitioned table (a

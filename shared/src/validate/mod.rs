@@ -232,7 +232,7 @@ struct Job {
 
 impl Job {
     fn read_error(&self, key: &str, error: impl std::error::Error + Send + Sync + 'static) -> Error {
-        Error::arrow(format!("reading raw part {key}"), error)
+        Error::corrupt_part(key, format!("not a readable raw part ({})", crate::error_chain(&error)))
     }
 
     /// The unique checks: the natural key (by the contract's dedupe rule) and each

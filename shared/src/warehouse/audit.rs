@@ -55,6 +55,18 @@ pub struct Metric {
     pub value: f64,
 }
 
+/// What the run did per table when it was loaded, if it was: read in the load's transaction,
+/// after its locks, so that a re-drive of a load that committed reports it again instead of
+/// loading the run twice.
+pub(super) async fn loaded(tx: &mut Tx, run: &RunDescriptor) -> Result<Option<BTreeMap<String, TableCounts>>> {
+    let statement = format!("SELECT table_counts FROM lakestar_runs WHERE run_id = '{}'", run.id.replace('\'', "''"));
+    let rows = tx.fetch_text("reading whether the run was loaded", statement).await?;
+    let Some(text) = rows.into_iter().next().and_then(|row| row.into_iter().next().flatten()) else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_str(&text).ok())
+}
+
 /// Writes the run registry (a loaded run only: `tables` is empty for a run the quality gate
 /// stopped), one `load_audit` row per table, and the quality metrics, each with the time it
 /// was recorded (replacing the run's earlier figures, so a reload or a re-drive after a gate
@@ -67,19 +79,22 @@ pub(super) async fn record(
     started: chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {
     let registered = !tables.is_empty();
+    let counts_json =
+        serde_json::to_string(tables).map_err(|error| Error::Internal(format!("table counts: {error}")))?;
     let finished = chrono::Utc::now();
     let context = |what: &'static str| move |error| Error::database(what, error);
     macro_rules! write_all {
         ($connection:expr, $time:expr, $now:expr) => {{
             if registered {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO lakestar_runs (run_id, dataset, source_key) VALUES ($1, $2, $3) \
-                     ON CONFLICT (run_id) DO UPDATE SET loaded_at = {}",
+                    "INSERT INTO lakestar_runs (run_id, dataset, source_key, table_counts) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (run_id) DO UPDATE SET loaded_at = {}, table_counts = excluded.table_counts",
                     $now
                 )))
                 .bind(&run.id)
                 .bind(&run.dataset)
                 .bind(&run.key)
+                .bind(&counts_json)
                 .execute(&mut *$connection)
                 .await
                 .map_err(context("registering the run"))?;

@@ -11,6 +11,21 @@ use super::cells::Cells;
 use super::text::TextColumn;
 use crate::{Error, Result};
 
+/// Checks that each downloaded curated part (by its key) is Parquet with a readable footer
+/// before the load begins: a part cut short is [`Error::CorruptObject`] naming it.
+pub fn check_parts(parts: &[(String, File)]) -> Result<()> {
+    for (key, file) in parts {
+        let file = file.try_clone().map_err(Error::temp_io)?;
+        if let Err(error) = ParquetRecordBatchReaderBuilder::try_new(file) {
+            return Err(Error::corrupt_part(
+                key,
+                format!("not a readable curated part ({})", crate::error_chain(&error)),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads the curated parts batch by batch; with `only`, just those columns.
 pub(crate) fn batches(files: Vec<File>, only: Option<Vec<String>>) -> impl Iterator<Item = Result<RecordBatch>> + Send {
     files.into_iter().flat_map(move |file| {
@@ -25,15 +40,18 @@ pub(crate) fn batches(files: Vec<File>, only: Option<Vec<String>>) -> impl Itera
                 };
                 builder.with_batch_size(16_384).build()
             })
-            .map_err(|error| Error::arrow("opening a curated part", error));
+            .map_err(|error| damaged("opening", &error));
         let iterator: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = match reader {
-            Ok(reader) => {
-                Box::new(reader.map(|batch| batch.map_err(|error| Error::arrow("reading a curated part", error))))
-            }
+            Ok(reader) => Box::new(reader.map(|batch| batch.map_err(|error| damaged("reading", &error)))),
             Err(error) => Box::new(std::iter::once(Err(error))),
         };
         iterator
     })
+}
+
+/// A curated part the footer check passed that fails to decode further on.
+fn damaged(doing: &str, error: &dyn std::error::Error) -> Error {
+    Error::corrupt_part("one of the run's curated parts", format!("{doing} it failed ({})", crate::error_chain(error)))
 }
 
 /// A curated column of the batch by its star-table name; absent (all null) when an older

@@ -28,6 +28,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use audit::{Metric, TableCounts};
 pub use connect::postgres_options;
+pub use curated::check_parts;
 pub use dates::date_key;
 pub use ddl::Dialect;
 pub use staging::CopyFormat;
@@ -44,6 +45,13 @@ pub enum Warehouse {
     Postgres(PgPool),
     /// SQLite.
     Sqlite(SqlitePool),
+}
+
+/// A run the warehouse has loaded already (a re-drive of a load that committed before its
+/// state was recorded): nothing is loaded again, and the load reports what it did then.
+fn already_loaded(run: &RunDescriptor, recorded: BTreeMap<String, TableCounts>) -> BTreeMap<String, TableCounts> {
+    tracing::info!(run = %run.id, dataset = %run.dataset, "The run was loaded already: its recorded result is reported.");
+    recorded
 }
 
 impl Warehouse {
@@ -96,6 +104,9 @@ impl Warehouse {
             let mut locked: Vec<&str> = facts.iter().map(|fact| fact.table.name.as_str()).collect();
             locked.push(dataset.table.name.as_str());
             tx.lock(&locked).await?;
+            if let Some(recorded) = audit::loaded(&mut tx, run).await? {
+                return Ok(already_loaded(run, recorded));
+            }
             let run_time = run.time.timestamp_micros();
             let (counts, changed) =
                 dimension::load_dimension(&mut tx, dataset, contract, &run.id, run_time, files).await?;
@@ -112,6 +123,9 @@ impl Warehouse {
                 dataset.table.references.iter().map(|reference| reference.dimension.as_str()).collect();
             locked.push(dataset.table.name.as_str());
             tx.lock(&locked).await?;
+            if let Some(recorded) = audit::loaded(&mut tx, run).await? {
+                return Ok(already_loaded(run, recorded));
+            }
             let (counts, inferred, dates) = fact::load_fact(&mut tx, dataset, contract, &run.id, files).await?;
             tables.insert(dataset.table.name.clone(), counts);
             for (dimension, added) in inferred {

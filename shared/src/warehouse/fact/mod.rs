@@ -88,13 +88,28 @@ pub(crate) async fn load_fact(
         steps.done("copied the facts into their table", rows.rows as usize);
         return Ok((TableCounts { inserted: rows.rows, ..TableCounts::default() }, inferred, rows.dates));
     }
-    tx.execute("rolling back to a savepoint", "ROLLBACK TO SAVEPOINT lakestar_facts".to_string(), None).await?;
+    let rolled_back =
+        tx.execute("rolling back to a savepoint", "ROLLBACK TO SAVEPOINT lakestar_facts".to_string(), None).await;
+    match direct {
+        // A fact of the run's keys is there already: the upsert below merges them.
+        Err(error) if is_duplicate_key(&error) => rolled_back?,
+        // Anything else (a full disk, a lost connection) is the load's error, whatever the
+        // rollback says (SQLite rolls a transaction back by itself on some errors).
+        Err(error) => return Err(error),
+        Ok(_) => rolled_back?,
+    };
     steps.done("found facts loaded before", 0);
 
     let natural_key = quoted(&names.natural_key)?;
     let upsert = Upsert { sql: &sql, table: &table, columns: &columns, natural_key: &natural_key };
     let (counts, dates) = upsert.run(tx, dataset, contract, rows.restart(&files)?, &mut steps).await?;
     Ok((counts, inferred, dates))
+}
+
+/// A unique-key violation: PostgreSQL's SQLSTATE 23505, SQLite's primary key or unique
+/// constraint (1555, 2067).
+fn is_duplicate_key(error: &crate::Error) -> bool {
+    matches!(error, crate::Error::WarehouseLoad { sqlstate: Some(code), .. } if ["23505", "1555", "2067"].contains(&code.as_str()))
 }
 
 /// The dimensions `dataset` references, sorted by table (the order their locks are taken).
