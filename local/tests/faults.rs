@@ -2,129 +2,13 @@
 //! SIGTERM, Ctrl-C), and on a full disk, then recovered with the commands the CLI prints: the
 //! lake and the warehouse equal a clean run's, object by object and row by row.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-const KEY: &str = "fault-test-key-0123456789abcdef";
-
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/retail")
-}
-
-fn lakestar(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_lakestar"))
-        .args(args)
-        .envs(env.iter().copied())
-        .env("LAKESTAR_MASKING_KEY", KEY)
-        .output()
-        .expect("lakestar runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// Every object of the home's lake bucket (the embedded store's own files left out).
-fn lake(home: &Path) -> BTreeMap<String, Vec<u8>> {
-    let bucket = home.join("s3/lakestar-lake");
-    let mut objects = BTreeMap::new();
-    let mut pending = vec![bucket.clone()];
-    while let Some(folder) = pending.pop() {
-        for entry in std::fs::read_dir(&folder).expect("a folder").flatten() {
-            let path = entry.path();
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let key = path.strip_prefix(&bucket).expect("in the bucket").to_string_lossy().into_owned();
-                objects.insert(key, std::fs::read(&path).expect("an object"));
-            }
-        }
-    }
-    objects
-}
-
-/// Every table of the home's SQLite warehouse, every row as text in a fixed order; when rows
-/// were written (`…_at`) and how long stages took left out.
-fn warehouse(home: &Path) -> BTreeMap<String, Vec<Vec<Option<String>>>> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    runtime.block_on(async {
-        use sqlx::Row;
-        let url = format!("sqlite://{}?mode=ro", home.join("warehouse.db").display());
-        let pool = sqlx::SqlitePool::connect(&url).await.expect("the warehouse");
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'",
-        )
-        .fetch_all(&pool)
-        .await
-        .expect("tables");
-        let mut content = BTreeMap::new();
-        for table in tables {
-            let columns: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA table_info(\"{table}\")")))
-                .fetch_all(&pool)
-                .await
-                .expect("columns")
-                .iter()
-                .map(|row| row.get::<String, _>(1))
-                .filter(|name| !(name.ends_with("_at") || table == "load_audit" && name == "id"))
-                .map(|name| format!("CAST(\"{name}\" AS TEXT)"))
-                .collect();
-            let order: Vec<String> = (1..=columns.len()).map(|index| index.to_string()).collect();
-            // How long a stage took is the one figure a clean run does not repeat.
-            let only = if table == "quality_metrics" { " WHERE metric <> 'duration_seconds'" } else { "" };
-            let statement =
-                format!("SELECT {} FROM \"{table}\"{only} ORDER BY {}", columns.join(", "), order.join(", "));
-            let rows = sqlx::query(sqlx::AssertSqlSafe(statement)).fetch_all(&pool).await.expect("rows");
-            let rows = rows
-                .iter()
-                .map(|row| (0..columns.len()).map(|index| row.get::<Option<String>, _>(index)).collect())
-                .collect();
-            content.insert(table, rows);
-        }
-        pool.close().await;
-        content
-    })
-}
-
-/// Asserts that `home` holds what `clean` does.
-fn assert_equals_clean(home: &Path, clean: &Path, what: &str) {
-    let (lake, clean_lake) = (lake(home), lake(clean));
-    assert_eq!(lake.keys().collect::<Vec<_>>(), clean_lake.keys().collect::<Vec<_>>(), "{what}: the same objects");
-    for (key, bytes) in &lake {
-        assert!(clean_lake.get(key) == Some(bytes), "{what}: {key} differs from a clean run's");
-    }
-    let (tables, clean_tables) = (warehouse(home), warehouse(clean));
-    assert_eq!(tables.keys().collect::<Vec<_>>(), clean_tables.keys().collect::<Vec<_>>(), "{what}: the same tables");
-    for (table, rows) in &tables {
-        let clean_rows = &clean_tables[table];
-        if rows == clean_rows {
-            continue;
-        }
-        let (set, clean_set): (std::collections::BTreeSet<_>, std::collections::BTreeSet<_>) =
-            (rows.iter().collect(), clean_rows.iter().collect());
-        let extra: Vec<_> = set.difference(&clean_set).take(5).collect();
-        let missing: Vec<_> = clean_set.difference(&set).take(5).collect();
-        panic!(
-            "{what}: {table} differs from a clean run's: {} rows against {}; not in the clean run {extra:?}; missing {missing:?}",
-            rows.len(),
-            clean_rows.len()
-        );
-    }
-}
-
-/// A clean run of the retail example in a home of its own.
-fn clean_home() -> tempfile::TempDir {
-    let home = tempfile::tempdir().expect("home");
-    let example = example().to_string_lossy().into_owned();
-    let (code, stdout, stderr) = lakestar(&["run", &example, "--home", &home.path().to_string_lossy()], &[]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    home
-}
+use common::{KEY, assert_equals_clean, assert_no_upload_left, clean_home, example, lakestar};
 
 /// Starts `lakestar run` on the example pausing at `point`, and waits until it is there.
 fn run_paused_at(home: &str, point: &str) -> std::process::Child {
@@ -191,6 +75,7 @@ fn stopped_at_every_stage_then_recovered_as_printed_equals_a_clean_run() {
         let (code, stdout, stderr) = lakestar(&["run", &example, "--home", &home_text], &[]);
         assert_eq!(code, 0, "{what}: {stdout}{stderr}");
         assert_equals_clean(home.path(), clean.path(), &what);
+        assert_no_upload_left(home.path());
     }
 }
 
@@ -287,6 +172,7 @@ fn a_full_disk_is_named_and_once_freed_the_printed_re_drive_equals_a_clean_run()
         let (code, stdout, stderr) = lakestar(&["run", &example_text, "--home", &home_text], &env);
         assert_eq!(code, 0, "{megabytes} MB: {stdout}{stderr}");
         assert_equals_clean(&home, clean.path(), &format!("{megabytes} MB"));
+        assert_no_upload_left(&home);
     }
     assert!(failures.len() >= 2, "the disk filled at several points: {failures:?}");
 }

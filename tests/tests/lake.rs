@@ -70,10 +70,52 @@ async fn a_writer_dropped_before_finish_leaves_no_object() {
     let lake = TestLake::start().await;
     write(&lake.lake, "curated/t/part-00000.parquet", 20, false).await.expect("written");
     assert!(lake.keys().await.is_empty(), "{:?}", lake.keys().await);
-    let uploads = lake.s3.client().list_multipart_uploads().bucket(BUCKET).send().await;
-    if let Ok(uploads) = uploads {
-        assert!(uploads.uploads().is_empty(), "no multipart upload is left open");
-    }
+    assert_eq!(upload_files(lake.s3.root()), Vec::<String>::new(), "the multipart upload was aborted");
+}
+
+/// The embedded store's files of unfinished multipart uploads (s3s-fs keeps an upload's
+/// record, parts and metadata as `.upload…` files in its root).
+fn upload_files(root: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(root)
+        .expect("the store")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".upload"))
+        .collect()
+}
+
+/// Issue 32.7: an upload its process never finished nor aborted (killed mid-write) is removed
+/// when the store starts again, as the bucket's lifecycle rule removes it in AWS; finished
+/// objects stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_a_killed_process_left_is_removed_when_the_store_starts_again() {
+    let lake = TestLake::start().await;
+    lake.put("raw/kept.csv", b"a,b\n").await;
+    let client = lake.s3.client();
+    let upload = client.create_multipart_upload().bucket(BUCKET).key("raw/big.parquet").send().await.expect("created");
+    let id = upload.upload_id().expect("an upload id").to_string();
+    let body = aws_sdk_s3::primitives::ByteStream::from(vec![7u8; 5 * 1024 * 1024]);
+    client
+        .upload_part()
+        .bucket(BUCKET)
+        .key("raw/big.parquet")
+        .upload_id(&id)
+        .part_number(1)
+        .body(body)
+        .send()
+        .await
+        .expect("a part");
+    let left = upload_files(lake.s3.root());
+    assert!(left.len() >= 2, "the store keeps the upload's record and part: {left:?}");
+
+    let TestLake { s3, dir, .. } = lake;
+    let root = s3.root().to_path_buf();
+    drop(s3);
+    let s3 = lakestar::lake::EmbeddedS3::start(&root).await.expect("started again");
+    assert_eq!(upload_files(&root), Vec::<String>::new());
+    let lake = Lake::new(s3.client(), BUCKET);
+    assert_eq!(lake.list("").await.expect("listed"), ["raw/kept.csv"]);
+    drop(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,10 +35,14 @@ impl EmbeddedS3 {
         Self::start_on(root, 0).await
     }
 
-    /// Starts a server over `root` on the given port (0 for any free one).
+    /// Starts a server over `root` on the given port (0 for any free one). One server at a
+    /// time serves a root (the offline stack holds its home's lock): multipart uploads a
+    /// killed process left behind are removed first, as the lake bucket's lifecycle rule
+    /// aborts incomplete uploads in AWS.
     pub async fn start_on(root: &Path, port: u16) -> Result<EmbeddedS3> {
         let io_error = |source| Error::Io { path: root.to_path_buf(), source };
         std::fs::create_dir_all(root).map_err(io_error)?;
+        remove_abandoned_uploads(root).map_err(io_error)?;
         let filesystem = s3s_fs::FileSystem::new(root)
             .map_err(|error| Error::Configuration(format!("embedded S3 over {}: {error:?}", root.display())))?;
         let mut builder = S3ServiceBuilder::new(LakeStorage { inner: filesystem, root: root.to_path_buf() });
@@ -115,6 +119,28 @@ impl EmbeddedS3 {
         })?;
         Ok(())
     }
+}
+
+/// Removes what unfinished multipart uploads keep in the store's root: their records
+/// (`.upload-<id>.json`), parts (`.upload_id-<id>.part-<n>`) and metadata
+/// (`.bucket-….upload-<id>.metadata.json`). Returns how many files went.
+fn remove_abandoned_uploads(root: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let upload = name.starts_with(".upload-") || name.starts_with(".upload_id-");
+        let metadata = name.starts_with(".bucket-") && name.contains(".upload-");
+        if (upload || metadata) && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(root = %root.display(), files = removed, "Removed unfinished multipart uploads.");
+    }
+    Ok(removed)
 }
 
 impl Drop for EmbeddedS3 {

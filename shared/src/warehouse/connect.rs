@@ -96,10 +96,29 @@ impl Warehouse {
     /// Applies Lakestar's own migrations (run registry, load audit, quality metrics).
     pub async fn migrate(&self) -> Result<()> {
         match self {
+            // sqlx takes an advisory lock: processes that connect at once apply them once.
             Warehouse::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
-            Warehouse::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Warehouse::Sqlite(pool) => migrate_sqlite(pool).await,
         }
         .map_err(|error| unavailable("", "applying Lakestar's migrations", error))
+    }
+}
+
+/// Applies the SQLite migrations. sqlx's SQLite migrator takes no lock, so of several processes
+/// opening one new file at once all but one lose a race (`UNIQUE constraint failed:
+/// _sqlx_migrations.version`, a column already added, a busy database); each migration is
+/// one transaction, so the loser, asked again, finds it applied and goes on.
+async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> std::result::Result<(), sqlx::migrate::MigrateError> {
+    use sqlx::migrate::MigrateError;
+    let mut attempt = 0u32;
+    loop {
+        match sqlx::migrate!("./migrations/sqlite").run(pool).await {
+            Err(MigrateError::Execute(_) | MigrateError::ExecuteMigration(..)) if attempt < 8 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(5))).await;
+            }
+            result => return result,
+        }
     }
 }
 
