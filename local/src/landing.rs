@@ -74,7 +74,7 @@ fn walk(root: &Path, dir: &Path, drops: &mut Vec<LandingFile>) -> anyhow::Result
 /// The landing key of a file given by path: its path relative to the last `landing` folder
 /// above it (`hr/landing/2024-06-02/fixes.csv` → `landing/2024-06-02/fixes.csv`), else
 /// `landing/<file name>`.
-fn file_key(path: &Path) -> anyhow::Result<String> {
+pub fn file_key(path: &Path) -> anyhow::Result<String> {
     let parts: Vec<String> = path.components().map(|part| part.as_os_str().to_string_lossy().into_owned()).collect();
     match parts.iter().rposition(|part| part == "landing") {
         Some(at) if at + 1 < parts.len() => Ok(format!("landing/{}", parts[at + 1..].join("/"))),

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod advice;
+mod dry_run;
 mod run;
 mod scan;
 
@@ -28,6 +29,10 @@ enum Command {
         /// The contract file.
         contract: PathBuf,
     },
+    /// Checks one file against its contract without loading it: ingest and validate in a
+    /// scratch store, nothing written. Exit code 0 when the quality gate passes, 1 when it
+    /// fails, 2 when the file cannot be read as its dataset.
+    Validate(dry_run::ValidateArgs),
     /// Runs an example directory (its `pipeline.toml` and `landing/` files) through the real
     /// state machine: each file lands in the embedded S3, its S3 event goes through the
     /// trigger handler, and each started execution runs ingest → validate → mask → load.
@@ -132,6 +137,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Validate(args) => dry_run::validate(args),
         Command::Run(args) => report(run::run(args)),
         Command::Watch { dir, stack, max_runs } => report(run::watch(&stack, &dir, max_runs)),
         Command::Executions { home } => report(run::executions(&home)),

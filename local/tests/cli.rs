@@ -342,3 +342,60 @@ fn scan_reads_every_format_ingest_reads_and_fails_on_a_file_it_cannot_read() {
     assert_eq!(code, 2, "an unreadable file fails the check: {stdout}{stderr}");
     assert!(stderr.contains("broken.parquet: cannot be scanned"), "{stderr}");
 }
+
+/// Issue 27: `lakestar validate` checks one file as a run would, without a home, lake or
+/// warehouse: counts and rejects per rule, the first rejected rows by line (values only when
+/// asked for), the gate's verdict as the exit code (0 pass, 1 fail, 2 unreadable), and JSON.
+#[test]
+fn validate_checks_a_file_without_loading_it_and_answers_with_the_gate_as_exit_code() {
+    let dir = example_with(&["2024-01-01/sales.csv", "2024-01-02/sales.csv.gz"]);
+    let sales = dir.path().join("landing/2024-01-01/sales.csv");
+    let sales_text = sales.to_string_lossy().into_owned();
+    let (code, stdout, stderr) = lakestar_with(&["validate", &sales_text], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("dataset sales (csv)") && stdout.contains("11 received, 6 valid, 5 rejected"), "{stdout}");
+    assert!(stdout.contains("line 7: quantity:min(1)") && stdout.contains("quality gate: pass"), "{stdout}");
+    assert!(!stdout.contains("4111") && !stdout.contains("O0000"), "no values unless asked for: {stdout}");
+    assert!(!dir.path().join(".lakestar").exists(), "nothing written");
+
+    let (code, stdout, _) = lakestar_with(&["validate", &sales_text, "--json", "--show-values", "--rows", "2"], &[]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
+    assert_eq!((report["received"].as_u64(), report["valid"].as_u64()), (Some(11), Some(6)), "{report}");
+    assert_eq!(report["rejects_per_rule"]["duplicate"], 1);
+    let rows = report["rejected_rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0]["line"].as_i64(), rows[0]["reasons"][0].as_str()), (Some(6), Some("ship_after_sale")));
+    assert!(rows[0]["values"]["order_id"].is_string(), "values when asked for: {report}");
+
+    // A row that could not be parsed is listed with its raw text; a gzip file is read as such.
+    let gzip = dir.path().join("landing/2024-01-02/sales.csv.gz");
+    let (code, stdout, _) = lakestar_with(&["validate", &gzip.to_string_lossy(), "--json", "--show-values"], &[]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
+    assert_eq!(report["gzip"], true);
+    let parse = report["rejected_rows"].as_array().expect("rows").iter().find(|row| row["values"]["_raw"].is_string());
+    assert!(parse.is_some_and(|row| row["reasons"][0].as_str().is_some_and(|reason| reason.starts_with("parse"))));
+
+    // A stricter gate fails: exit code 1, with the cause.
+    let strict = std::fs::read_to_string(dir.path().join("pipeline.toml"))
+        .expect("contract")
+        .replace("max_reject_ratio = 0.5\nmin_rows = 1", "max_reject_ratio = 0.1\nmin_rows = 1");
+    std::fs::write(dir.path().join("strict.toml"), strict).expect("strict contract");
+    let strict = dir.path().join("strict.toml").to_string_lossy().into_owned();
+    let (code, stdout, _) = lakestar_with(&["validate", &sales_text, "--contract", &strict], &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("quality gate: FAIL") && stdout.contains("max_reject_ratio"), "{stdout}");
+
+    // A file that is not the dataset's: exit code 2 and what to do; one no dataset matches:
+    // the datasets to choose from.
+    let other = dir.path().join("other.csv");
+    std::fs::write(&other, "a,b\n1,2\n").expect("a file");
+    let other = other.to_string_lossy().into_owned();
+    let (code, _, stderr) = lakestar_with(&["validate", &other, "--dataset", "sales"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("required column") && stderr.contains("aliases"), "{stderr}");
+    let (code, _, stderr) = lakestar_with(&["validate", &other], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--dataset NAME") && stderr.contains("customers, products, sales, stores"), "{stderr}");
+}

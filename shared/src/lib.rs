@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod contract;
+pub mod dry_run;
 mod error;
 pub mod function;
 pub mod ingest;
