@@ -77,19 +77,34 @@ fn check(args: &ValidateArgs) -> anyhow::Result<FileReport> {
         .name
         .clone();
     let options = DryRunOptions { rejected_rows: args.rows, show_values: args.show_values };
-    let scratch = tempfile::tempdir().context("creating a scratch folder")?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let s3 = EmbeddedS3::start(&scratch.path().join("s3")).await?;
-        s3.create_bucket(SCRATCH_BUCKET).await?;
-        let lake = Lake::new(s3.client(), SCRATCH_BUCKET);
-        let size = upload(&lake, &args.file, &key).await?;
-        Ok(lakestar::dry_run::dry_run(&lake, &contract, &dataset, &key, size, options).await?)
+        let scratch = Scratch::start().await?;
+        let size = upload(&scratch.lake, &args.file, &key).await?;
+        Ok(lakestar::dry_run::dry_run(&scratch.lake, &contract, &dataset, &key, size, options).await?)
     })
 }
 
+/// A lake of its own in a temporary folder, removed when dropped: what `validate` and
+/// `infer` run the stages in, so nothing of the user's is written.
+pub struct Scratch {
+    pub lake: Lake,
+    _s3: EmbeddedS3,
+    _folder: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub async fn start() -> anyhow::Result<Scratch> {
+        let folder = tempfile::tempdir().context("creating a scratch folder")?;
+        let s3 = EmbeddedS3::start(&folder.path().join("s3")).await?;
+        s3.create_bucket(SCRATCH_BUCKET).await?;
+        let lake = Lake::new(s3.client(), SCRATCH_BUCKET);
+        Ok(Scratch { lake, _s3: s3, _folder: folder })
+    }
+}
+
 /// Streams the file into the scratch store.
-async fn upload(lake: &Lake, file: &Path, key: &str) -> anyhow::Result<u64> {
+pub async fn upload(lake: &Lake, file: &Path, key: &str) -> anyhow::Result<u64> {
     let mut source = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let mut sink = MultipartWriter::new(lake, key, "application/octet-stream", tokio::runtime::Handle::current());
     tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod advice;
 mod dry_run;
+mod infer;
 mod run;
 mod scan;
 
@@ -33,6 +34,10 @@ enum Command {
     /// scratch store, nothing written. Exit code 0 when the quality gate passes, 1 when it
     /// fails, 2 when the file cannot be read as its dataset.
     Validate(dry_run::ValidateArgs),
+    /// Drafts a contract from sample files of one dataset: format, headers and aliases, types
+    /// and date formats, required columns, allowed values, personal data and its masking, the
+    /// natural key and the table's kind, each guess with a comment saying what it rests on.
+    Infer(infer::InferArgs),
     /// Runs an example directory (its `pipeline.toml` and `landing/` files) through the real
     /// state machine: each file lands in the embedded S3, its S3 event goes through the
     /// trigger handler, and each started execution runs ingest → validate → mask → load.
@@ -111,7 +116,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = lakestar::config::Environment::get().log.clone().unwrap_or_else(|| "warn".to_string());
+    // Infer reads samples under a dataset that declares no column: ingest's drift warnings
+    // there say nothing.
+    let quiet = if matches!(cli.command, Command::Infer(_)) { "warn,lakestar::ingest=error" } else { "warn" };
+    let filter = lakestar::config::Environment::get().log.clone().unwrap_or_else(|| quiet.to_string());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&filter)
@@ -138,6 +146,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Validate(args) => dry_run::validate(args),
+        Command::Infer(args) => report(infer::infer(args)),
         Command::Run(args) => report(run::run(args)),
         Command::Watch { dir, stack, max_runs } => report(run::watch(&stack, &dir, max_runs)),
         Command::Executions { home } => report(run::executions(&home)),

@@ -399,3 +399,60 @@ fn validate_checks_a_file_without_loading_it_and_answers_with_the_gate_as_exit_c
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--dataset NAME") && stderr.contains("customers, products, sales, stores"), "{stderr}");
 }
+
+/// The rejected lines `lakestar validate` reports for a file under a contract.
+fn rejected_lines(file: &str, contract: &str) -> std::collections::BTreeSet<i64> {
+    let (code, stdout, stderr) =
+        lakestar_with(&["validate", file, "--contract", contract, "--json", "--rows", "100000"], &[]);
+    assert!(code == 0 || code == 1, "{file}: {stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("a report");
+    report["rejected_rows"].as_array().expect("rows").iter().filter_map(|row| row["line"].as_i64()).collect()
+}
+
+/// Issue 27: `lakestar infer` drafts each of the example's datasets from its files; the
+/// draft passes `lakestar check`, and run over the same files it quarantines no row the
+/// example's own contract keeps (the files carry deliberately bad rows, which both may
+/// reject).
+#[test]
+fn infer_drafts_a_contract_that_check_accepts_and_that_keeps_every_row_the_example_keeps() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/retail");
+    let contract = format!("{example}/pipeline.toml");
+    let out = tempfile::tempdir().expect("out");
+    for (dataset, files) in [
+        ("customers", vec!["2024-01-01/customers.csv", "2024-01-02/customers.csv", "2024-01-03/customers.csv"]),
+        ("products", vec!["2024-01-01/products_erp.csv", "2024-01-02/products_shop.csv"]),
+        ("stores", vec!["2024-01-01/stores.json", "2024-01-03/stores.json"]),
+        ("sales", vec!["2024-01-01/sales.csv", "2024-01-02/sales.csv.gz"]),
+    ] {
+        let paths: Vec<String> = files.iter().map(|file| format!("{example}/landing/{file}")).collect();
+        let draft = out.path().join(format!("{dataset}.toml")).to_string_lossy().into_owned();
+        let mut args = vec!["infer"];
+        args.extend(paths.iter().map(String::as_str));
+        args.extend(["--dataset", dataset, "--out", &draft]);
+        let (code, stdout, stderr) = lakestar_with(&args, &[]);
+        assert_eq!(code, 0, "{dataset}: {stdout}{stderr}");
+        assert!(stderr.contains(&format!("lakestar check {draft}")), "the next commands: {stderr}");
+        let (code, stdout, stderr) = lakestar_with(&["check", &draft], &[]);
+        assert_eq!(code, 0, "{dataset}: {stdout}{stderr}");
+        let text = std::fs::read_to_string(&draft).expect("the draft");
+        assert!(text.contains("rows read") && text.contains(" distinct"), "every guess says why: {text}");
+        for path in &paths {
+            let by_draft = rejected_lines(path, &draft);
+            let by_example = rejected_lines(path, &contract);
+            assert!(
+                by_draft.is_subset(&by_example),
+                "{path}: the draft rejects lines {by_draft:?}, the example's contract {by_example:?}\n{text}"
+            );
+        }
+        let (code, _, stderr) = lakestar_with(&args, &[]);
+        assert_ne!(code, 0, "an existing draft is not overwritten");
+        assert!(stderr.contains("--force"), "{stderr}");
+    }
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/retail/landing/2024-01-01/customers.csv");
+    let (code, stdout, _) = lakestar_with(&["infer", samples], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("[datasets.customers]") && stdout.contains("pii = { method = \"email_hash\" }"),
+        "{stdout}"
+    );
+}

@@ -7,6 +7,7 @@ pub mod contract;
 pub mod dry_run;
 mod error;
 pub mod function;
+pub mod infer;
 pub mod ingest;
 pub mod lake;
 pub mod load;

@@ -9,6 +9,7 @@ mod header;
 use std::fmt;
 use std::path::Path;
 
+pub use check::reserved_column;
 pub use config::*;
 pub use header::{normalize_header, sanitize_identifier};
 

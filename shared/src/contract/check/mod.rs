@@ -254,7 +254,7 @@ fn column_span(config: &DatasetConfig, index: usize) -> Range<usize> {
 }
 
 /// Why a star table may not have a column of that name: it is one of Lakestar's own.
-fn reserved_column(name: &str) -> Option<&'static str> {
+pub fn reserved_column(name: &str) -> Option<&'static str> {
     match name {
         "row_hash" | "type1_hash" | "type1_from" | "valid_from" | "valid_to" | "is_current" | "is_inferred" => {
             Some("one of the columns Lakestar keeps history with in a dimension")
