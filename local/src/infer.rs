@@ -79,18 +79,57 @@ pub fn infer(args: InferArgs) -> anyhow::Result<ExitCode> {
 /// One file through ingest in the scratch lake.
 async fn sample(scratch: &Scratch, file: &Path, rows: usize) -> anyhow::Result<Sample> {
     let key = lakestar_local::landing::file_key(file)?;
-    let size = upload(&scratch.lake, file, &key).await?;
     let start = first_bytes(file)?;
-    Ok(lakestar::infer::read_sample(&scratch.lake, &key, size, &start, rows).await?)
+    match line_prefix(file, rows)? {
+        Some((prefix, size)) => {
+            let read = prefix.len() as u64;
+            scratch.lake.put_bytes(&key, prefix, "application/octet-stream").await?;
+            let mut sample = lakestar::infer::read_sample(&scratch.lake, &key, read, &start, rows).await?;
+            sample.cut = Some((read, size));
+            Ok(sample)
+        }
+        None => {
+            let size = upload(&scratch.lake, file, &key).await?;
+            Ok(lakestar::infer::read_sample(&scratch.lake, &key, size, &start, rows).await?)
+        }
+    }
+}
+
+/// For a plain (not compressed) CSV or NDJSON file longer than `rows` rows: its first lines
+/// (a header and `rows` rows) and the file's size, so that a large file is not read whole.
+/// `None` for other files and short ones.
+fn line_prefix(file: &Path, rows: usize) -> anyhow::Result<Option<(Vec<u8>, u64)>> {
+    use std::io::BufRead;
+    let name = file.to_string_lossy().to_lowercase();
+    let line_based = [".csv", ".tsv", ".txt", ".ndjson", ".jsonl"].iter().any(|extension| name.ends_with(extension));
+    let size = std::fs::metadata(file)?.len();
+    if !line_based || first_bytes_are_gzip(file)? {
+        return Ok(None);
+    }
+    let mut reader = std::io::BufReader::new(std::fs::File::open(file)?);
+    let mut prefix = Vec::new();
+    for _ in 0..=rows {
+        if reader.read_until(b'\n', &mut prefix)? == 0 {
+            return Ok(None);
+        }
+    }
+    Ok(((prefix.len() as u64) < size).then_some((prefix, size)))
+}
+
+fn first_bytes_are_gzip(file: &Path) -> anyhow::Result<bool> {
+    let mut head = Vec::new();
+    std::fs::File::open(file)?.take(2).read_to_end(&mut head)?;
+    Ok(head == [0x1f, 0x8b])
 }
 
 /// The first 64 KiB of the file's text (decompressed when it is gzip), for its encoding.
 fn first_bytes(file: &Path) -> anyhow::Result<Vec<u8>> {
-    let mut head = Vec::new();
-    std::fs::File::open(file)?.take(2).read_to_end(&mut head)?;
     let source = std::fs::File::open(file)?;
-    let mut reader: Box<dyn Read> =
-        if head == [0x1f, 0x8b] { Box::new(flate2::read::MultiGzDecoder::new(source)) } else { Box::new(source) };
+    let mut reader: Box<dyn Read> = if first_bytes_are_gzip(file)? {
+        Box::new(flate2::read::MultiGzDecoder::new(source))
+    } else {
+        Box::new(source)
+    };
     let mut start = Vec::new();
     // A damaged gzip stream is ingest's to report; its readable start is enough here.
     let _ = reader.by_ref().take(64 * 1024).read_to_end(&mut start);

@@ -485,3 +485,19 @@ fn the_onboarding_commands_run_as_written() {
     let database = folder.path().join("crm/.lakestar/warehouse.db");
     assert!(database.is_file(), "the run loaded the warehouse");
 }
+
+/// Issue 27: a long CSV is sampled from its start, not read whole, and the draft says so.
+#[test]
+fn infer_samples_the_start_of_a_long_file_and_says_how_much_it_read() {
+    let folder = tempfile::tempdir().expect("a folder");
+    let mut text = String::from("reading_id,sensor,taken_on,value\n");
+    for row in 0..5_000 {
+        text.push_str(&format!("R{row:06},S{},2024-03-{:02},{}.{:02}\n", row % 7, row % 28 + 1, row % 300, row % 100));
+    }
+    let file = folder.path().join("readings.csv");
+    std::fs::write(&file, &text).expect("a file");
+    let (code, stdout, stderr) = lakestar_with(&["infer", &file.to_string_lossy(), "--sample-rows", "100"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("the first 100 rows read (the first") && stdout.contains(" bytes)"), "{stdout}");
+    assert!(stdout.contains("type = \"date\"") && stdout.contains("natural_key = [\"reading_id\"]"), "{stdout}");
+}

@@ -44,6 +44,8 @@ pub struct Sample {
     pub rows_total: u64,
     /// Rows ingest could not parse (a field count off, broken JSON).
     pub unparsed: u64,
+    /// When only the start of a long file was read: the bytes read and the file's size.
+    pub cut: Option<(u64, u64)>,
 }
 
 /// What a draft is asked for.
@@ -130,6 +132,7 @@ pub async fn read_sample(scratch: &Lake, key: &str, size: u64, start: &[u8], sam
         rows_read: rows_read as u64,
         rows_total: ingested.raw_rows,
         unparsed: ingested.rejected,
+        cut: None,
     })
 }
 

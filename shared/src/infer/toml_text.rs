@@ -43,7 +43,14 @@ pub(super) fn write(draft: &Draft) -> String {
     let name = &draft.dataset;
     let _ = writeln!(out, "# Drafted by `lakestar infer` from {} file(s):", draft.samples.len());
     for sample in &draft.samples {
-        let sampled = if sample.rows_read < sample.rows_total {
+        let sampled = if let Some((read, size)) = sample.cut {
+            format!(
+                "the first {} rows read (the first {} of {} bytes)",
+                count(sample.rows_read),
+                count(read),
+                count(size)
+            )
+        } else if sample.rows_read < sample.rows_total {
             format!("the first {} of {} rows read", count(sample.rows_read), count(sample.rows_total))
         } else {
             format!("{} rows read", count(sample.rows_read))
