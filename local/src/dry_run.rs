@@ -64,7 +64,7 @@ fn check(args: &ValidateArgs) -> anyhow::Result<FileReport> {
         })?,
     };
     let contract = Contract::load(&contract_path)?;
-    let key = lakestar_local::landing::file_key(&args.file)?;
+    let key = lakestar::dry_run::key_for(&contract, &lakestar_local::landing::file_key(&args.file)?);
     let dataset = lakestar::dry_run::dataset_for(&contract, &key, args.dataset.as_deref())
         .map_err(|error| match error {
             lakestar::Error::UnknownDataset { .. } => anyhow::anyhow!(

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod advice;
+mod check_api;
 mod dry_run;
 mod infer;
 mod run;
@@ -105,6 +106,9 @@ enum Command {
         /// The port (0 picks a free one).
         #[arg(long, default_value_t = 9000)]
         port: u16,
+        /// The check API's port (0 picks a free one): `POST /check`, as the check function's URL.
+        #[arg(long, default_value_t = 9001)]
+        check_port: u16,
     },
     /// Scans Parquet and CSV files (a file, a folder, or `s3://bucket/prefix`) for values that
     /// look like personal data; exits non-zero when any is found. Names columns, never values.
@@ -131,7 +135,7 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Check { contract } => check(&contract),
-        Command::Serve { home, port } => match serve(&home, port) {
+        Command::Serve { home, port, check_port } => match serve(&home, port, check_port) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("error: {error:#}");
@@ -192,7 +196,7 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(home: &std::path::Path, port: u16) -> anyhow::Result<()> {
+fn serve(home: &std::path::Path, port: u16, check_port: u16) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         // One process at a time on a home: the embedded S3's temporary files are its own.
@@ -206,6 +210,19 @@ fn serve(home: &std::path::Path, port: u16) -> anyhow::Result<()> {
         let _ = writeln!(out, "Embedded S3 at {} (bucket {bucket}, folder {})", s3.endpoint(), s3.root().display());
         let _ = writeln!(out, "  export AWS_ENDPOINT_URL_S3={} AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY={secret} AWS_REGION=us-east-1 LAKESTAR_S3_PATH_STYLE=true", s3.endpoint());
         let _ = writeln!(out, "  aws s3 ls --recursive s3://{bucket}/curated/");
+        let lake = lakestar::lake::Lake::new(s3.client(), bucket);
+        let contract = lakestar::function::ContractSource::S3 {
+            lake: lake.clone(),
+            key: lakestar::lake::CONFIG_KEY.to_string(),
+            cached: Default::default(),
+        };
+        let check = check_api::start(lakestar::function::check::CheckFunction::new(lake, contract), check_port)
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!("starting the check API on port {check_port}: {error}; give --check-port 0 for any free port")
+            })?;
+        let _ = writeln!(out, "Check API at http://{check}/check (the check function's URL, offline)");
+        let _ = writeln!(out, "  curl -s -X POST 'http://{check}/check?name=sales.csv' --data-binary @sales.csv");
         let _ = writeln!(out, "Press Ctrl-C to stop.");
         let _ = out.flush();
         tokio::signal::ctrl_c().await?;

@@ -45,7 +45,7 @@ async fn serve_keeps_an_s3_endpoint_up_that_the_sdk_can_use() {
     use std::io::BufRead;
     let home = tempfile::tempdir().expect("folder");
     let mut child = Command::new(env!("CARGO_BIN_EXE_lakestar"))
-        .args(["serve", "--port", "0", "--home"])
+        .args(["serve", "--port", "0", "--check-port", "0", "--home"])
         .arg(home.path())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -295,7 +295,7 @@ fn the_lake_reads_with_pyarrow_and_boto3_through_serve() {
     let (code, stdout, stderr) = lakestar(&["run", "examples/retail", "--home", &home_text]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_lakestar"))
-        .args(["serve", "--port", "0", "--home", &home_text])
+        .args(["serve", "--port", "0", "--check-port", "0", "--home", &home_text])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("lakestar serve runs");
@@ -500,4 +500,65 @@ fn infer_samples_the_start_of_a_long_file_and_says_how_much_it_read() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("the first 100 rows read (the first") && stdout.contains(" bytes)"), "{stdout}");
     assert!(stdout.contains("type = \"date\"") && stdout.contains("natural_key = [\"reading_id\"]"), "{stdout}");
+}
+
+/// Issue 27: `lakestar serve` answers the check API (`POST /check`) over HTTP with the check
+/// function's handler: the same report as `lakestar validate --json`, and refusals with
+/// their status.
+#[tokio::test]
+async fn serve_answers_the_check_api_as_validate_does() {
+    use std::io::{BufRead, Read, Write};
+    let home = tempfile::tempdir().expect("folder");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lakestar"))
+        .args(["serve", "--port", "0", "--check-port", "0", "--home"])
+        .arg(home.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("lakestar serve runs");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut said = Vec::new();
+    while said.len() < 5 {
+        said.push(lines.next().expect("a line").expect("text"));
+    }
+    let endpoint = said[0].split_whitespace().nth(3).expect("the S3 URL").to_string();
+    let check = said.iter().find(|line| line.starts_with("Check API at")).expect("the check API is announced");
+    let check = check.split_whitespace().nth(3).expect("its URL").trim_start_matches("http://").to_string();
+    let (address, path) = check.split_once('/').expect("host and path");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/retail");
+    let client = lakestar::lake::EmbeddedS3::client_for(&endpoint);
+    let contract = std::fs::read(format!("{example}/pipeline.toml")).expect("contract");
+    client
+        .put_object()
+        .bucket("lakestar-lake")
+        .key("config/pipeline.toml")
+        .body(contract.into())
+        .send()
+        .await
+        .expect("put");
+
+    let post = |query: &str, body: &[u8]| {
+        let mut stream = std::net::TcpStream::connect(address).expect("connected");
+        let head = format!(
+            "POST /{path}{query} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body)).expect("sent");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("an answer");
+        let status: u16 = answer.split_whitespace().nth(1).and_then(|code| code.parse().ok()).expect("a status");
+        let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+        (status, serde_json::from_str::<serde_json::Value>(&body).expect("JSON"))
+    };
+    let file = format!("{example}/landing/2024-01-01/sales.csv");
+    let bytes = std::fs::read(&file).expect("sales");
+    let (status, report) = post("?name=landing%2F2024-01-01%2Fsales.csv&rows=3", &bytes);
+    assert_eq!(status, 200, "{report}");
+    let (code, stdout, _) = lakestar_with(&["validate", &file, "--json", "--rows", "3"], &[]);
+    assert_eq!(code, 0);
+    let cli: serde_json::Value = serde_json::from_str(&stdout).expect("the CLI's report");
+    assert_eq!(report, cli, "the API and the CLI report alike");
+    let (status, refused) = post("", br#"{"key": "raw/sales/part.parquet"}"#);
+    assert_eq!((status, refused["error"].as_str()), (403, Some("Forbidden")));
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -77,6 +77,21 @@ impl Default for DryRunOptions {
     }
 }
 
+/// The key a file named outside any delivery folder is checked as: `landing/<name>` when a
+/// dataset matches that, else `landing/check/<name>` when one matches that (patterns such as
+/// `landing/*/sales*.csv` expect a delivery folder), else `key` as it is.
+pub fn key_for(contract: &Contract, key: &str) -> String {
+    let Some(name) = key.strip_prefix("landing/").filter(|name| !name.contains('/')) else {
+        return key.to_string();
+    };
+    let folder = format!("landing/check/{name}");
+    if contract.dataset_for_key(key).is_err() && contract.dataset_for_key(&folder).is_ok() {
+        folder
+    } else {
+        key.to_string()
+    }
+}
+
 /// The dataset `key` belongs to: the one named, else the one whose patterns match it.
 pub fn dataset_for<'c>(contract: &'c Contract, key: &str, named: Option<&str>) -> Result<&'c crate::contract::Dataset> {
     match named {

@@ -5,6 +5,8 @@
 //! `main` is one call: [`serve_stage`].
 
 #[cfg(feature = "embedded-s3")]
+pub mod check;
+#[cfg(feature = "embedded-s3")]
 pub mod runtime_api;
 mod sources;
 
