@@ -111,6 +111,7 @@ async fn generated_files_are_drafted_with_their_types_formats_personal_data_and_
     // The draft is a contract, and over its own files it keeps every row.
     let text = draft.to_toml();
     let contract = Contract::parse("draft", &text).unwrap_or_else(|error| panic!("{error}\n{text}"));
+    assert!(text.contains("[datasets.orders_export.csv]\ndelimiter = \",\""), "the header's delimiter: {text}");
     for (key, bytes) in &files {
         let report = dry_run(&lake.lake, &contract, "orders_export", key, bytes.len() as u64, DryRunOptions::default())
             .await

@@ -46,6 +46,8 @@ pub struct Sample {
     pub unparsed: u64,
     /// When only the start of a long file was read: the bytes read and the file's size.
     pub cut: Option<(u64, u64)>,
+    /// For CSV: the delimiter of its header line.
+    pub delimiter: Option<u8>,
 }
 
 /// What a draft is asked for.
@@ -124,6 +126,7 @@ pub async fn read_sample(scratch: &Lake, key: &str, size: u64, start: &[u8], sam
     }
     Ok(Sample {
         key: key.to_string(),
+        delimiter: (ingested.format == "csv").then(|| crate::ingest::sniff_delimiter(start, b'"')),
         format: ingested.format,
         gzip: ingested.gzip,
         encoding,

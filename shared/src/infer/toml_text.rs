@@ -84,6 +84,26 @@ pub(super) fn write(draft: &Draft) -> String {
         let _ = writeln!(out, "encoding = \"windows-1252\"  # not valid UTF-8");
     }
     let _ = writeln!(out);
+    let delimiters: std::collections::BTreeSet<u8> =
+        draft.samples.iter().filter_map(|sample| sample.delimiter).collect();
+    let shown = |byte: u8| if byte == b'\t' { "tab".to_string() } else { (byte as char).to_string() };
+    match delimiters.len() {
+        0 => {}
+        1 => {
+            let delimiter = delimiters.iter().next().copied().unwrap_or(b',');
+            let _ = writeln!(out, "[datasets.{name}.csv]");
+            let _ = writeln!(out, "delimiter = {}  # the header line's", quoted(&shown(delimiter)));
+            let _ = writeln!(out, "quote = '\"'\n");
+        }
+        _ => {
+            let seen: Vec<String> = delimiters.iter().map(|byte| format!("`{}`", shown(*byte))).collect();
+            let _ = writeln!(
+                out,
+                "# CSV delimiters differ between the files ({}): each file's is sniffed from its header.\n",
+                seen.join(", ")
+            );
+        }
+    }
 
     let stem = &name[..name.len().min(48)];
     let _ = writeln!(out, "[datasets.{name}.table]");
