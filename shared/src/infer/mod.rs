@@ -91,7 +91,8 @@ fn placeholder_contract(encoding: &str) -> Result<Contract> {
 /// Reads the object `key` of `scratch` (size `size`, first bytes `start`) as ingest would,
 /// keeping up to `sample_rows` rows.
 pub async fn read_sample(scratch: &Lake, key: &str, size: u64, start: &[u8], sample_rows: usize) -> Result<Sample> {
-    let encoding = sniff_encoding(start);
+    // Parquet carries its own encoding: its bytes say nothing of a text encoding.
+    let encoding = if start.starts_with(b"PAR1") { "utf-8" } else { sniff_encoding(start) };
     let contract = placeholder_contract(encoding)?;
     let run = RunDescriptor::new(PLACEHOLDER, scratch.bucket(), key, None, None, size, chrono::Utc::now());
     let ingested = crate::ingest::ingest(scratch, &contract, &run).await?;
