@@ -491,7 +491,7 @@ async fn postgres_loads_into_empty_tables_build_every_key_and_index_again() {
         let all = [
             (
                 "dim_customer",
-                "CREATE UNIQUE INDEX dim_customer_current ON public.dim_customer USING btree (customer_id) WHERE is_current",
+                "CREATE UNIQUE INDEX dim_customer_cur ON public.dim_customer USING btree (customer_id) WHERE is_current",
             ),
             ("dim_customer", "CREATE UNIQUE INDEX dim_customer_pkey ON public.dim_customer USING btree (customer_key)"),
             (
@@ -500,7 +500,7 @@ async fn postgres_loads_into_empty_tables_build_every_key_and_index_again() {
             ),
             (
                 "dim_product",
-                "CREATE UNIQUE INDEX dim_product_current ON public.dim_product USING btree (product_id) WHERE is_current",
+                "CREATE UNIQUE INDEX dim_product_cur ON public.dim_product USING btree (product_id) WHERE is_current",
             ),
             ("dim_product", "CREATE UNIQUE INDEX dim_product_pkey ON public.dim_product USING btree (product_key)"),
             (
@@ -643,7 +643,7 @@ async fn postgres_a_failed_rebuild_after_a_bulk_copy_leaves_the_table_as_it_was(
     let indexes = "SELECT indexname FROM pg_indexes WHERE tablename = 'dim_customer' ORDER BY indexname";
     assert_eq!(
         query_text(&warehouse, indexes).await,
-        ["dim_customer_current", "dim_customer_pkey", "dim_customer_versions", "one_customer_per_city"]
+        ["dim_customer_cur", "dim_customer_pkey", "dim_customer_versions", "one_customer_per_city"]
             .map(|name| vec![text(name)])
     );
     database.drop_database(warehouse).await;
@@ -673,6 +673,12 @@ async fn postgres_natural_keys_compare_bytewise_and_tables_made_before_load_as_w
 
     // Tables as an earlier Lakestar made them, natural keys in the database's collation: the
     // loads (staging tables, merges, as-of lookups, inferred members) work on them unchanged.
+    // (Before the views, which the change of a column's type would have to go through.)
+    query_text(
+        &warehouse,
+        "DROP VIEW IF EXISTS fact_sales_detail, dim_customer_current, dim_product_current, dim_store_current",
+    )
+    .await;
     for column in collations("C") {
         let (table, column) = column[0].as_deref().and_then(|name| name.split_once('.')).expect("table.column");
         let alter = format!("ALTER TABLE {table} ALTER COLUMN {column} TYPE TEXT COLLATE \"default\"");

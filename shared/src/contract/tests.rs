@@ -231,6 +231,15 @@ kind = "dimension"
 natural_key = ["k"]
 [[datasets.long.columns]]
 name = "k"
+
+[datasets.shadow]
+match = ["landing/shadow/*.csv"]
+[datasets.shadow.table]
+name = "dim_person_current"
+kind = "dimension"
+natural_key = ["k"]
+[[datasets.shadow.columns]]
+name = "k"
 "#;
     let error = Contract::parse("pipeline.toml", text).expect_err("refused");
     let shown = error.to_string();
@@ -245,6 +254,7 @@ name = "k"
         "pattern `landing/../config/*` can never match",
         "`dim_date` is Lakestar's own calendar dimension",
         "at most 54",
+        "`dim_person_current` is the name of a view or index Lakestar makes for `dim_person`",
         "datasets `more` and `people` both match keys such as `landing/peoplex.csv`",
     ] {
         assert!(shown.contains(expected), "`{expected}` in:\n{shown}");

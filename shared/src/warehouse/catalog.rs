@@ -32,6 +32,7 @@ impl Warehouse {
         tx.execute("creating dim_date", ddl::create_dim_date(dialect), None).await?;
         for dataset in datasets {
             ensure_table(&mut tx, dataset, contract).await?;
+            refresh_view(&mut tx, dataset, contract).await?;
         }
         tx.commit().await
     }
@@ -132,8 +133,80 @@ async fn ensure_table(tx: &mut Tx, dataset: &Dataset, contract: &Contract) -> Re
         tx.execute(&format!("storing the row hashes of {table} as bytes"), statement, None).await?;
         tracing::info!(table = %table, columns = text_hashes.len(), "Stored the row hashes as bytes.");
     }
+    if dataset.table.kind == crate::contract::TableKind::Dimension {
+        rename_legacy_current_index(tx, dataset).await?;
+    }
     for statement in ddl::indexes(dataset)? {
         tx.execute(&format!("indexing {table}"), statement, None).await?;
+    }
+    Ok(())
+}
+
+/// A dimension made before its current versions had a view kept their unique index under the
+/// view's name (`<dim>_current`): it is renamed (PostgreSQL) or made again (SQLite) as
+/// `<dim>_cur`, once.
+async fn rename_legacy_current_index(tx: &mut Tx, dataset: &Dataset) -> Result<()> {
+    let table = &dataset.table.name;
+    let legacy = ddl::legacy_current_index_name(table);
+    let lookup = match tx.dialect() {
+        Dialect::Postgres => format!(
+            "SELECT relname::text FROM pg_class WHERE relname = '{}' AND relkind = 'i' AND relnamespace = current_schema()::regnamespace",
+            checked_name(&legacy)?
+        ),
+        Dialect::Sqlite => {
+            format!("SELECT name FROM sqlite_master WHERE type = 'index' AND name = '{}'", checked_name(&legacy)?)
+        }
+    };
+    if tx.fetch_text("reading the catalog", lookup).await?.is_empty() {
+        return Ok(());
+    }
+    let what = format!("renaming the current-version index of {table}");
+    match tx.dialect() {
+        Dialect::Postgres => {
+            let statement = format!(
+                "ALTER INDEX {} RENAME TO {}",
+                ddl::quote(&legacy)?,
+                ddl::quote(&ddl::current_index_name(table))?
+            );
+            tx.execute(&what, statement, None).await?;
+        }
+        Dialect::Sqlite => {
+            tx.execute(&what, format!("DROP INDEX {}", ddl::quote(&legacy)?), None).await?;
+            tx.execute(&what, ddl::current_index(dataset, Dialect::Sqlite)?, None).await?;
+        }
+    }
+    tracing::info!(table = %table, "Renamed the current-version index.");
+    Ok(())
+}
+
+/// Creates or updates the table's view ([`ddl::view`]) to its columns now. On PostgreSQL a
+/// view another object depends on can only be replaced when its columns are kept: when the
+/// replacement fails and so does dropping it, the view stays as it was (with a warning) and
+/// the load goes on; a view is never a reason for a load to fail.
+async fn refresh_view(tx: &mut Tx, dataset: &Dataset, contract: &Contract) -> Result<()> {
+    let (name, query) = ddl::view(dataset, contract, tx.dialect())?;
+    let view = ddl::quote(&name)?;
+    let what = format!("creating the view {name}");
+    match tx.dialect() {
+        Dialect::Sqlite => {
+            tx.execute(&what, format!("DROP VIEW IF EXISTS {view}"), None).await?;
+            tx.execute(&what, format!("CREATE VIEW {view} AS {query}"), None).await?;
+        }
+        Dialect::Postgres => {
+            tx.execute(&what, "SAVEPOINT lakestar_view".to_string(), None).await?;
+            if tx.execute(&what, format!("CREATE OR REPLACE VIEW {view} AS {query}"), None).await.is_err() {
+                tx.execute(&what, "ROLLBACK TO SAVEPOINT lakestar_view".to_string(), None).await?;
+                let replaced = match tx.execute(&what, format!("DROP VIEW IF EXISTS {view}"), None).await {
+                    Ok(_) => tx.execute(&what, format!("CREATE VIEW {view} AS {query}"), None).await.map(|_| ()),
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = replaced {
+                    tx.execute(&what, "ROLLBACK TO SAVEPOINT lakestar_view".to_string(), None).await?;
+                    tracing::warn!(view = %name, error = %error, "Could not update the view to the table's columns; it keeps its definition.");
+                }
+            }
+            tx.execute(&what, "RELEASE SAVEPOINT lakestar_view".to_string(), None).await?;
+        }
     }
     Ok(())
 }

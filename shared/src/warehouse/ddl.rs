@@ -147,17 +147,120 @@ pub fn create_table(dataset: &Dataset, contract: &Contract, dialect: Dialect) ->
         }
         TableKind::Dimension => {
             statements.push(format!("CREATE TABLE IF NOT EXISTS {table} (\n    {}\n)", definitions.join(",\n    ")));
-            // One current version per natural key, whatever loads run at once.
-            let index = quote(&format!("{}_current", dataset.table.name))?;
-            let current = if dialect == Dialect::Postgres { "is_current" } else { "is_current = 1" };
-            statements.push(format!(
-                "CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} ({}) WHERE {current}",
-                natural_key.join(", ")
-            ));
+            statements.push(current_index(dataset, dialect)?);
         }
     }
     statements.extend(indexes(dataset)?);
     Ok(statements)
+}
+
+/// A dimension's unique index of current versions: `<dim>_cur`.
+pub fn current_index_name(table: &str) -> String {
+    format!("{table}_cur")
+}
+
+/// The name that index had before `<dim>_current` became the dimension's view.
+pub fn legacy_current_index_name(table: &str) -> String {
+    format!("{table}_current")
+}
+
+/// One current version per natural key, whatever loads run at once.
+pub fn current_index(dataset: &Dataset, dialect: Dialect) -> Result<String> {
+    let current = if dialect == Dialect::Postgres { "is_current" } else { "is_current = 1" };
+    Ok(format!(
+        "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({}) WHERE {current}",
+        quote(&current_index_name(&dataset.table.name))?,
+        quote(&dataset.table.name)?,
+        natural_key_columns(dataset)?.join(", ")
+    ))
+}
+
+/// The columns Lakestar keeps a dimension's history with, which its current view leaves out.
+const BOOKKEEPING: [&str; 8] =
+    ["row_hash", "type1_hash", "valid_from", "valid_to", "is_current", "is_inferred", "type1_from", "run_id"];
+
+/// `dim_date`'s attributes in a fact's view, as `date_<attribute>`.
+const CALENDAR: [&str; 8] =
+    ["year", "quarter", "month", "month_name", "day_of_week", "day_name", "iso_week", "is_weekend"];
+
+/// The view of a star table, as (name, query):
+/// - a dimension's `<dim>_current`: its current versions, with the surrogate key and the
+///   contract's columns, without the columns Lakestar keeps history with;
+/// - a fact's `<fact>_detail`: every fact with the attributes of the versions its keys name
+///   (those in effect at the fact's date), each as `<dimension stem>_<column>`, and its
+///   calendar attributes as `date_<attribute>`; without surrogate keys.
+pub fn view(dataset: &Dataset, contract: &Contract, dialect: Dialect) -> Result<(String, String)> {
+    let table = &dataset.table.name;
+    match dataset.table.kind {
+        TableKind::Dimension => {
+            let columns: Vec<String> = table_columns(dataset, contract, dialect)?
+                .into_iter()
+                .filter(|column| !BOOKKEEPING.contains(&column.name.as_str()))
+                .map(|column| quote(&column.name))
+                .collect::<Result<_>>()?;
+            let current = if dialect == Dialect::Postgres { "\"is_current\"" } else { "\"is_current\" = 1" };
+            let name = format!("{table}_current");
+            let query = format!("SELECT {} FROM {} WHERE {current}", columns.join(", "), quote(table)?);
+            Ok((name, query))
+        }
+        TableKind::Fact => {
+            let mut names: Vec<String> = Vec::new();
+            let mut select = Vec::new();
+            for column in table_columns(dataset, contract, dialect)? {
+                if column.name.ends_with("_key") || column.name == "run_id" {
+                    continue;
+                }
+                select.push(format!("f.{}", quote(&column.name)?));
+                names.push(column.name);
+            }
+            let mut joins = Vec::new();
+            let references =
+                dataset.table.references.iter().filter_map(|reference| {
+                    contract.datasets.iter().find(|other| other.table.name == reference.dimension)
+                });
+            for (index, dimension) in references.enumerate() {
+                let alias = format!("r{index}");
+                let key = quote(&surrogate_key(&dimension.table.name))?;
+                let stem = dimension.table.name.strip_prefix("dim_").unwrap_or(&dimension.table.name);
+                let natural: Vec<String> = natural_key_columns(dimension)?;
+                for column in table_columns(dimension, contract, dialect)? {
+                    let quoted = quote(&column.name)?;
+                    if BOOKKEEPING.contains(&column.name.as_str())
+                        || column.name.ends_with("_key")
+                        || natural.contains(&quoted)
+                    {
+                        continue;
+                    }
+                    let prefix = format!("{stem}_");
+                    let mut name = if column.name.starts_with(&prefix) && !names.contains(&column.name) {
+                        column.name.clone()
+                    } else {
+                        format!("{prefix}{}", column.name)
+                    };
+                    while names.contains(&name) {
+                        name.push_str("_2");
+                    }
+                    select.push(format!("{alias}.{quoted} AS {}", quote(&name)?));
+                    names.push(name);
+                }
+                joins.push(format!("LEFT JOIN {} {alias} ON {alias}.{key} = f.{key}", quote(&dimension.table.name)?));
+            }
+            if dataset.table.date_column.is_some() {
+                for attribute in CALENDAR {
+                    let mut name = format!("date_{attribute}");
+                    while names.contains(&name) {
+                        name.push_str("_2");
+                    }
+                    select.push(format!("d.{} AS {}", quote(attribute)?, quote(&name)?));
+                    names.push(name);
+                }
+                joins.push("LEFT JOIN \"dim_date\" d ON d.\"date_key\" = f.\"date_key\"".to_string());
+            }
+            let name = format!("{table}_detail");
+            let query = format!("SELECT {} FROM {} f {}", select.join(", "), quote(table)?, joins.join(" "));
+            Ok((name, query))
+        }
+    }
 }
 
 /// The indexes the loads rely on besides the keys: a dimension's versions by natural key and
@@ -231,7 +334,7 @@ mod tests {
         assert!(table.contains("\"customer_id\" TEXT COLLATE \"C\","), "the natural key compares bytewise: {table}");
         assert_eq!(table.matches("COLLATE").count(), 1, "only the natural key: {table}");
         assert!(
-            statements[1].contains("UNIQUE INDEX IF NOT EXISTS \"dim_customer_current\"")
+            statements[1].contains("UNIQUE INDEX IF NOT EXISTS \"dim_customer_cur\"")
                 && statements[1].ends_with("WHERE is_current")
         );
         let sqlite = create_table(customers, &contract, Dialect::Sqlite).expect("DDL");

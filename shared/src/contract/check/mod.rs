@@ -209,6 +209,28 @@ impl Checker<'_> {
                 }
             }
         }
+        // A table named like another's view or index (`dim_x_current`, `fact_x_detail`, `…_cur`,
+        // `…_versions`): the warehouse holds one relation of a name.
+        for dataset in datasets {
+            for other in datasets {
+                let derived = [
+                    format!("{}_current", other.table.name),
+                    format!("{}_detail", other.table.name),
+                    format!("{}_cur", other.table.name),
+                    format!("{}_versions", other.table.name),
+                ];
+                if derived.contains(&dataset.table.name) {
+                    self.problems.push(Problem {
+                        line: None,
+                        field: format!("datasets.{}.table.name", dataset.name),
+                        message: format!(
+                            "`{}` is the name of a view or index Lakestar makes for `{}`: name the table otherwise",
+                            dataset.table.name, other.table.name
+                        ),
+                    });
+                }
+            }
+        }
         for (index, dataset) in datasets.iter().enumerate() {
             if let Some(other) = datasets[..index].iter().find(|other| other.table.name == dataset.table.name) {
                 self.problems.push(Problem {
