@@ -160,17 +160,13 @@ struct LakeStorage {
     root: PathBuf,
 }
 
-/// The error code the embedded S3 answers when its folder's disk is full (`s3s-fs` alone
-/// answers `InternalError`, which the client retries as a passing fault).
-pub const DISK_FULL_CODE: &str = "LocalDiskFull";
-
 impl LakeStorage {
     /// Whether `bucket/key` is a folder on disk rather than an object.
     fn is_folder(&self, bucket: &str, key: &str) -> bool {
         !key.is_empty() && self.root.join(bucket).join(key).is_dir()
     }
 
-    /// A write's result, a full disk answered as [`DISK_FULL_CODE`] naming the folder.
+    /// A write's result, a full disk answered as [`super::s3::DISK_FULL_CODE`] naming the folder.
     fn written<T>(&self, result: S3Result<T>) -> S3Result<T> {
         result.map_err(|error| {
             let mut source: Option<&(dyn std::error::Error + 'static)> =
@@ -179,7 +175,7 @@ impl LakeStorage {
                 if let Some(io) = cause.downcast_ref::<std::io::Error>()
                     && (io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28))
                 {
-                    let code = DISK_FULL_CODE.parse().unwrap_or(s3s::S3ErrorCode::InternalError);
+                    let code = super::s3::DISK_FULL_CODE.parse().unwrap_or(s3s::S3ErrorCode::InternalError);
                     return s3s::S3Error::with_message(code, format!("the disk of {} is full", self.root.display()));
                 }
                 source = cause.source();

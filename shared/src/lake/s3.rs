@@ -15,6 +15,11 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// Lambda's memory holds one comfortably.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
+/// The error code the embedded S3 answers when its folder's disk is full (`s3s-fs` alone
+/// answers `InternalError`, which the client retries as a passing fault). Known to every
+/// build: the functions' client maps it, the embedded server (a feature) sends it.
+pub const DISK_FULL_CODE: &str = "LocalDiskFull";
+
 /// A bucket and a client: where a stage reads and writes.
 #[derive(Debug, Clone)]
 pub struct Lake {
@@ -40,7 +45,7 @@ impl Lake {
 
     fn error(&self, operation: &'static str, key: &str, error: impl std::error::Error) -> Error {
         let message = crate::error_chain(&error);
-        if message.contains(super::embedded::DISK_FULL_CODE) {
+        if message.contains(DISK_FULL_CODE) {
             // The embedded S3's own disk (offline): not a passing fault of S3.
             return Error::DiskFull {
                 place: format!("the embedded S3 store (bucket {})", self.bucket),
