@@ -37,6 +37,14 @@ async fn schema_cases(warehouse: &Warehouse, contract: &Contract) {
     let day = |d| chrono::NaiveDate::from_ymd_opt(2024, 2, d).expect("date");
     assert_eq!(warehouse.ensure_dates(&[day(29), day(28), day(29)]).await.expect("dates"), 2);
     assert_eq!(warehouse.ensure_dates(&[day(28), day(27)]).await.expect("dates"), 1, "only the missing one");
+    // The calendar has no gaps: a date further back brings every date up to the first.
+    assert_eq!(warehouse.ensure_dates(&[day(20)]).await.expect("dates"), 7, "the 20th and the 21st to the 26th");
+    let calendar = query_text(
+        warehouse,
+        "SELECT CAST(COUNT(*) AS TEXT), CAST(MIN(date_key) AS TEXT), CAST(MAX(date_key) AS TEXT) FROM dim_date",
+    )
+    .await;
+    assert_eq!(calendar, [vec![Some("10".to_string()), Some("20240220".to_string()), Some("20240229".to_string())]]);
 
     // A column the contract gains is added.
     let grown = RETAIL_CONTRACT.replacen(

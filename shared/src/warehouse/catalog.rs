@@ -37,13 +37,13 @@ impl Warehouse {
         tx.commit().await
     }
 
-    /// Adds the `dim_date` rows of `dates` that are missing (idempotent). Returns how many
-    /// rows were inserted.
+    /// Adds the `dim_date` rows of `dates` that are missing, and those between them that fill
+    /// the calendar's gaps (idempotent). Returns how many rows were inserted.
     pub async fn ensure_dates(&self, dates: &[chrono::NaiveDate]) -> Result<u64> {
         let mut tx = self.begin().await?;
-        let inserted = super::dates::insert_dates(&mut tx, dates).await?;
+        let (inserted, filled) = super::dates::insert_dates(&mut tx, dates).await?;
         tx.commit().await?;
-        Ok(inserted)
+        Ok(inserted + filled)
     }
 }
 

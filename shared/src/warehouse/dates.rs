@@ -1,4 +1,5 @@
-//! `dim_date`: one row per calendar date the facts use, generated, never loaded from files.
+//! `dim_date`: a calendar without gaps from the earliest to the latest date any fact uses,
+//! generated, never loaded from files.
 
 use chrono::{Datelike, NaiveDate, Weekday};
 
@@ -81,8 +82,46 @@ impl DateRow {
     }
 }
 
-/// Adds the missing `dim_date` rows of `dates`, in batches of bound parameters.
-pub(super) async fn insert_dates(tx: &mut Tx, dates: &[chrono::NaiveDate]) -> Result<u64> {
+/// The widest calendar filled without gaps (about 200 years); facts dated further apart get
+/// their own dates only.
+const WIDEST_CALENDAR_DAYS: i64 = 73_050;
+
+/// Adds the missing `dim_date` rows of `dates`, then every date between the calendar's first
+/// and last that it lacks, so the calendar has no gaps. Returns the rows added for `dates`
+/// and those added to fill gaps.
+pub(super) async fn insert_dates(tx: &mut Tx, dates: &[chrono::NaiveDate]) -> Result<(u64, u64)> {
+    let referenced = insert_rows(tx, dates).await?;
+    let bounds = tx
+        .fetch_text(
+            "reading dim_date's range",
+            "SELECT CAST(MIN(\"date\") AS TEXT), CAST(MAX(\"date\") AS TEXT), CAST(COUNT(*) AS TEXT) FROM \"dim_date\""
+                .to_string(),
+        )
+        .await?;
+    let parse =
+        |text: &Option<String>| text.as_deref().and_then(|text| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok());
+    let Some([first, last, count]) = bounds.first().map(|row| [row.first(), row.get(1), row.get(2)]) else {
+        return Ok((referenced, 0));
+    };
+    let (Some(first), Some(last)) = (first.and_then(|value| parse(value)), last.and_then(|value| parse(value))) else {
+        return Ok((referenced, 0));
+    };
+    let count: i64 = count.and_then(|value| value.as_deref()).and_then(|text| text.parse().ok()).unwrap_or(0);
+    let span = (last - first).num_days() + 1;
+    if span == count {
+        return Ok((referenced, 0));
+    }
+    if span > WIDEST_CALENDAR_DAYS {
+        tracing::warn!(first = %first, last = %last, "The facts' dates are too far apart for a calendar without gaps; dim_date holds the dates they use.");
+        return Ok((referenced, 0));
+    }
+    let every_day: Vec<NaiveDate> = first.iter_days().take(span as usize).collect();
+    let filled = insert_rows(tx, &every_day).await?;
+    Ok((referenced, filled))
+}
+
+/// Adds the `dim_date` rows of `dates` that are missing, in batches of bound parameters.
+async fn insert_rows(tx: &mut Tx, dates: &[chrono::NaiveDate]) -> Result<u64> {
     let mut rows: Vec<DateRow> = dates.iter().copied().map(DateRow::of).collect();
     rows.sort_by_key(|row| row.date_key);
     rows.dedup_by_key(|row| row.date_key);

@@ -132,10 +132,14 @@ impl Warehouse {
                 tables.insert(dimension, TableCounts { inferred: added, ..TableCounts::default() });
             }
             let dates: Vec<chrono::NaiveDate> = dates.into_iter().collect();
-            let added = dates::insert_dates(&mut tx, &dates).await?;
+            let (added, filled) = dates::insert_dates(&mut tx, &dates).await?;
             tables.insert(
                 "dim_date".to_string(),
-                TableCounts { inserted: added, unchanged: dates.len() as u64 - added, ..TableCounts::default() },
+                TableCounts {
+                    inserted: added + filled,
+                    unchanged: (dates.len() as u64).saturating_sub(added),
+                    ..TableCounts::default()
+                },
             );
         }
         let metrics = metrics(&tables);
