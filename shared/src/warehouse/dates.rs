@@ -103,7 +103,7 @@ pub(super) async fn insert_dates(tx: &mut Tx, dates: &[chrono::NaiveDate]) -> Re
     let Some([first, last, count]) = bounds.first().map(|row| [row.first(), row.get(1), row.get(2)]) else {
         return Ok((referenced, 0));
     };
-    let (Some(first), Some(last)) = (first.and_then(|value| parse(value)), last.and_then(|value| parse(value))) else {
+    let (Some(first), Some(last)) = (first.and_then(&parse), last.and_then(&parse)) else {
         return Ok((referenced, 0));
     };
     let count: i64 = count.and_then(|value| value.as_deref()).and_then(|text| text.parse().ok()).unwrap_or(0);
