@@ -190,3 +190,57 @@ async fn sqlite_a_warehouse_from_before_the_views_is_brought_along() {
         .expect("connected");
     legacy_cases(&warehouse, false).await;
 }
+
+/// `dim_date` is a calendar without gaps, widened by `calendar.margin_days`, with the fiscal
+/// year (named by the year it ends in) and quarter of `calendar.fiscal_year_start_month`,
+/// computed again when the fiscal start changes.
+async fn calendar_cases(warehouse: &Warehouse) {
+    let april = RETAIL_CONTRACT.replacen(
+        "[masking]",
+        "[calendar]\nmargin_days = 2\nfiscal_year_start_month = 4\n\n[masking]",
+        1,
+    );
+    let contract = Contract::parse("pipeline.toml", &april).expect("contract");
+    assert_eq!((contract.calendar.margin_days, contract.calendar.fiscal_year_start_month), (2, 4));
+    warehouse.ensure_tables(&contract).await.expect("tables");
+    let day = |month, day| chrono::NaiveDate::from_ymd_opt(2024, month, day).expect("date");
+    let added = warehouse.ensure_dates(&[day(3, 31), day(4, 1)], &contract.calendar).await.expect("dates");
+    assert_eq!(added, 6, "the two dates and two days either side");
+    let fiscal = "SELECT CAST(date_key AS TEXT), CAST(fiscal_year AS TEXT), CAST(fiscal_quarter AS TEXT) FROM dim_date ORDER BY 1";
+    let rows = query_text(warehouse, fiscal).await;
+    let row = |key: &str, year: &str, quarter: &str| vec![text(key), text(year), text(quarter)];
+    assert_eq!(
+        rows,
+        [
+            row("20240329", "2024", "4"),
+            row("20240330", "2024", "4"),
+            row("20240331", "2024", "4"),
+            row("20240401", "2025", "1"),
+            row("20240402", "2025", "1"),
+            row("20240403", "2025", "1"),
+        ]
+    );
+    // Calendar years again: every row follows.
+    let calendar_years = Contract::parse("pipeline.toml", RETAIL_CONTRACT).expect("contract");
+    warehouse.ensure_tables(&calendar_years).await.expect("tables");
+    let rows = query_text(warehouse, fiscal).await;
+    assert_eq!((rows[0][1].as_deref(), rows[0][2].as_deref()), (Some("2024"), Some("1")));
+    assert_eq!((rows[3][1].as_deref(), rows[3][2].as_deref()), (Some("2024"), Some("2")));
+}
+
+#[tokio::test]
+async fn sqlite_the_calendar_has_a_margin_and_fiscal_years() {
+    let dir = tempfile::tempdir().expect("folder");
+    let warehouse = Warehouse::connect(&format!("sqlite://{}", dir.path().join("warehouse.db").display()))
+        .await
+        .expect("connected");
+    calendar_cases(&warehouse).await;
+}
+
+#[tokio::test]
+async fn postgres_the_calendar_has_a_margin_and_fiscal_years() {
+    let (database, url) = PostgresDatabase::create().await;
+    let warehouse = Warehouse::connect(&url).await.expect("connected");
+    calendar_cases(&warehouse).await;
+    database.drop_database(warehouse).await;
+}

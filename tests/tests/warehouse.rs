@@ -35,10 +35,18 @@ async fn schema_cases(warehouse: &Warehouse, contract: &Contract) {
 
     // dim_date holds each date once, generated.
     let day = |d| chrono::NaiveDate::from_ymd_opt(2024, 2, d).expect("date");
-    assert_eq!(warehouse.ensure_dates(&[day(29), day(28), day(29)]).await.expect("dates"), 2);
-    assert_eq!(warehouse.ensure_dates(&[day(28), day(27)]).await.expect("dates"), 1, "only the missing one");
+    assert_eq!(warehouse.ensure_dates(&[day(29), day(28), day(29)], &Default::default()).await.expect("dates"), 2);
+    assert_eq!(
+        warehouse.ensure_dates(&[day(28), day(27)], &Default::default()).await.expect("dates"),
+        1,
+        "only the missing one"
+    );
     // The calendar has no gaps: a date further back brings every date up to the first.
-    assert_eq!(warehouse.ensure_dates(&[day(20)]).await.expect("dates"), 7, "the 20th and the 21st to the 26th");
+    assert_eq!(
+        warehouse.ensure_dates(&[day(20)], &Default::default()).await.expect("dates"),
+        7,
+        "the 20th and the 21st to the 26th"
+    );
     let calendar = query_text(
         warehouse,
         "SELECT CAST(COUNT(*) AS TEXT), CAST(MIN(date_key) AS TEXT), CAST(MAX(date_key) AS TEXT) FROM dim_date",

@@ -13,6 +13,9 @@ pub struct PipelineConfig {
     /// Settings of the masking stage that apply to every dataset.
     #[serde(default)]
     pub masking: MaskingConfig,
+    /// The warehouse's calendar, `dim_date`.
+    #[serde(default)]
+    pub calendar: CalendarConfig,
     /// The datasets, by name (lower-case identifier, e.g. `customers`).
     pub datasets: BTreeMap<String, Spanned<DatasetConfig>>,
 }
@@ -25,6 +28,29 @@ pub struct MaskingConfig {
     /// re-key is traceable. Default `v1`.
     #[serde(default = "default_key_version")]
     pub key_version: String,
+}
+
+/// The calendar dimension `dim_date`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarConfig {
+    /// Days added before the earliest and after the latest date the facts use. Default 0.
+    #[serde(default)]
+    pub margin_days: u32,
+    /// The month (1–12) a fiscal year starts in; a fiscal year is named by the calendar year it
+    /// ends in. Default 1 (fiscal years are calendar years).
+    #[serde(default = "default_fiscal_start")]
+    pub fiscal_year_start_month: u32,
+}
+
+fn default_fiscal_start() -> u32 {
+    1
+}
+
+impl Default for CalendarConfig {
+    fn default() -> Self {
+        CalendarConfig { margin_days: 0, fiscal_year_start_month: default_fiscal_start() }
+    }
 }
 
 impl Default for MaskingConfig {

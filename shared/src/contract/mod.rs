@@ -167,6 +167,8 @@ impl Dataset {
 pub struct Contract {
     /// Masking settings.
     pub masking: MaskingConfig,
+    /// The calendar's settings.
+    pub calendar: CalendarConfig,
     /// The datasets, ordered by name.
     pub datasets: Vec<Dataset>,
 }

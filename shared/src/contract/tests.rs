@@ -193,6 +193,9 @@ fn identifiers_are_strict() {
 #[test]
 fn every_problem_is_reported_and_names_that_break_loads_are_refused() {
     let text = r#"
+[calendar]
+fiscal_year_start_month = 13
+
 [datasets.people]
 match = ["landing/people*.csv"]
 colour = "blue"
@@ -244,9 +247,9 @@ name = "k"
     let error = Contract::parse("pipeline.toml", text).expect_err("refused");
     let shown = error.to_string();
     for expected in [
-        "pipeline.toml:4: unknown field `colour`",
-        "pipeline.toml:9: unknown field `surprise`",
-        "pipeline.toml:12:",
+        "pipeline.toml:7: unknown field `colour`",
+        "pipeline.toml:12: unknown field `surprise`",
+        "pipeline.toml:15:",
         "two columns are named `id`",
         "`prefix` applies to `token` only, not to `partial`",
         "`valid_to` is one of the columns Lakestar keeps history with",
@@ -254,6 +257,7 @@ name = "k"
         "pattern `landing/../config/*` can never match",
         "`dim_date` is Lakestar's own calendar dimension",
         "at most 54",
+        "`13` is not a month",
         "`dim_person_current` is the name of a view or index Lakestar makes for `dim_person`",
         "datasets `more` and `people` both match keys such as `landing/peoplex.csv`",
     ] {

@@ -30,6 +30,16 @@ impl Warehouse {
         tx.lock(&["ddl"]).await?;
         let dialect = tx.dialect();
         tx.execute("creating dim_date", ddl::create_dim_date(dialect), None).await?;
+        // A dim_date from before fiscal years: the columns, then every row's values (again
+        // whenever the contract's fiscal start changed).
+        let calendar_columns = existing_columns(&mut tx, "dim_date").await?;
+        for column in ["fiscal_year", "fiscal_quarter"] {
+            if !calendar_columns.iter().any(|(name, _)| name == column) {
+                let statement = format!("ALTER TABLE \"dim_date\" ADD COLUMN \"{column}\" INTEGER");
+                tx.execute("adding dim_date's fiscal columns", statement, None).await?;
+            }
+        }
+        super::dates::set_fiscal_years(&mut tx, &contract.calendar, false).await?;
         for dataset in datasets {
             ensure_table(&mut tx, dataset, contract).await?;
             refresh_view(&mut tx, dataset, contract).await?;
@@ -39,9 +49,13 @@ impl Warehouse {
 
     /// Adds the `dim_date` rows of `dates` that are missing, and those between them that fill
     /// the calendar's gaps (idempotent). Returns how many rows were inserted.
-    pub async fn ensure_dates(&self, dates: &[chrono::NaiveDate]) -> Result<u64> {
+    pub async fn ensure_dates(
+        &self,
+        dates: &[chrono::NaiveDate],
+        calendar: &crate::contract::CalendarConfig,
+    ) -> Result<u64> {
         let mut tx = self.begin().await?;
-        let (inserted, filled) = super::dates::insert_dates(&mut tx, dates).await?;
+        let (inserted, filled) = super::dates::insert_dates(&mut tx, dates, calendar).await?;
         tx.commit().await?;
         Ok(inserted + filled)
     }

@@ -4,6 +4,7 @@
 use chrono::{Datelike, NaiveDate, Weekday};
 
 use super::tx::Tx;
+use crate::contract::CalendarConfig;
 use crate::{Error, Result};
 
 /// One row of `dim_date`.
@@ -86,10 +87,11 @@ impl DateRow {
 /// their own dates only.
 const WIDEST_CALENDAR_DAYS: i64 = 73_050;
 
-/// Adds the missing `dim_date` rows of `dates`, then every date between the calendar's first
-/// and last that it lacks, so the calendar has no gaps. Returns the rows added for `dates`
-/// and those added to fill gaps.
-pub(super) async fn insert_dates(tx: &mut Tx, dates: &[chrono::NaiveDate]) -> Result<(u64, u64)> {
+/// Adds the missing `dim_date` rows of `dates`, then every date the calendar lacks between
+/// its first and last (the facts' earliest and latest, widened by the contract's margin), so
+/// it has no gaps, and gives new rows their fiscal year. Returns the rows added for `dates`
+/// and those added to fill the calendar.
+pub(super) async fn insert_dates(tx: &mut Tx, dates: &[NaiveDate], calendar: &CalendarConfig) -> Result<(u64, u64)> {
     let referenced = insert_rows(tx, dates).await?;
     let bounds = tx
         .fetch_text(
@@ -98,26 +100,46 @@ pub(super) async fn insert_dates(tx: &mut Tx, dates: &[chrono::NaiveDate]) -> Re
                 .to_string(),
         )
         .await?;
-    let parse =
-        |text: &Option<String>| text.as_deref().and_then(|text| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok());
-    let Some([first, last, count]) = bounds.first().map(|row| [row.first(), row.get(1), row.get(2)]) else {
+    let row = bounds.into_iter().next().unwrap_or_default();
+    let value = |index: usize| row.get(index).cloned().flatten();
+    let parse = |text: Option<String>| text.and_then(|text| NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok());
+    let (Some(mut first), Some(mut last)) = (parse(value(0)), parse(value(1))) else {
         return Ok((referenced, 0));
     };
-    let (Some(first), Some(last)) = (first.and_then(&parse), last.and_then(&parse)) else {
-        return Ok((referenced, 0));
-    };
-    let count: i64 = count.and_then(|value| value.as_deref()).and_then(|text| text.parse().ok()).unwrap_or(0);
+    let count: i64 = value(2).and_then(|text| text.parse().ok()).unwrap_or(0);
+    let margin = chrono::Days::new(u64::from(calendar.margin_days));
+    if let (Some(earliest), Some(latest)) = (dates.iter().min(), dates.iter().max()) {
+        first = first.min(earliest.checked_sub_days(margin).unwrap_or(*earliest));
+        last = last.max(latest.checked_add_days(margin).unwrap_or(*latest));
+    }
     let span = (last - first).num_days() + 1;
-    if span == count {
-        return Ok((referenced, 0));
-    }
-    if span > WIDEST_CALENDAR_DAYS {
+    let filled = if span == count {
+        0
+    } else if span > WIDEST_CALENDAR_DAYS {
         tracing::warn!(first = %first, last = %last, "The facts' dates are too far apart for a calendar without gaps; dim_date holds the dates they use.");
-        return Ok((referenced, 0));
-    }
-    let every_day: Vec<NaiveDate> = first.iter_days().take(span as usize).collect();
-    let filled = insert_rows(tx, &every_day).await?;
+        0
+    } else {
+        let every_day: Vec<NaiveDate> = first.iter_days().take(span as usize).collect();
+        insert_rows(tx, &every_day).await?
+    };
+    set_fiscal_years(tx, calendar, true).await?;
     Ok((referenced, filled))
+}
+
+/// Gives `dim_date`'s rows the fiscal year and quarter of the contract's fiscal start: only
+/// rows without one (`only_new`), or every row whose values differ (the start changed).
+pub(super) async fn set_fiscal_years(tx: &mut Tx, calendar: &CalendarConfig, only_new: bool) -> Result<u64> {
+    let start = calendar.fiscal_year_start_month.clamp(1, 12);
+    let year = format!("\"year\" + CASE WHEN {start} > 1 AND \"month\" >= {start} THEN 1 ELSE 0 END");
+    let quarter = format!("((\"month\" - {start} + 12) % 12) / 3 + 1");
+    let rows = if only_new {
+        "\"fiscal_year\" IS NULL".to_string()
+    } else {
+        format!("\"fiscal_year\" IS NULL OR \"fiscal_year\" <> {year} OR \"fiscal_quarter\" <> {quarter}")
+    };
+    let statement =
+        format!("UPDATE \"dim_date\" SET \"fiscal_year\" = {year}, \"fiscal_quarter\" = {quarter} WHERE {rows}");
+    tx.execute("setting dim_date's fiscal years", statement, None).await
 }
 
 /// Adds the `dim_date` rows of `dates` that are missing, in batches of bound parameters.

@@ -284,7 +284,7 @@ pub fn create_dim_date(dialect: Dialect) -> String {
     let date = if dialect == Dialect::Postgres { "DATE" } else { "TEXT" };
     let boolean = if dialect == Dialect::Postgres { "BOOLEAN" } else { "INTEGER" };
     format!(
-        "CREATE TABLE IF NOT EXISTS \"dim_date\" (\n    \"date_key\" INTEGER PRIMARY KEY,\n    \"date\" {date} NOT NULL,\n    \"year\" INTEGER NOT NULL,\n    \"quarter\" INTEGER NOT NULL,\n    \"month\" INTEGER NOT NULL,\n    \"month_name\" TEXT NOT NULL,\n    \"day\" INTEGER NOT NULL,\n    \"day_of_week\" INTEGER NOT NULL,\n    \"day_name\" TEXT NOT NULL,\n    \"iso_week\" INTEGER NOT NULL,\n    \"is_weekend\" {boolean} NOT NULL\n)"
+        "CREATE TABLE IF NOT EXISTS \"dim_date\" (\n    \"date_key\" INTEGER PRIMARY KEY,\n    \"date\" {date} NOT NULL,\n    \"year\" INTEGER NOT NULL,\n    \"quarter\" INTEGER NOT NULL,\n    \"month\" INTEGER NOT NULL,\n    \"month_name\" TEXT NOT NULL,\n    \"day\" INTEGER NOT NULL,\n    \"day_of_week\" INTEGER NOT NULL,\n    \"day_name\" TEXT NOT NULL,\n    \"iso_week\" INTEGER NOT NULL,\n    \"is_weekend\" {boolean} NOT NULL,\n    \"fiscal_year\" INTEGER,\n    \"fiscal_quarter\" INTEGER\n)"
     )
 }
 

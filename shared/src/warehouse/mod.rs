@@ -132,7 +132,7 @@ impl Warehouse {
                 tables.insert(dimension, TableCounts { inferred: added, ..TableCounts::default() });
             }
             let dates: Vec<chrono::NaiveDate> = dates.into_iter().collect();
-            let (added, filled) = dates::insert_dates(&mut tx, &dates).await?;
+            let (added, filled) = dates::insert_dates(&mut tx, &dates, &contract.calendar).await?;
             tables.insert(
                 "dim_date".to_string(),
                 TableCounts {

@@ -40,7 +40,22 @@ impl Checker<'_> {
             datasets.push(self.dataset(name, span, dataset.get_ref().clone()));
         }
         self.cross_dataset(&datasets);
-        Contract { masking: config.masking, datasets }
+        let calendar = config.calendar;
+        if !(1..=12).contains(&calendar.fiscal_year_start_month) {
+            self.problems.push(Problem {
+                line: None,
+                field: "calendar.fiscal_year_start_month".to_string(),
+                message: format!("`{}` is not a month: give 1 (January) to 12", calendar.fiscal_year_start_month),
+            });
+        }
+        if calendar.margin_days > 3660 {
+            self.problems.push(Problem {
+                line: None,
+                field: "calendar.margin_days".to_string(),
+                message: format!("{} days is more than ten years of calendar: give at most 3660", calendar.margin_days),
+            });
+        }
+        Contract { masking: config.masking, calendar, datasets }
     }
 
     fn dataset(&mut self, name: &str, span: Range<usize>, config: DatasetConfig) -> Dataset {
