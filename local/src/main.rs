@@ -120,9 +120,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Infer reads samples under a dataset that declares no column: ingest's drift warnings
-    // there say nothing.
-    let quiet = if matches!(cli.command, Command::Infer(_)) { "warn,lakestar::ingest=error" } else { "warn" };
+    // Infer reads samples under a dataset that declares no column, and validate's report says
+    // what the stages would warn of (drift, the gate): their warnings would say it twice.
+    let quiet = match cli.command {
+        Command::Infer(_) | Command::Validate(_) => "warn,lakestar::ingest=error,lakestar::validate=error",
+        _ => "warn",
+    };
     let filter = lakestar::config::Environment::get().log.clone().unwrap_or_else(|| quiet.to_string());
     tracing_subscriber::fmt()
         .with_env_filter(

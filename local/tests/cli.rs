@@ -357,6 +357,12 @@ fn validate_checks_a_file_without_loading_it_and_answers_with_the_gate_as_exit_c
     assert!(stdout.contains("line 7: quantity:min(1)") && stdout.contains("quality gate: pass"), "{stdout}");
     assert!(!stdout.contains("4111") && !stdout.contains("O0000"), "no values unless asked for: {stdout}");
     assert!(!dir.path().join(".lakestar").exists(), "nothing written");
+    // A file with drift: the report names the column; no warning says it again.
+    let stores = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/retail/landing/2024-01-01/stores.json");
+    let (code, stdout, stderr) = lakestar_with(&["validate", stores], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("does not declare (kept in raw): tags"), "{stdout}");
+    assert!(!stderr.contains("WARN"), "{stderr}");
 
     let (code, stdout, _) = lakestar_with(&["validate", &sales_text, "--json", "--show-values", "--rows", "2"], &[]);
     assert_eq!(code, 0);
