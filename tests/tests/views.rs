@@ -79,13 +79,22 @@ async fn view_cases(warehouse: &Warehouse) {
     assert_eq!(current, [vec![text("York")]]);
     let sold = query_text(
         warehouse,
-        "SELECT customer_city, product_name, store_name, date_day_name, CAST(date_year AS TEXT) \
+        "SELECT customer_city, product_name, store_name, date_day_name, CAST(date_year AS TEXT), \
+         CAST(date_fiscal_year AS TEXT), CAST(date_fiscal_quarter AS TEXT) \
          FROM fact_sales_detail WHERE order_id = 'O00001' AND line = 1",
     )
     .await;
     assert_eq!(
         sold,
-        [vec![text("Leeds"), text("Organic Oat Milk 1L"), text("Leeds Briggate"), text("Monday"), text("2024")]]
+        [vec![
+            text("Leeds"),
+            text("Organic Oat Milk 1L"),
+            text("Leeds Briggate"),
+            text("Monday"),
+            text("2024"),
+            text("2024"),
+            text("1")
+        ]]
     );
     let counts = query_text(
         warehouse,

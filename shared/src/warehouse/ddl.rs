@@ -180,8 +180,18 @@ const BOOKKEEPING: [&str; 8] =
     ["row_hash", "type1_hash", "valid_from", "valid_to", "is_current", "is_inferred", "type1_from", "run_id"];
 
 /// `dim_date`'s attributes in a fact's view, as `date_<attribute>`.
-const CALENDAR: [&str; 8] =
-    ["year", "quarter", "month", "month_name", "day_of_week", "day_name", "iso_week", "is_weekend"];
+const CALENDAR: [&str; 10] = [
+    "year",
+    "quarter",
+    "month",
+    "month_name",
+    "day_of_week",
+    "day_name",
+    "iso_week",
+    "is_weekend",
+    "fiscal_year",
+    "fiscal_quarter",
+];
 
 /// The view of a star table, as (name, query):
 /// - a dimension's `<dim>_current`: its current versions, with the surrogate key and the
