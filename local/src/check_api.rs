@@ -57,29 +57,10 @@ fn event(method: &str, path: &str, query: Option<&str>, body: &[u8]) -> Value {
     })
 }
 
-/// A query string's percent-encoding (and `+` for a space) undone.
+/// A query string's percent-encoding (and `+` for a space) undone, as S3 event keys are;
+/// a malformed escape is kept as written.
 fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'+' => out.push(b' '),
-            b'%' if index + 2 < bytes.len() => {
-                let hex = |byte: u8| (byte as char).to_digit(16);
-                match (hex(bytes[index + 1]), hex(bytes[index + 2])) {
-                    (Some(high), Some(low)) => {
-                        out.push((high * 16 + low) as u8);
-                        index += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            byte => out.push(byte),
-        }
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    lakestar::trigger::decode_key(text).unwrap_or_else(|_| text.to_string())
 }
 
 async fn answer(function: Arc<CheckFunction>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {

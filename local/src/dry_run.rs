@@ -8,10 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use lakestar::contract::Contract;
-use lakestar::dry_run::{DryRunOptions, FileReport};
-use lakestar::lake::{EmbeddedS3, Lake, MultipartWriter};
-
-const SCRATCH_BUCKET: &str = "lakestar-check";
+use lakestar::dry_run::{DryRunOptions, FileReport, Scratch};
+use lakestar::lake::{Lake, MultipartWriter};
 
 /// `lakestar validate`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -83,24 +81,6 @@ fn check(args: &ValidateArgs) -> anyhow::Result<FileReport> {
         let size = upload(&scratch.lake, &args.file, &key).await?;
         Ok(lakestar::dry_run::dry_run(&scratch.lake, &contract, &dataset, &key, size, options).await?)
     })
-}
-
-/// A lake of its own in a temporary folder, removed when dropped: what `validate` and
-/// `infer` run the stages in, so nothing of the user's is written.
-pub struct Scratch {
-    pub lake: Lake,
-    _s3: EmbeddedS3,
-    _folder: tempfile::TempDir,
-}
-
-impl Scratch {
-    pub async fn start() -> anyhow::Result<Scratch> {
-        let folder = tempfile::tempdir().context("creating a scratch folder")?;
-        let s3 = EmbeddedS3::start(&folder.path().join("s3")).await?;
-        s3.create_bucket(SCRATCH_BUCKET).await?;
-        let lake = Lake::new(s3.client(), SCRATCH_BUCKET);
-        Ok(Scratch { lake, _s3: s3, _folder: folder })
-    }
 }
 
 /// Streams the file into the scratch store.

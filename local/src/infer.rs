@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use lakestar::contract::Contract;
 use lakestar::infer::{DraftOptions, Sample};
 
-use crate::dry_run::{Scratch, upload};
+use crate::dry_run::upload;
+use lakestar::dry_run::Scratch;
 
 /// `lakestar infer`'s arguments.
 #[derive(Debug, clap::Args)]

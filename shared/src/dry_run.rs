@@ -15,6 +15,31 @@ use crate::lake::Lake;
 use crate::run::RunDescriptor;
 use crate::{Error, Result};
 
+/// A lake of its own in a temporary folder, removed when dropped: what `lakestar validate`,
+/// `lakestar infer` and the check function run the stages in, so nothing of the user's is
+/// written.
+#[cfg(feature = "embedded-s3")]
+#[derive(Debug)]
+pub struct Scratch {
+    /// The scratch lake.
+    pub lake: Lake,
+    _s3: crate::lake::EmbeddedS3,
+    _folder: tempfile::TempDir,
+}
+
+#[cfg(feature = "embedded-s3")]
+impl Scratch {
+    /// Starts an embedded S3 over a new temporary folder, with one bucket.
+    pub async fn start() -> Result<Scratch> {
+        const BUCKET: &str = "lakestar-check";
+        let folder = tempfile::tempdir().map_err(Error::temp_io)?;
+        let s3 = crate::lake::EmbeddedS3::start(&folder.path().join("s3")).await?;
+        s3.create_bucket(BUCKET).await?;
+        let lake = Lake::new(s3.client(), BUCKET);
+        Ok(Scratch { lake, _s3: s3, _folder: folder })
+    }
+}
+
 /// What a check reports, as `lakestar validate --json` prints it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileReport {

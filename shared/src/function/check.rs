@@ -13,12 +13,11 @@ use serde_json::{Value, json};
 
 use crate::dry_run::{DryRunOptions, dataset_for, dry_run};
 use crate::function::ContractSource;
-use crate::lake::{EmbeddedS3, Lake};
+use crate::lake::Lake;
 use crate::{Error, Result};
 
 /// The largest body a function URL takes.
 pub const MAX_BODY: usize = 6 * 1024 * 1024;
-const SCRATCH_BUCKET: &str = "lakestar-check";
 
 /// The check function: the lake bucket it reads and where the contract is.
 #[derive(Debug)]
@@ -141,13 +140,10 @@ impl CheckFunction {
             }
         };
         let dataset = dataset_for(&contract, &key, named.as_deref())?.name.clone();
-        let scratch = tempfile::tempdir().map_err(Error::temp_io)?;
-        let s3 = EmbeddedS3::start(&scratch.path().join("s3")).await?;
-        s3.create_bucket(SCRATCH_BUCKET).await?;
-        let lake = Lake::new(s3.client(), SCRATCH_BUCKET);
+        let scratch = crate::dry_run::Scratch::start().await?;
         let size = bytes.len() as u64;
-        lake.put_bytes(&key, bytes, "application/octet-stream").await?;
-        let report = dry_run(&lake, &contract, &dataset, &key, size, options).await?;
+        scratch.lake.put_bytes(&key, bytes, "application/octet-stream").await?;
+        let report = dry_run(&scratch.lake, &contract, &dataset, &key, size, options).await?;
         serde_json::to_value(report).map_err(|error| Refusal::new(500, "Internal", error.to_string()))
     }
 }
