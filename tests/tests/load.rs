@@ -674,12 +674,13 @@ async fn postgres_natural_keys_compare_bytewise_and_tables_made_before_load_as_w
 
     // Tables as an earlier Lakestar made them, natural keys in the database's collation: the
     // loads (staging tables, merges, as-of lookups, inferred members) work on them unchanged.
-    // (Before the views, which the change of a column's type would have to go through.)
+    // (Before the views and marts, which the change of a column's type would have to go through.)
     query_text(
         &warehouse,
         "DROP VIEW IF EXISTS fact_sales_detail, dim_customer_current, dim_product_current, dim_store_current",
     )
     .await;
+    query_text(&warehouse, "DROP MATERIALIZED VIEW IF EXISTS sales_by_month, sales_by_segment").await;
     for column in collations("C") {
         let (table, column) = column[0].as_deref().and_then(|name| name.split_once('.')).expect("table.column");
         let alter = format!("ALTER TABLE {table} ALTER COLUMN {column} TYPE TEXT COLLATE \"default\"");

@@ -18,6 +18,48 @@ pub struct PipelineConfig {
     pub calendar: CalendarConfig,
     /// The datasets, by name (lower-case identifier, e.g. `customers`).
     pub datasets: BTreeMap<String, Spanned<DatasetConfig>>,
+    /// The marts, by name (lower-case identifier, e.g. `sales_by_month`): aggregates of one
+    /// fact that every load touching it keeps up to date.
+    #[serde(default)]
+    pub marts: BTreeMap<String, Spanned<MartConfig>>,
+}
+
+/// A mart: one fact's measures grouped by attributes of the fact, of its dimensions and of
+/// its date; a materialized view in PostgreSQL (refreshed concurrently), a table in SQLite
+/// (rebuilt), in both by the load's transaction.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MartConfig {
+    /// What the mart is for, for people.
+    #[serde(default)]
+    pub description: String,
+    /// The fact table it aggregates, e.g. `fact_sales`.
+    pub fact: String,
+    /// What it groups by, in order: a column of the fact (`channel`), an attribute of a
+    /// dimension the fact references (`dim_product.category`, a column as `product_category`
+    /// in the mart), or of the fact's date (`dim_date.month`, as `date_month`).
+    pub group_by: Vec<String>,
+    /// Which version of a dimension the attributes come from: `fact_date` (the default: the
+    /// version in effect at the fact's date, as the fact's view shows) or `current` (the
+    /// member's current version, so history is regrouped by today's attributes).
+    #[serde(default)]
+    pub as_of: AsOf,
+    /// The measures, by the column name each gets (the mart shows them after the group-by
+    /// columns, by name): `count(*)`, `count(<column>)` (non-null values),
+    /// `count_distinct(<column>)`, `sum(<column>)`, `avg(<column>)`, `min(<column>)`,
+    /// `max(<column>)` of a fact column; `sum` and `avg` need a number that is not masked.
+    pub measures: BTreeMap<String, String>,
+}
+
+/// Which version of a dimension a mart groups by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AsOf {
+    /// The version in effect at the fact's date.
+    #[default]
+    FactDate,
+    /// The member's current version.
+    Current,
 }
 
 /// Masking settings shared by all datasets.

@@ -171,6 +171,111 @@ pub struct Contract {
     pub calendar: CalendarConfig,
     /// The datasets, ordered by name.
     pub datasets: Vec<Dataset>,
+    /// The marts, ordered by name.
+    pub marts: Vec<Mart>,
+}
+
+/// `dim_date`'s attributes a fact's view and a mart can show, as `date_<attribute>`.
+pub const CALENDAR_ATTRIBUTES: [&str; 11] = [
+    "date",
+    "year",
+    "quarter",
+    "month",
+    "month_name",
+    "day_of_week",
+    "day_name",
+    "iso_week",
+    "is_weekend",
+    "fiscal_year",
+    "fiscal_quarter",
+];
+
+/// The name a dimension's column has where a fact's attributes are shown (its view, a mart):
+/// `<stem>_<column>` (`dim_product`'s `category` → `product_category`), or the column's own
+/// name when it starts with the stem already (`product_name`).
+pub fn attribute_name(dimension: &str, column: &str) -> String {
+    let stem = dimension.strip_prefix("dim_").unwrap_or(dimension);
+    match column.strip_prefix(stem) {
+        Some(rest) if rest.starts_with('_') => column.to_string(),
+        _ => format!("{stem}_{column}"),
+    }
+}
+
+/// A validated mart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mart {
+    /// Its name: the materialized view's or table's.
+    pub name: String,
+    /// The fact table it aggregates.
+    pub fact: String,
+    /// Which dimension versions its attributes come from.
+    pub as_of: AsOf,
+    /// What it groups by, in order.
+    pub group_by: Vec<MartGroup>,
+    /// Its measures, by name.
+    pub measures: Vec<Measure>,
+}
+
+impl Mart {
+    /// Whether a load of `table` changes what the mart shows: its fact, or a dimension it
+    /// groups by.
+    pub fn depends_on(&self, table: &str) -> bool {
+        self.fact == table || self.group_by.iter().any(|group| group.table.as_deref() == Some(table))
+    }
+}
+
+/// One group-by column of a mart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MartGroup {
+    /// The dimension (`dim_date` included) the attribute is of, or `None` for the fact's own.
+    pub table: Option<String>,
+    /// The column in that table.
+    pub column: String,
+    /// The column's name in the mart.
+    pub name: String,
+}
+
+/// One measure of a mart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measure {
+    /// The column's name in the mart.
+    pub name: String,
+    /// The aggregate.
+    pub function: Aggregate,
+    /// The fact column aggregated, `None` for `count(*)`.
+    pub column: Option<String>,
+}
+
+/// The aggregates a mart's measure can be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    /// `count(*)` or `count(<column>)`.
+    Count,
+    /// `count_distinct(<column>)`.
+    CountDistinct,
+    /// `sum(<column>)`.
+    Sum,
+    /// `avg(<column>)`.
+    Avg,
+    /// `min(<column>)`.
+    Min,
+    /// `max(<column>)`.
+    Max,
+}
+
+impl Aggregate {
+    /// The aggregate of a measure as written (`count_distinct`), if it is one.
+    pub fn parse(text: &str) -> Option<Aggregate> {
+        Some(match text {
+            "count" => Aggregate::Count,
+            "count_distinct" => Aggregate::CountDistinct,
+            "sum" => Aggregate::Sum,
+            "avg" => Aggregate::Avg,
+            "min" => Aggregate::Min,
+            "max" => Aggregate::Max,
+            _ => return None,
+        })
+    }
 }
 
 impl Contract {
@@ -216,6 +321,11 @@ impl Contract {
     /// The dataset of that name.
     pub fn dataset(&self, name: &str) -> Option<&Dataset> {
         self.datasets.iter().find(|dataset| dataset.name == name)
+    }
+
+    /// The dataset that feeds the star table of that name.
+    pub fn dataset_of_table(&self, table: &str) -> Option<&Dataset> {
+        self.datasets.iter().find(|dataset| dataset.table.name == table)
     }
 }
 

@@ -264,3 +264,55 @@ name = "k"
         assert!(shown.contains(expected), "`{expected}` in:\n{shown}");
     }
 }
+
+/// Issue 29: the example's marts compile; a mart's every problem is reported by name: its
+/// fact, its group-by entries (unknown column, unreferenced dimension, unknown calendar
+/// attribute, a name shown twice), its measures (unknown aggregate, `*` outside `count`, a sum
+/// of text or of a masked column), and a name Lakestar uses already.
+#[test]
+fn marts_compile_and_their_problems_are_named() {
+    let contract =
+        Contract::parse("pipeline.toml", include_str!("../../../examples/retail/pipeline.toml")).expect("valid");
+    let by_month = contract.marts.iter().find(|mart| mart.name == "sales_by_month").expect("the example's mart");
+    let names: Vec<&str> = by_month.group_by.iter().map(|group| group.name.as_str()).collect();
+    assert_eq!(names, ["date_year", "date_month", "product_category", "store_city"]);
+    assert_eq!(by_month.as_of, AsOf::FactDate);
+    assert!(
+        by_month.depends_on("fact_sales") && by_month.depends_on("dim_store") && !by_month.depends_on("dim_customer")
+    );
+    let measures: Vec<(&str, Aggregate)> =
+        by_month.measures.iter().map(|measure| (measure.name.as_str(), measure.function)).collect();
+    assert!(measures.contains(&("orders", Aggregate::CountDistinct)), "{measures:?}");
+
+    let text = include_str!("../../../examples/retail/pipeline.toml").to_string()
+        + r#"
+[marts.broken]
+fact = "fact_sale"
+group_by = ["channel"]
+measures = { lines = "count(*)" }
+
+[marts.dim_customer_current]
+fact = "fact_sales"
+group_by = ["channel", "dim_date.weekday", "dim_person.city", "dim_product.colour", "dim_store.city", "dim_store.city", "nope"]
+measures = { a = "median(quantity)", b = "sum(*)", c = "sum(channel)", d = "sum(card_number)", e = "count(ghost)", channel = "count(*)", f = "total" }
+"#;
+    let shown = Contract::parse("pipeline.toml", &text).expect_err("refused").to_string();
+    for expected in [
+        "marts.broken.fact: no dataset feeds the fact table `fact_sale`; the facts are: fact_sales",
+        "`dim_customer_current` is the name of `dim_customer` or of a view or index Lakestar makes for it",
+        "`weekday` is not an attribute of `dim_date`",
+        "`fact_sales` does not reference `dim_person`",
+        "`colour` is not a column of `dim_product`",
+        "`dim_store.city` is shown as `store_city`, which the mart has already",
+        "`nope` is not a column of `fact_sales`",
+        "`median` is not an aggregate Lakestar knows",
+        "only `count` takes `*`",
+        "`channel` is not a number",
+        "`card_number` is masked",
+        "`ghost` is not a column of `fact_sales`",
+        "`channel` is a group-by column of the mart already",
+        "`total` is not an aggregate",
+    ] {
+        assert!(shown.contains(expected), "`{expected}` in:\n{shown}");
+    }
+}

@@ -44,6 +44,7 @@ impl Warehouse {
             ensure_table(&mut tx, dataset, contract).await?;
             refresh_view(&mut tx, dataset, contract).await?;
         }
+        super::marts::ensure_marts(&mut tx, contract).await?;
         tx.commit().await
     }
 

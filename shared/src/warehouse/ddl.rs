@@ -4,7 +4,9 @@
 
 use arrow::datatypes::DataType as ArrowType;
 
-use crate::contract::{Contract, Dataset, TableKind, is_identifier};
+use crate::contract::{
+    Aggregate, AsOf, CALENDAR_ATTRIBUTES, Contract, Dataset, Mart, TableKind, attribute_name, is_identifier,
+};
 use crate::{Error, Result};
 
 /// The SQL dialect of a warehouse.
@@ -179,20 +181,6 @@ pub fn current_index(dataset: &Dataset, dialect: Dialect) -> Result<String> {
 const BOOKKEEPING: [&str; 8] =
     ["row_hash", "type1_hash", "valid_from", "valid_to", "is_current", "is_inferred", "type1_from", "run_id"];
 
-/// `dim_date`'s attributes in a fact's view, as `date_<attribute>`.
-const CALENDAR: [&str; 10] = [
-    "year",
-    "quarter",
-    "month",
-    "month_name",
-    "day_of_week",
-    "day_name",
-    "iso_week",
-    "is_weekend",
-    "fiscal_year",
-    "fiscal_quarter",
-];
-
 /// The view of a star table, as (name, query):
 /// - a dimension's `<dim>_current`: its current versions, with the surrogate key and the
 ///   contract's columns, without the columns Lakestar keeps history with;
@@ -241,12 +229,10 @@ pub fn view(dataset: &Dataset, contract: &Contract, dialect: Dialect) -> Result<
                     {
                         continue;
                     }
-                    let prefix = format!("{stem}_");
-                    let mut name = if column.name.starts_with(&prefix) && !names.contains(&column.name) {
-                        column.name.clone()
-                    } else {
-                        format!("{prefix}{}", column.name)
-                    };
+                    let mut name = attribute_name(&dimension.table.name, &column.name);
+                    if names.contains(&name) {
+                        name = format!("{stem}_{}", column.name);
+                    }
                     while names.contains(&name) {
                         name.push_str("_2");
                     }
@@ -256,7 +242,8 @@ pub fn view(dataset: &Dataset, contract: &Contract, dialect: Dialect) -> Result<
                 joins.push(format!("LEFT JOIN {} {alias} ON {alias}.{key} = f.{key}", quote(&dimension.table.name)?));
             }
             if dataset.table.date_column.is_some() {
-                for attribute in CALENDAR {
+                // The fact shows its date already.
+                for attribute in &CALENDAR_ATTRIBUTES[1..] {
                     let mut name = format!("date_{attribute}");
                     while names.contains(&name) {
                         name.push_str("_2");
@@ -271,6 +258,89 @@ pub fn view(dataset: &Dataset, contract: &Contract, dialect: Dialect) -> Result<
             Ok((name, query))
         }
     }
+}
+
+/// A mart's query: the fact's measures grouped by its columns and attributes, each
+/// dimension's from the version the fact's key names (`as_of = "fact_date"`) or from the
+/// member's current version (`as_of = "current"`).
+pub fn mart_query(mart: &Mart, contract: &Contract) -> Result<String> {
+    let mut select = Vec::new();
+    let mut joins: Vec<(String, String)> = Vec::new();
+    for group in &mart.group_by {
+        let alias = match group.table.as_deref() {
+            None => "f".to_string(),
+            Some("dim_date") => {
+                if !joins.iter().any(|(table, _)| table == "dim_date") {
+                    joins.push((
+                        "dim_date".to_string(),
+                        "LEFT JOIN \"dim_date\" d ON d.\"date_key\" = f.\"date_key\"".to_string(),
+                    ));
+                }
+                "d".to_string()
+            }
+            Some(table) => {
+                let position = match joins.iter().position(|(joined, _)| joined == table) {
+                    Some(position) => position,
+                    None => {
+                        joins.push((table.to_string(), dimension_join(table, joins.len(), mart.as_of, contract)?));
+                        joins.len() - 1
+                    }
+                };
+                let alias = format!("r{position}");
+                if mart.as_of == AsOf::Current { format!("c{position}") } else { alias }
+            }
+        };
+        select.push(format!("{alias}.{} AS {}", quote(&group.column)?, quote(&group.name)?));
+    }
+    for measure in &mart.measures {
+        let column = measure.column.as_deref().map(|column| quote(column).map(|quoted| format!("f.{quoted}")));
+        let argument = column.transpose()?.unwrap_or_else(|| "*".to_string());
+        let aggregate = match measure.function {
+            Aggregate::Count => format!("COUNT({argument})"),
+            Aggregate::CountDistinct => format!("COUNT(DISTINCT {argument})"),
+            Aggregate::Sum => format!("SUM({argument})"),
+            Aggregate::Avg => format!("AVG({argument})"),
+            Aggregate::Min => format!("MIN({argument})"),
+            Aggregate::Max => format!("MAX({argument})"),
+        };
+        select.push(format!("{aggregate} AS {}", quote(&measure.name)?));
+    }
+    let positions: Vec<String> = (1..=mart.group_by.len()).map(|position| position.to_string()).collect();
+    let joins: Vec<String> = joins.into_iter().map(|(_, join)| join).collect();
+    Ok(format!(
+        "SELECT {} FROM {} f {} GROUP BY {}",
+        select.join(", "),
+        quote(&mart.fact)?,
+        joins.join(" "),
+        positions.join(", ")
+    ))
+}
+
+/// The join of a dimension into a mart's query, as `r<position>` (the version the fact's
+/// key names) and, for current attributes, `c<position>` (the member's current version).
+fn dimension_join(table: &str, position: usize, as_of: AsOf, contract: &Contract) -> Result<String> {
+    let key = quote(&surrogate_key(table))?;
+    let quoted = quote(table)?;
+    let mut join = format!("LEFT JOIN {quoted} r{position} ON r{position}.{key} = f.{key}");
+    if as_of == AsOf::Current {
+        let dimension = contract
+            .dataset_of_table(table)
+            .ok_or_else(|| Error::Internal(format!("the mart's dimension `{table}` has no dataset")))?;
+        let matches: Vec<String> = natural_key_columns(dimension)?
+            .iter()
+            .map(|column| format!("c{position}.{column} = r{position}.{column}"))
+            .collect();
+        join.push_str(&format!(
+            " LEFT JOIN {quoted} c{position} ON {} AND c{position}.\"is_current\"",
+            matches.join(" AND ")
+        ));
+    }
+    Ok(join)
+}
+
+/// The name of a mart's unique index over its group-by columns.
+pub fn mart_index_name(mart: &str) -> String {
+    format!("{mart}_key")
 }
 
 /// The indexes the loads rely on besides the keys: a dimension's versions by natural key and

@@ -15,6 +15,7 @@ pub mod dates;
 pub mod ddl;
 mod dimension;
 mod fact;
+mod marts;
 pub mod scd;
 mod sql;
 mod staging;
@@ -142,6 +143,7 @@ impl Warehouse {
                 },
             );
         }
+        marts::refresh_marts(&mut tx, contract, &dataset.table.name).await?;
         let metrics = metrics(&tables);
         audit::record(&mut tx, run, &tables, &metrics, started).await?;
         tx.commit().await?;

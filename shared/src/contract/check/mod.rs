@@ -8,6 +8,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use super::*;
 
 mod columns;
+mod marts;
 mod tables;
 
 pub(super) fn line_of(text: &str, offset: usize) -> usize {
@@ -55,7 +56,8 @@ impl Checker<'_> {
                 message: format!("{} days is more than ten years of calendar: give at most 3660", calendar.margin_days),
             });
         }
-        Contract { masking: config.masking, calendar, datasets }
+        let marts = self.marts(&config.marts, &datasets);
+        Contract { masking: config.masking, calendar, datasets, marts }
     }
 
     fn dataset(&mut self, name: &str, span: Range<usize>, config: DatasetConfig) -> Dataset {
