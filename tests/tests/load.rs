@@ -508,7 +508,11 @@ async fn postgres_loads_into_empty_tables_build_every_key_and_index_again() {
                 "dim_product",
                 "CREATE INDEX dim_product_versions ON public.dim_product USING btree (product_id, valid_from)",
             ),
+            ("fact_sales", "CREATE INDEX fact_sales_customer_key_idx ON public.fact_sales USING btree (customer_key)"),
+            ("fact_sales", "CREATE INDEX fact_sales_date_key_idx ON public.fact_sales USING btree (date_key)"),
             ("fact_sales", "CREATE UNIQUE INDEX fact_sales_pkey ON public.fact_sales USING btree (order_id, line)"),
+            ("fact_sales", "CREATE INDEX fact_sales_product_key_idx ON public.fact_sales USING btree (product_key)"),
+            ("fact_sales", "CREATE INDEX fact_sales_store_key_idx ON public.fact_sales USING btree (store_key)"),
         ];
         all.iter()
             .filter(|(table, _)| tables.contains(table))
@@ -550,6 +554,11 @@ async fn postgres_loads_into_empty_tables_build_every_key_and_index_again() {
         query_text(&warehouse, constraints).await,
         [vec![text("dim_customer PRIMARY KEY (customer_key)")], vec![text("dim_product PRIMARY KEY (product_key)")]]
     );
+    // The fact's foreign keys (set aside with the keys they point at, and its own) are there
+    // again, validated.
+    let foreign_keys = "SELECT CAST(COUNT(*) AS TEXT), CAST(bool_and(convalidated) AS TEXT) FROM pg_constraint \
+                        WHERE conrelid = 'fact_sales'::regclass AND contype = 'f'";
+    assert_eq!(query_text(&warehouse, foreign_keys).await, [vec![text("4"), text("true")]]);
 
     // The next delivery goes through the merge, into a table with its indexes: the same ones.
     let day3 = customers_csv(&[customer("C1001", "Hull", "gold", "2024-01-03T09:00:00Z")]);

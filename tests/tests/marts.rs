@@ -2,7 +2,9 @@
 //! computed another way (from the fact's view, or by natural key from the current view), on
 //! SQLite and PostgreSQL; a second sales delivery and a dimension change bring them up to
 //! date; a changed definition makes the mart again; an object of a mart's name that Lakestar
-//! did not make is refused by name.
+//! did not make is refused by name. On PostgreSQL the fact's keys into its dimensions and
+//! `dim_date` are foreign keys, validated after the bulk first loads and the appends, and
+//! indexed (on SQLite indexed).
 
 mod common;
 
@@ -123,6 +125,22 @@ async fn sqlite_marts_follow_every_load() {
     let home = tempfile::tempdir().expect("home");
     let stack = open(home.path(), None).await;
     mart_cases(&stack, home.path()).await;
+    assert_fact_indexes(stack.warehouse()).await;
+}
+
+/// The fact is indexed on each of its keys into a dimension and `dim_date`.
+async fn assert_fact_indexes(warehouse: &Warehouse) {
+    let statement = match warehouse {
+        Warehouse::Postgres(_) => {
+            "SELECT CAST(indexname AS TEXT) FROM pg_indexes WHERE tablename = 'fact_sales' AND indexname LIKE '%\\_idx' ORDER BY 1"
+        }
+        Warehouse::Sqlite(_) => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'fact_sales' AND name LIKE '%\\_idx' ESCAPE '\\' ORDER BY 1"
+        }
+    };
+    let expected: Vec<Vec<Option<String>>> =
+        ["customer", "date", "product", "store"].map(|key| vec![text(&format!("fact_sales_{key}_key_idx"))]).to_vec();
+    assert_eq!(query_text(warehouse, statement).await, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,6 +152,33 @@ async fn postgres_marts_follow_every_load() {
     let kind =
         query_text(stack.warehouse(), "SELECT relkind::text FROM pg_class WHERE relname = 'sales_by_month'").await;
     assert_eq!(kind, [vec![text("m")]], "a materialized view");
+    let foreign_keys = query_text(
+        stack.warehouse(),
+        "SELECT CAST(conname AS TEXT), CAST(convalidated AS TEXT), pg_get_constraintdef(oid) FROM pg_constraint \
+         WHERE conrelid = CAST('fact_sales' AS regclass) AND contype = 'f' ORDER BY 1",
+    )
+    .await;
+    let expected: Vec<Vec<Option<String>>> = [
+        ("fact_sales_customer_key_fk", "FOREIGN KEY (customer_key) REFERENCES dim_customer(customer_key)"),
+        (
+            "fact_sales_date_key_fk",
+            "FOREIGN KEY (date_key) REFERENCES dim_date(date_key) DEFERRABLE INITIALLY DEFERRED",
+        ),
+        ("fact_sales_product_key_fk", "FOREIGN KEY (product_key) REFERENCES dim_product(product_key)"),
+        ("fact_sales_store_key_fk", "FOREIGN KEY (store_key) REFERENCES dim_store(store_key)"),
+    ]
+    .iter()
+    .map(|(name, definition)| vec![text(name), text("true"), text(definition)])
+    .collect();
+    assert_eq!(foreign_keys, expected, "declared and validated after the bulk loads and the appends");
+    let Warehouse::Postgres(pool) = stack.warehouse() else { panic!("a PostgreSQL warehouse") };
+    let orphan =
+        sqlx::query("UPDATE fact_sales SET customer_key = -1 WHERE order_id = (SELECT MIN(order_id) FROM fact_sales)")
+            .execute(pool)
+            .await
+            .expect_err("a fact cannot name a member that does not exist");
+    assert_eq!(orphan.as_database_error().and_then(|error| error.code()).as_deref(), Some("23503"), "{orphan}");
+    assert_fact_indexes(stack.warehouse()).await;
     drop(stack);
     database.drop_database_by_name().await;
 }

@@ -40,7 +40,10 @@ impl Warehouse {
             }
         }
         super::dates::set_fiscal_years(&mut tx, &contract.calendar, false).await?;
-        for dataset in datasets {
+        // Dimensions first: a fact's foreign keys name them.
+        let mut ordered = datasets.to_vec();
+        ordered.sort_by_key(|dataset| dataset.table.kind != crate::contract::TableKind::Dimension);
+        for dataset in ordered {
             ensure_table(&mut tx, dataset, contract).await?;
             refresh_view(&mut tx, dataset, contract).await?;
         }
@@ -97,7 +100,7 @@ async fn ensure_table(tx: &mut Tx, dataset: &Dataset, contract: &Contract) -> Re
             tx.execute(&format!("creating {table}"), statement, None).await?;
         }
         tracing::info!(table = %table, "Created star table.");
-        return Ok(());
+        return ensure_foreign_keys(tx, dataset, contract).await;
     }
     // Hash columns of a dimension from before row hashes were bytes, converted together below.
     let mut text_hashes = Vec::new();
@@ -151,8 +154,50 @@ async fn ensure_table(tx: &mut Tx, dataset: &Dataset, contract: &Contract) -> Re
     if dataset.table.kind == crate::contract::TableKind::Dimension {
         rename_legacy_current_index(tx, dataset).await?;
     }
-    for statement in ddl::indexes(dataset)? {
+    for statement in ddl::indexes(dataset, contract)? {
         tx.execute(&format!("indexing {table}"), statement, None).await?;
+    }
+    ensure_foreign_keys(tx, dataset, contract).await
+}
+
+/// Adds the foreign keys of a fact ([`ddl::foreign_keys`], PostgreSQL) it does not have: on
+/// a table with rows as `NOT VALID` and then validated, so that rows an earlier Lakestar
+/// loaded which break one (a member deleted by hand, say) leave it unvalidated, with a
+/// warning naming it, rather than stopping the load.
+async fn ensure_foreign_keys(tx: &mut Tx, dataset: &Dataset, contract: &Contract) -> Result<()> {
+    if tx.dialect() != Dialect::Postgres {
+        return Ok(());
+    }
+    let table = ddl::quote(&dataset.table.name)?;
+    let existing = tx
+        .fetch_text(
+            "reading the table's foreign keys",
+            format!(
+                "SELECT CAST(conname AS TEXT) FROM pg_constraint WHERE conrelid = CAST('{}' AS regclass) AND contype = 'f'",
+                table.replace('\'', "''")
+            ),
+        )
+        .await?;
+    let what = format!("adding the foreign keys of {}", dataset.table.name);
+    for (name, definition) in ddl::foreign_keys(dataset, contract)? {
+        if existing.iter().any(|row| row.first().and_then(Option::as_deref) == Some(name.as_str())) {
+            continue;
+        }
+        let name = ddl::quote(&name)?;
+        let rows = super::bulk::count_up_to(tx, &table, 1).await?;
+        let not_valid = if rows > 0 { " NOT VALID" } else { "" };
+        tx.execute(&what, format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition}{not_valid}"), None).await?;
+        if rows > 0 {
+            tx.execute(&what, "SAVEPOINT lakestar_foreign_key".to_string(), None).await?;
+            let validated = tx.execute(&what, format!("ALTER TABLE {table} VALIDATE CONSTRAINT {name}"), None).await;
+            if validated.is_ok() {
+                tx.execute(&what, "RELEASE SAVEPOINT lakestar_foreign_key".to_string(), None).await?;
+            } else {
+                tx.execute(&what, "ROLLBACK TO SAVEPOINT lakestar_foreign_key".to_string(), None).await?;
+                tracing::warn!(table = %dataset.table.name, constraint = %name, "Rows of the table break this foreign key; it stays NOT VALID (ALTER TABLE … VALIDATE CONSTRAINT checks it again).");
+            }
+        }
+        tracing::info!(table = %dataset.table.name, constraint = %name, "Added a foreign key.");
     }
     Ok(())
 }

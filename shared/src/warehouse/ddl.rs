@@ -152,8 +152,42 @@ pub fn create_table(dataset: &Dataset, contract: &Contract, dialect: Dialect) ->
             statements.push(current_index(dataset, dialect)?);
         }
     }
-    statements.extend(indexes(dataset)?);
+    statements.extend(indexes(dataset, contract)?);
     Ok(statements)
+}
+
+/// A fact's keys into its dimensions and `dim_date` (the columns a fact table has for them).
+pub fn dimension_keys(dataset: &Dataset, contract: &Contract) -> Vec<(String, String)> {
+    if dataset.table.kind != TableKind::Fact {
+        return Vec::new();
+    }
+    let mut keys: Vec<(String, String)> = dataset
+        .table
+        .references
+        .iter()
+        .filter(|reference| contract.datasets.iter().any(|other| other.table.name == reference.dimension))
+        .map(|reference| (surrogate_key(&reference.dimension), reference.dimension.clone()))
+        .collect();
+    if dataset.table.date_column.is_some() {
+        keys.push(("date_key".to_string(), "dim_date".to_string()));
+    }
+    keys.dedup();
+    keys
+}
+
+/// A fact's foreign keys into its dimensions and `dim_date` (PostgreSQL), as (name,
+/// definition): `<fact>_<key>_fk`. The one into `dim_date` is checked at commit: a load adds
+/// the dates its facts fall on after the facts.
+pub fn foreign_keys(dataset: &Dataset, contract: &Contract) -> Result<Vec<(String, String)>> {
+    dimension_keys(dataset, contract)
+        .into_iter()
+        .map(|(key, dimension)| {
+            let name = format!("{}_{key}_fk", dataset.table.name);
+            let key = quote(&key)?;
+            let deferred = if dimension == "dim_date" { " DEFERRABLE INITIALLY DEFERRED" } else { "" };
+            Ok((name, format!("FOREIGN KEY ({key}) REFERENCES {} ({key}){deferred}", quote(&dimension)?)))
+        })
+        .collect()
 }
 
 /// A dimension's unique index of current versions: `<dim>_cur`.
@@ -343,11 +377,23 @@ pub fn mart_index_name(mart: &str) -> String {
     format!("{mart}_key")
 }
 
-/// The indexes the loads rely on besides the keys: a dimension's versions by natural key and
-/// time, for the as-of lookups of facts.
-pub fn indexes(dataset: &Dataset) -> Result<Vec<String>> {
-    if dataset.table.kind != TableKind::Dimension {
-        return Ok(Vec::new());
+/// The indexes the loads and readers rely on besides the keys: a dimension's versions by
+/// natural key and time, for the as-of lookups of facts; a fact's key into each dimension.
+pub fn indexes(dataset: &Dataset, contract: &Contract) -> Result<Vec<String>> {
+    if dataset.table.kind == TableKind::Fact {
+        // A fact's key into each dimension, for the joins of the views and marts and for
+        // the re-keying of facts when a dimension's history changes.
+        return dimension_keys(dataset, contract)
+            .into_iter()
+            .map(|(key, _)| {
+                Ok(format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+                    quote(&format!("{}_{key}_idx", dataset.table.name))?,
+                    quote(&dataset.table.name)?,
+                    quote(&key)?
+                ))
+            })
+            .collect();
     }
     let mut columns = natural_key_columns(dataset)?;
     columns.push("\"valid_from\"".to_string());

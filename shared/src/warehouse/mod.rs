@@ -127,21 +127,12 @@ impl Warehouse {
             if let Some(recorded) = audit::loaded(&mut tx, run).await? {
                 return Ok(already_loaded(run, recorded));
             }
-            let (counts, inferred, dates) = fact::load_fact(&mut tx, dataset, contract, &run.id, files).await?;
+            let (counts, inferred, calendar) = fact::load_fact(&mut tx, dataset, contract, &run.id, files).await?;
             tables.insert(dataset.table.name.clone(), counts);
             for (dimension, added) in inferred {
                 tables.insert(dimension, TableCounts { inferred: added, ..TableCounts::default() });
             }
-            let dates: Vec<chrono::NaiveDate> = dates.into_iter().collect();
-            let (added, filled) = dates::insert_dates(&mut tx, &dates, &contract.calendar).await?;
-            tables.insert(
-                "dim_date".to_string(),
-                TableCounts {
-                    inserted: added + filled,
-                    unchanged: (dates.len() as u64).saturating_sub(added),
-                    ..TableCounts::default()
-                },
-            );
+            tables.insert("dim_date".to_string(), calendar);
         }
         marts::refresh_marts(&mut tx, contract, &dataset.table.name).await?;
         let metrics = metrics(&tables);

@@ -23,9 +23,21 @@ use rows::FactRows;
 
 const STAGE: &str = "lakestar_stage";
 
-/// What a fact load reports: the fact's counts, the inferred members per dimension, and the
-/// dates its facts fall on (for `dim_date`).
-pub(crate) type FactLoaded = (TableCounts, BTreeMap<String, u64>, BTreeSet<chrono::NaiveDate>);
+/// What a fact load reports: the fact's counts, the inferred members per dimension, and
+/// `dim_date`'s (the dates its facts fall on, and those that fill the calendar between).
+pub(crate) type FactLoaded = (TableCounts, BTreeMap<String, u64>, TableCounts);
+
+/// Adds the dates the facts fall on to `dim_date` ([`super::dates::insert_dates`]), with
+/// `dim_date`'s counts.
+async fn add_dates(tx: &mut Tx, contract: &Contract, dates: BTreeSet<chrono::NaiveDate>) -> Result<TableCounts> {
+    let dates: Vec<chrono::NaiveDate> = dates.into_iter().collect();
+    let (added, filled) = super::dates::insert_dates(tx, &dates, &contract.calendar).await?;
+    Ok(TableCounts {
+        inserted: added + filled,
+        unchanged: (dates.len() as u64).saturating_sub(added),
+        ..TableCounts::default()
+    })
+}
 
 /// Loads a fact run. The dimension versions are read once; natural keys no dimension has get
 /// inferred members; then the rows, their dimension keys looked up on a thread of their own,
@@ -75,9 +87,11 @@ pub(crate) async fn load_fact(
         let (rows, copied) = tx.stage_from_as(&table, &columns, rows, set_aside.copy_options()).await?;
         copied?;
         steps.done("copied the facts into their empty table", rows.rows as usize);
+        // The dates first: the foreign key into `dim_date` is checked when it is built again.
+        let calendar = add_dates(tx, contract, rows.dates).await?;
         set_aside.rebuild(tx).await?;
-        steps.done("built the fact table's key", rows.rows as usize);
-        return Ok((TableCounts { inserted: rows.rows, ..TableCounts::default() }, inferred, rows.dates));
+        steps.done("built the fact table's keys", rows.rows as usize);
+        return Ok((TableCounts { inserted: rows.rows, ..TableCounts::default() }, inferred, calendar));
     }
 
     // Straight into the fact table, in a savepoint: it succeeds unless a fact is there already.
@@ -86,7 +100,8 @@ pub(crate) async fn load_fact(
     if direct.is_ok() {
         tx.execute("releasing a savepoint", "RELEASE SAVEPOINT lakestar_facts".to_string(), None).await?;
         steps.done("copied the facts into their table", rows.rows as usize);
-        return Ok((TableCounts { inserted: rows.rows, ..TableCounts::default() }, inferred, rows.dates));
+        let calendar = add_dates(tx, contract, rows.dates).await?;
+        return Ok((TableCounts { inserted: rows.rows, ..TableCounts::default() }, inferred, calendar));
     }
     let rolled_back =
         tx.execute("rolling back to a savepoint", "ROLLBACK TO SAVEPOINT lakestar_facts".to_string(), None).await;
@@ -103,7 +118,8 @@ pub(crate) async fn load_fact(
     let natural_key = quoted(&names.natural_key)?;
     let upsert = Upsert { sql: &sql, table: &table, columns: &columns, natural_key: &natural_key };
     let (counts, dates) = upsert.run(tx, dataset, contract, rows.restart(&files)?, &mut steps).await?;
-    Ok((counts, inferred, dates))
+    let calendar = add_dates(tx, contract, dates).await?;
+    Ok((counts, inferred, calendar))
 }
 
 /// A unique-key violation: PostgreSQL's SQLSTATE 23505, SQLite's primary key or unique
