@@ -2,6 +2,7 @@
 
 #[cfg(feature = "embedded-s3")]
 mod embedded;
+pub mod glue;
 mod layout;
 mod parquet;
 mod s3;

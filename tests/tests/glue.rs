@@ -1,0 +1,135 @@
+//! Issue 29 (lake): the Glue Data Catalog tables built from the retail contract match the
+//! Parquet files the mask stage writes for the example (every column's name and type, in
+//! order), and each fact's partition projection names the folders the files are in.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use lakestar::contract::Contract;
+use lakestar::lake::glue::{CatalogTable, catalog_tables, glue_type};
+use lakestar::mask::MaskingKey;
+use lakestar_local::landing::collect_drops;
+use lakestar_local::stack::{Stack, StackConfig, timing};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/retail")
+}
+
+/// The `(name, Glue type)` of every column of a curated Parquet file, in order.
+fn parquet_columns(bytes: Vec<u8>) -> Vec<(String, String)> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).expect("a Parquet file");
+    reader
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| (field.name().clone(), glue_type(field.data_type()).expect("a Glue type")))
+        .collect()
+}
+
+fn catalog_columns(table: &CatalogTable) -> Vec<(String, String)> {
+    table.columns.iter().map(|column| (column.name.clone(), column.glue_type.clone())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_glue_tables_match_the_curated_parquet_files() {
+    let home = tempfile::tempdir().expect("home");
+    let mut config = StackConfig::new(home.path(), example().join("pipeline.toml"));
+    config.key = Some(MaskingKey::new(b"glue-test-key-0123456789abcdef-0123456".to_vec(), "v1").expect("key"));
+    config.timing = timing(0.0);
+    let stack = Stack::open(config).await.expect("stack");
+    for file in collect_drops(&[example()]).expect("the example's files") {
+        stack.drop_file(&file.key, &file.path).await.expect("dropped");
+    }
+    for record in stack.run_started(|_| {}).await.expect("ran") {
+        assert_eq!(record.status, "SUCCEEDED", "{}: {:?} {:?}", record.name, record.error, record.cause);
+    }
+    let contract = Contract::load(&example().join("pipeline.toml")).expect("contract");
+    let first = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
+    let last = chrono::NaiveDate::from_ymd_opt(2024, 3, 31).expect("date");
+    let tables = catalog_tables(&contract, "lakestar-lake", Some((first, last))).expect("catalog tables");
+    let names: BTreeSet<&str> = tables.iter().map(|table| table.name.as_str()).collect();
+    assert_eq!(names, BTreeSet::from(["dim_customer", "dim_product", "dim_store", "fact_sales"]));
+
+    let keys = stack.lake().list("curated/").await.expect("list");
+    for table in &tables {
+        let prefix = format!("curated/{}/", table.name);
+        assert_eq!(table.location, format!("s3://lakestar-lake/{prefix}"));
+        let parts: Vec<&String> =
+            keys.iter().filter(|key| key.starts_with(&prefix) && key.ends_with(".parquet")).collect();
+        assert!(!parts.is_empty(), "{}: curated parts", table.name);
+        for key in &parts {
+            let bytes = stack.lake().get_bytes(key).await.expect("get");
+            assert_eq!(parquet_columns(bytes), catalog_columns(table), "{key}: the catalog's columns");
+            // Below the table's folder: the partition folder (facts), then the run's.
+            let folders: Vec<&str> = key[prefix.len()..].split('/').collect();
+            match table.partition_keys.as_slice() {
+                [] => {
+                    assert_eq!(folders.len(), 2, "{key}");
+                    assert!(folders[0].starts_with("run="), "{key}");
+                }
+                [partition] => {
+                    assert_eq!(partition.glue_type, "string");
+                    let template = &table.parameters["storage.location.template"];
+                    let placeholder = format!("${{{}}}", partition.name);
+                    let (before, after) = template.split_once(&placeholder).expect("the key in the template");
+                    let folder = format!("s3://lakestar-lake/{prefix}{}/", folders[0]);
+                    let value = folder
+                        .strip_prefix(before)
+                        .and_then(|rest| rest.strip_suffix(after))
+                        .unwrap_or_else(|| panic!("{key} is not under {template}"));
+                    let format = &table.parameters[&format!("projection.{}.format", partition.name)];
+                    let date = if format == "yyyy-MM" { format!("{value}-01") } else { value.to_string() };
+                    let date = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+                        .unwrap_or_else(|_| panic!("{key}: `{value}` is a date of the projection's format {format}"));
+                    assert!(first <= date && date <= last, "{key}: {date} within the projection's range");
+                    assert!(folders[1].starts_with("run="), "{key}");
+                }
+                more => panic!("one date partition at most: {more:?}"),
+            }
+        }
+    }
+    let fact = tables.iter().find(|table| table.name == "fact_sales").expect("fact_sales");
+    let projected: Vec<(&str, &str)> = fact
+        .parameters
+        .iter()
+        .filter(|(name, _)| name.starts_with("projection."))
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    assert_eq!(
+        projected,
+        [
+            ("projection.enabled", "true"),
+            ("projection.sale_date_month.format", "yyyy-MM"),
+            ("projection.sale_date_month.interval", "1"),
+            ("projection.sale_date_month.interval.unit", "MONTHS"),
+            ("projection.sale_date_month.range", "2024-01,2024-03"),
+            ("projection.sale_date_month.type", "date"),
+        ]
+    );
+}
+
+#[test]
+fn a_daily_partition_is_projected_under_a_key_of_its_own_and_without_dates_from_1970() {
+    let text = std::fs::read_to_string(example().join("pipeline.toml")).expect("contract");
+    let daily = text.replace("partition = \"month\"", "partition = \"day\"");
+    let contract = Contract::parse("pipeline.toml", &daily).expect("contract");
+    let tables = catalog_tables(&contract, "other-bucket", None).expect("catalog tables");
+    let fact = tables.iter().find(|table| table.name == "fact_sales").expect("fact_sales");
+    // `sale_date` is a column, so the partition key is `sale_date_day`; the folders stay
+    // `sale_date=YYYY-MM-DD`.
+    assert_eq!(fact.partition_keys.len(), 1);
+    assert_eq!(fact.partition_keys[0].name, "sale_date_day");
+    assert!(fact.columns.iter().any(|column| column.name == "sale_date" && column.glue_type == "date"));
+    assert_eq!(
+        fact.parameters["storage.location.template"],
+        "s3://other-bucket/curated/fact_sales/sale_date=${sale_date_day}/"
+    );
+    assert_eq!(fact.parameters["projection.sale_date_day.format"], "yyyy-MM-dd");
+    assert_eq!(fact.parameters["projection.sale_date_day.range"], "1970-01-01,NOW");
+    assert_eq!(fact.parameters["projection.sale_date_day.interval.unit"], "DAYS");
+    let customers = tables.iter().find(|table| table.name == "dim_customer").expect("dim_customer");
+    assert!(customers.partition_keys.is_empty());
+    assert!(!customers.parameters.contains_key("projection.enabled"));
+    assert_eq!(customers.location, "s3://other-bucket/curated/dim_customer/");
+}
