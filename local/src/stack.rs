@@ -50,6 +50,9 @@ pub struct StackConfig {
     pub timing: Timing,
     /// A stage whose handler fails with `InjectedFault` on a run's first attempt.
     pub fault: Option<String>,
+    /// A Glue Data Catalog database the load keeps the curated tables in (none offline by
+    /// default; tests give moto's).
+    pub catalog: Option<lakestar::lake::glue::GlueCatalog>,
 }
 
 impl StackConfig {
@@ -64,6 +67,7 @@ impl StackConfig {
             key: None,
             timing: Timing { retry_scale: 0.01, wait_scale: 0.01 },
             fault: lakestar::config::Environment::get().fault.clone(),
+            catalog: None,
         }
     }
 }
@@ -201,8 +205,11 @@ impl Stack {
         };
         let (names, arns) = substitutions(TEMPLATE)?;
         let machine = machine(DEFINITION, &names)?;
-        let context =
+        let mut context =
             StageContext::new(lake.clone(), contract.clone()).with_masking_key(key).with_warehouse(warehouse.clone());
+        if let Some(catalog) = config.catalog {
+            context = context.with_catalog(catalog);
+        }
         // The functions read the contract from the lake bucket and check its ETag at every
         // invocation, as in the cloud: a contract fixed in the bucket (or uploaded by the next
         // `lakestar` command) is what a re-drive uses.

@@ -36,6 +36,8 @@ pub const DATABASE_HOST: &str = "LAKESTAR_DATABASE_HOST";
 pub const DATABASE_PORT: &str = "LAKESTAR_DATABASE_PORT";
 /// The database name when the secret has none (load).
 pub const DATABASE_NAME: &str = "LAKESTAR_DATABASE_NAME";
+/// The Glue Data Catalog database the load keeps the curated tables in (load; unset: none).
+pub const GLUE_DATABASE: &str = "LAKESTAR_GLUE_DATABASE";
 /// The function's memory in MB, set by Lambda (mask sizes what it holds by it).
 pub const FUNCTION_MEMORY: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 /// The function's name, set by Lambda: metrics are printed only inside Lambda.
@@ -85,6 +87,10 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: DATABASE_HOST, doc: "Load: the database host when the secret has none (RDS-managed secrets)." },
     Variable { name: DATABASE_PORT, doc: "Load: the database port when the secret has none. Default 5432." },
     Variable { name: DATABASE_NAME, doc: "Load: the database name when the secret has none. Default `postgres`." },
+    Variable {
+        name: GLUE_DATABASE,
+        doc: "Load: the Glue Data Catalog database it keeps one table per curated table in, for Athena. Unset: no catalog.",
+    },
     Variable {
         name: FUNCTION_MEMORY,
         doc: "Set by Lambda: the function's memory in MB. Mask holds a fifth of it in fact rows before spilling (1024 when unset).",
@@ -141,6 +147,8 @@ pub struct Environment {
     pub database_port: Option<String>,
     /// [`DATABASE_NAME`].
     pub database_name: Option<String>,
+    /// [`GLUE_DATABASE`].
+    pub glue_database: Option<String>,
     /// [`FUNCTION_MEMORY`], in MB.
     pub function_memory_mb: Option<usize>,
     /// Whether [`FUNCTION_NAME`] is set: the process is a Lambda function.
@@ -179,6 +187,7 @@ impl Environment {
             database_host: text(DATABASE_HOST),
             database_port: text(DATABASE_PORT),
             database_name: text(DATABASE_NAME),
+            glue_database: text(GLUE_DATABASE),
             function_memory_mb: text(FUNCTION_MEMORY).and_then(|value| value.trim().parse().ok()),
             in_lambda: lookup(FUNCTION_NAME).is_some(),
             fault: text(FAULT),

@@ -197,6 +197,22 @@ pub enum Error {
         message: String,
     },
 
+    /// A Glue Data Catalog call of the load failed: `transient` when throttled, a service
+    /// fault or the network (retried), else refused (access, a missing database).
+    #[error("Glue Data Catalog {operation} of table `{table}` in database `{database}` failed: {message}")]
+    Catalog {
+        /// The API call, e.g. `UpdateTable`.
+        operation: &'static str,
+        /// The catalog database.
+        database: String,
+        /// The table.
+        table: String,
+        /// Whether a retry may succeed.
+        transient: bool,
+        /// The service's message.
+        message: String,
+    },
+
     /// A bug or a task that stopped (a panicked thread, a result that cannot be serialised):
     /// nothing the input or the operator caused. The message says what broke.
     #[error("internal error: {0}; please report it with the run id")]
@@ -227,6 +243,8 @@ impl Error {
             Error::Configuration(_) => "InvalidConfiguration",
             Error::StepFunctions { transient: true, .. } => "StepFunctionsUnavailable",
             Error::StepFunctions { transient: false, .. } => "StepFunctionsRefused",
+            Error::Catalog { transient: true, .. } => "CatalogUnavailable",
+            Error::Catalog { transient: false, .. } => "CatalogRefused",
             Error::Internal(_) => "InternalError",
         }
     }
@@ -252,6 +270,8 @@ impl Error {
         "InvalidConfiguration",
         "StepFunctionsUnavailable",
         "StepFunctionsRefused",
+        "CatalogUnavailable",
+        "CatalogRefused",
         "InternalError",
     ];
 
@@ -260,7 +280,7 @@ impl Error {
     /// these (those a stage can raise) besides Lambda's own errors; everything else fails the
     /// Task at once, to be fixed and re-driven.
     pub const TRANSIENT: &'static [&'static str] =
-        &["S3Unavailable", "WarehouseUnavailable", "StepFunctionsUnavailable"];
+        &["S3Unavailable", "WarehouseUnavailable", "StepFunctionsUnavailable", "CatalogUnavailable"];
 
     /// Whether retrying the same call may succeed without anyone changing anything: the one
     /// decision of what is retried ([`Error::TRANSIENT`]).
@@ -431,6 +451,8 @@ mod tests {
             Error::Configuration(text()),
             Error::StepFunctions { operation: "StartExecution", run: text(), transient: true, message: text() },
             Error::StepFunctions { operation: "StartExecution", run: text(), transient: false, message: text() },
+            Error::Catalog { operation: "UpdateTable", database: text(), table: text(), transient: true, message: text() },
+            Error::Catalog { operation: "UpdateTable", database: text(), table: text(), transient: false, message: text() },
             Error::Internal(text()),
         ];
         for error in &all {
@@ -453,6 +475,7 @@ mod tests {
                 | Error::InvalidInput(_)
                 | Error::Configuration(_)
                 | Error::StepFunctions { .. }
+                | Error::Catalog { .. }
                 | Error::Internal(_) => {}
             }
         }

@@ -76,7 +76,7 @@ impl Stage {
     /// can raise. `statemachine/pipeline.asl.json` lists exactly these (a test holds it).
     pub fn retried_errors(self) -> Vec<&'static str> {
         let raises = |error_type: &str| match error_type {
-            "WarehouseUnavailable" => self == Stage::Load,
+            "WarehouseUnavailable" | "CatalogUnavailable" => self == Stage::Load,
             "StepFunctionsUnavailable" => false,
             _ => true,
         };
@@ -118,7 +118,8 @@ impl Stage {
                     validated: state.validate()?,
                     masked: state.mask()?,
                 };
-                StageOutput::Load(crate::load::load(lake, contract, warehouse, run, upstream).await?)
+                let catalog = context.catalog.as_ref();
+                StageOutput::Load(crate::load::load(lake, contract, warehouse, catalog, run, upstream).await?)
             }
             (Stage::Load, Some(Action::RecordRejectedRun)) => {
                 let warehouse = context.warehouse.as_ref().ok_or_else(|| context.missing("a warehouse", self))?;
@@ -240,6 +241,8 @@ pub struct StageContext {
     pub warehouse: Option<Warehouse>,
     /// How many bytes of masked fact rows mask may hold in memory.
     pub held_bytes: usize,
+    /// The Glue Data Catalog database the load keeps the curated tables in, if any.
+    pub catalog: Option<crate::lake::glue::GlueCatalog>,
 }
 
 impl StageContext {
@@ -251,7 +254,14 @@ impl StageContext {
             masking_key: None,
             warehouse: None,
             held_bytes: crate::config::Environment::get().mask_held_bytes(),
+            catalog: None,
         }
+    }
+
+    /// With a Glue Data Catalog database for the curated tables.
+    pub fn with_catalog(mut self, catalog: crate::lake::glue::GlueCatalog) -> StageContext {
+        self.catalog = Some(catalog);
+        self
     }
 
     /// With the masking key.

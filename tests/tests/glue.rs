@@ -1,12 +1,18 @@
 //! Issue 29 (lake): the Glue Data Catalog tables built from the retail contract match the
 //! Parquet files the mask stage writes for the example (every column's name and type, in
-//! order), and each fact's partition projection names the folders the files are in.
+//! order), and each fact's partition projection names the folders the files are in. The load
+//! keeps them in a Glue database (moto's server): made by the example's loads, unchanged by
+//! another sync, updated when the contract changes (keeping parameters others set), and a
+//! missing database is a named error.
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use lakestar::contract::Contract;
-use lakestar::lake::glue::{CatalogTable, catalog_tables, glue_type};
+use common::Moto;
+use lakestar::lake::glue::{CatalogSync, CatalogTable, GlueCatalog, catalog_tables, glue_type};
 use lakestar::mask::MaskingKey;
 use lakestar_local::landing::collect_drops;
 use lakestar_local::stack::{Stack, StackConfig, timing};
@@ -132,4 +138,109 @@ fn a_daily_partition_is_projected_under_a_key_of_its_own_and_without_dates_from_
     assert!(customers.partition_keys.is_empty());
     assert!(!customers.parameters.contains_key("projection.enabled"));
     assert_eq!(customers.location, "s3://other-bucket/curated/dim_customer/");
+}
+
+fn glue_client(moto: &Moto) -> aws_sdk_glue::Client {
+    let config = aws_sdk_glue::Config::builder()
+        .behavior_version(aws_sdk_glue::config::BehaviorVersion::latest())
+        .region(aws_sdk_glue::config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(aws_sdk_glue::config::Credentials::new("t", "t", None, None, "t"))
+        .build();
+    aws_sdk_glue::Client::from_conf(config)
+}
+
+/// The catalog's table as (columns, partition keys, parameters).
+async fn stored(glue: &aws_sdk_glue::Client, name: &str) -> aws_sdk_glue::types::Table {
+    glue.get_table().database_name("lakestar").name(name).send().await.expect("get table").table().cloned().expect("a table")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_keeps_the_glue_tables_in_step_with_the_contract() {
+    let moto = Moto::start();
+    let glue = glue_client(&moto);
+    let database = aws_sdk_glue::types::DatabaseInput::builder().name("lakestar").build().expect("input");
+    glue.create_database().database_input(database).send().await.expect("a database");
+    let catalog = GlueCatalog::new(glue.clone(), "lakestar");
+
+    let home = tempfile::tempdir().expect("home");
+    let mut config = StackConfig::new(home.path(), example().join("pipeline.toml"));
+    config.key = Some(MaskingKey::new(b"glue-test-key-0123456789abcdef-0123456".to_vec(), "v1").expect("key"));
+    config.timing = timing(0.0);
+    config.catalog = Some(catalog.clone());
+    let stack = Stack::open(config).await.expect("stack");
+    for file in collect_drops(&[example()]).expect("the example's files") {
+        stack.drop_file(&file.key, &file.path).await.expect("dropped");
+    }
+    for record in stack.run_started(|_| {}).await.expect("ran") {
+        assert_eq!(record.status, "SUCCEEDED", "{}: {:?} {:?}", record.name, record.error, record.cause);
+    }
+
+    // What the loads left in the catalog is the contract's definition, over the calendar.
+    let contract = Contract::load(&example().join("pipeline.toml")).expect("contract");
+    let dates = stack.warehouse().calendar_range().await.expect("calendar").expect("dates");
+    let definitions = catalog_tables(&contract, "lakestar-lake", Some(dates)).expect("definitions");
+    let listed = glue.get_tables().database_name("lakestar").send().await.expect("tables");
+    let names: BTreeSet<&str> = listed.table_list().iter().map(|table| table.name()).collect();
+    assert_eq!(names, BTreeSet::from(["dim_customer", "dim_product", "dim_store", "fact_sales"]));
+    for definition in &definitions {
+        let table = stored(&glue, &definition.name).await;
+        let storage = table.storage_descriptor().expect("storage");
+        let columns: Vec<(String, String)> = storage
+            .columns()
+            .iter()
+            .map(|column| (column.name().to_string(), column.r#type().unwrap_or_default().to_string()))
+            .collect();
+        assert_eq!(columns, catalog_columns(definition), "{}", definition.name);
+        let keys: Vec<&str> = table.partition_keys().iter().map(|column| column.name()).collect();
+        let expected: Vec<&str> = definition.partition_keys.iter().map(|column| column.name.as_str()).collect();
+        assert_eq!(keys, expected, "{}", definition.name);
+        assert_eq!(storage.location(), Some(definition.location.as_str()));
+        assert_eq!(storage.input_format(), Some(CatalogTable::INPUT_FORMAT));
+        assert_eq!(table.table_type(), Some("EXTERNAL_TABLE"));
+        let parameters = table.parameters().expect("parameters");
+        for (name, value) in &definition.parameters {
+            assert_eq!(parameters.get(name), Some(value), "{}: {name}", definition.name);
+        }
+    }
+    let fact = stored(&glue, "fact_sales").await;
+    let range = &fact.parameters().expect("parameters")["projection.sale_date_month.range"];
+    assert_eq!(range, &format!("{},{}", dates.0.format("%Y-%m"), dates.1.format("%Y-%m")));
+
+    // Again: nothing to do. A parameter someone else set does not count as a difference.
+    assert_eq!(catalog.sync(&definitions).await.expect("sync"), CatalogSync { unchanged: 4, ..CatalogSync::default() });
+    let mut input = aws_sdk_glue::types::TableInput::builder()
+        .name("fact_sales")
+        .table_type("EXTERNAL_TABLE")
+        .set_partition_keys(Some(fact.partition_keys().to_vec()))
+        .set_storage_descriptor(fact.storage_descriptor().cloned());
+    for (name, value) in fact.parameters().expect("parameters") {
+        input = input.parameters(name, value);
+    }
+    let input = input.parameters("owner.team", "analytics").build().expect("input");
+    glue.update_table().database_name("lakestar").table_input(input).send().await.expect("a user's parameter");
+    assert_eq!(catalog.sync(&definitions).await.expect("sync"), CatalogSync { unchanged: 4, ..CatalogSync::default() });
+
+    // The contract now partitions by day: the fact's table is updated, its monthly
+    // projection gone, the user's parameter kept.
+    let text = std::fs::read_to_string(example().join("pipeline.toml")).expect("contract");
+    let daily = Contract::parse("pipeline.toml", &text.replace("partition = \"month\"", "partition = \"day\""))
+        .expect("contract");
+    let daily = catalog_tables(&daily, "lakestar-lake", Some(dates)).expect("definitions");
+    assert_eq!(
+        catalog.sync(&daily).await.expect("sync"),
+        CatalogSync { updated: 1, unchanged: 3, ..CatalogSync::default() }
+    );
+    let fact = stored(&glue, "fact_sales").await;
+    let parameters = fact.parameters().expect("parameters");
+    let keys: Vec<&str> = fact.partition_keys().iter().map(|column| column.name()).collect();
+    assert_eq!(keys, ["sale_date_day"]);
+    assert!(parameters.keys().all(|name| !name.starts_with("projection.sale_date_month")), "{parameters:?}");
+    assert_eq!(parameters.get("projection.sale_date_day.format").map(String::as_str), Some("yyyy-MM-dd"));
+    assert_eq!(parameters.get("owner.team").map(String::as_str), Some("analytics"));
+
+    // A database that is not there: refused, by name.
+    let error = GlueCatalog::new(glue.clone(), "no_such_database").sync(&definitions).await.expect_err("refused");
+    assert_eq!(error.error_type(), "CatalogRefused", "{error}");
+    assert!(error.to_string().contains("no_such_database"), "{error}");
 }

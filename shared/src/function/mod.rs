@@ -47,6 +47,7 @@ pub struct Resources {
     masking_key: KeySource,
     warehouse: WarehouseSource,
     held_bytes: usize,
+    catalog: Option<crate::lake::glue::GlueCatalog>,
 }
 
 impl Resources {
@@ -59,6 +60,7 @@ impl Resources {
             masking_key: context.masking_key.clone().map_or(KeySource::None, KeySource::Fixed),
             warehouse: context.warehouse.clone().map_or(WarehouseSource::None, WarehouseSource::Fixed),
             held_bytes: context.held_bytes,
+            catalog: context.catalog.clone(),
         }
     }
 
@@ -76,6 +78,7 @@ impl Resources {
             masking_key: context.masking_key.map_or(KeySource::None, KeySource::Fixed),
             warehouse: context.warehouse.map_or(WarehouseSource::None, WarehouseSource::Fixed),
             held_bytes: context.held_bytes,
+            catalog: context.catalog,
         }
     }
 
@@ -118,7 +121,14 @@ impl Resources {
             }
             _ => WarehouseSource::None,
         };
-        Ok(Resources { lake, contract, masking_key, warehouse, held_bytes: environment.mask_held_bytes() })
+        let catalog = match (stage, &environment.glue_database) {
+            (Stage::Load, Some(database)) => Some(crate::lake::glue::GlueCatalog::new(
+                aws_sdk_glue::Client::new(&aws_config::load_from_env().await),
+                database.clone(),
+            )),
+            _ => None,
+        };
+        Ok(Resources { lake, contract, masking_key, warehouse, held_bytes: environment.mask_held_bytes(), catalog })
     }
 
     /// The context of one invocation: the contract as it stands now, the key and the
@@ -127,7 +137,14 @@ impl Resources {
         let contract = self.contract.current().await?;
         let masking_key = self.masking_key.current(&contract.masking.key_version).await?;
         let warehouse = self.warehouse.current().await?;
-        Ok(StageContext { lake: self.lake.clone(), contract, masking_key, warehouse, held_bytes: self.held_bytes })
+        Ok(StageContext {
+            lake: self.lake.clone(),
+            contract,
+            masking_key,
+            warehouse,
+            held_bytes: self.held_bytes,
+            catalog: self.catalog.clone(),
+        })
     }
 }
 

@@ -20,7 +20,9 @@ use crate::{Error, Result};
 /// A column of a catalog table: its name and Glue (Hive) type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogColumn {
+    /// The column's name.
     pub name: String,
+    /// Its Glue type: `string`, `bigint`, `decimal(12,2)`, …
     pub glue_type: String,
 }
 
@@ -40,8 +42,11 @@ pub struct CatalogTable {
 }
 
 impl CatalogTable {
+    /// The Hive input format of Parquet files.
     pub const INPUT_FORMAT: &'static str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
+    /// The Hive output format of Parquet files.
     pub const OUTPUT_FORMAT: &'static str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat";
+    /// The Parquet SerDe.
     pub const SERDE: &'static str = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe";
 }
 
@@ -49,9 +54,13 @@ impl CatalogTable {
 /// `sale_date`), the partition key's, and the projection's date format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatePartition {
+    /// The folder's name before `=`.
     pub folder: String,
+    /// The catalog's partition key.
     pub key: String,
+    /// The projection's date format (`yyyy-MM`, `yyyy-MM-dd`).
     pub format: &'static str,
+    /// Months or days.
     pub granularity: Partition,
 }
 
@@ -143,4 +152,163 @@ fn catalog_table(dataset: &Dataset, bucket: &str, dates: Option<(NaiveDate, Naiv
         partition_keys.push(CatalogColumn { name: key.clone(), glue_type: "string".to_string() });
     }
     Ok(CatalogTable { name, location, columns, partition_keys, parameters })
+}
+
+/// What a catalog sync did to the tables.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogSync {
+    /// Tables the database did not have.
+    pub created: usize,
+    /// Tables whose definition differed.
+    pub updated: usize,
+    /// Tables as Lakestar makes them already.
+    pub unchanged: usize,
+}
+
+/// A Glue Data Catalog database that holds the curated tables.
+#[derive(Debug, Clone)]
+pub struct GlueCatalog {
+    client: aws_sdk_glue::Client,
+    database: String,
+}
+
+impl GlueCatalog {
+    /// The catalog database `database`, through `client`.
+    pub fn new(client: aws_sdk_glue::Client, database: impl Into<String>) -> GlueCatalog {
+        GlueCatalog { client, database: database.into() }
+    }
+
+    /// The database's name.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Creates the tables the database lacks and updates those whose columns, partition keys,
+    /// location, formats or Lakestar's parameters differ (parameters others set are kept);
+    /// idempotent.
+    pub async fn sync(&self, tables: &[CatalogTable]) -> Result<CatalogSync> {
+        let mut sync = CatalogSync::default();
+        for table in tables {
+            let existing = match self.client.get_table().database_name(&self.database).name(&table.name).send().await {
+                Ok(output) => output.table().cloned(),
+                Err(error) if error.as_service_error().is_some_and(|error| error.is_entity_not_found_exception()) => {
+                    None
+                }
+                Err(error) => return Err(self.error("GetTable", &table.name, error)),
+            };
+            match existing {
+                None => {
+                    let input = table_input(table, None)?;
+                    self.client
+                        .create_table()
+                        .database_name(&self.database)
+                        .table_input(input)
+                        .send()
+                        .await
+                        .map_err(|error| self.error("CreateTable", &table.name, error))?;
+                    tracing::info!(database = %self.database, table = %table.name, "Created the catalog table.");
+                    sync.created += 1;
+                }
+                Some(existing) if matches(&existing, table) => sync.unchanged += 1,
+                Some(existing) => {
+                    let input = table_input(table, existing.parameters())?;
+                    self.client
+                        .update_table()
+                        .database_name(&self.database)
+                        .table_input(input)
+                        .send()
+                        .await
+                        .map_err(|error| self.error("UpdateTable", &table.name, error))?;
+                    tracing::info!(database = %self.database, table = %table.name, "Updated the catalog table.");
+                    sync.updated += 1;
+                }
+            }
+        }
+        Ok(sync)
+    }
+
+    fn error<E, R>(&self, operation: &'static str, table: &str, error: aws_sdk_glue::error::SdkError<E, R>) -> Error
+    where
+        E: aws_sdk_glue::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        use aws_sdk_glue::error::SdkError;
+        let transient = match &error {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().unwrap_or_default();
+                code.contains("Throttl") || code == "InternalServiceException" || code == "OperationTimeoutException"
+            }
+            _ => false,
+        };
+        let message = match error.as_service_error() {
+            Some(service) => format!("{}: {}", service.code().unwrap_or("error"), service.message().unwrap_or_default()),
+            None => aws_sdk_glue::error::DisplayErrorContext(&error).to_string(),
+        };
+        Error::Catalog { operation, database: self.database.clone(), table: table.to_string(), transient, message }
+    }
+}
+
+/// Whether the catalog's table is `table` as Lakestar makes it.
+fn matches(existing: &aws_sdk_glue::types::Table, table: &CatalogTable) -> bool {
+    let columns = |columns: &[aws_sdk_glue::types::Column]| -> Vec<CatalogColumn> {
+        columns
+            .iter()
+            .map(|column| CatalogColumn {
+                name: column.name().to_string(),
+                glue_type: column.r#type().unwrap_or_default().to_string(),
+            })
+            .collect()
+    };
+    let Some(storage) = existing.storage_descriptor() else { return false };
+    let parameters = existing.parameters();
+    columns(storage.columns()) == table.columns
+        && columns(existing.partition_keys()) == table.partition_keys
+        && storage.location() == Some(table.location.as_str())
+        && storage.input_format() == Some(CatalogTable::INPUT_FORMAT)
+        && storage.serde_info().and_then(|serde| serde.serialization_library()) == Some(CatalogTable::SERDE)
+        && existing.table_type() == Some("EXTERNAL_TABLE")
+        && table.parameters.iter().all(|(name, value)| parameters.and_then(|have| have.get(name)) == Some(value))
+        && parameters.is_none_or(|have| {
+            // A projection Lakestar no longer makes (a partition dropped) is stale.
+            have.keys().filter(|name| name.starts_with("projection.")).all(|name| table.parameters.contains_key(name))
+        })
+}
+
+/// The `TableInput` of `table`, keeping the parameters of `existing` that are not Lakestar's.
+fn table_input(
+    table: &CatalogTable,
+    existing: Option<&std::collections::HashMap<String, String>>,
+) -> Result<aws_sdk_glue::types::TableInput> {
+    use aws_sdk_glue::types::{Column, SerDeInfo, StorageDescriptor, TableInput};
+    let column = |column: &CatalogColumn| {
+        Column::builder()
+            .name(&column.name)
+            .r#type(&column.glue_type)
+            .build()
+            .map_err(|error| Error::Internal(format!("a catalog column of {}: {error}", table.name)))
+    };
+    let mut storage = StorageDescriptor::builder()
+        .location(&table.location)
+        .input_format(CatalogTable::INPUT_FORMAT)
+        .output_format(CatalogTable::OUTPUT_FORMAT)
+        .serde_info(SerDeInfo::builder().serialization_library(CatalogTable::SERDE).build());
+    for catalog_column in &table.columns {
+        storage = storage.columns(column(catalog_column)?);
+    }
+    let mut input = TableInput::builder()
+        .name(&table.name)
+        .description(format!("Lakestar's curated {} (s3 {}).", table.name, table.location))
+        .table_type("EXTERNAL_TABLE")
+        .storage_descriptor(storage.build());
+    for key in &table.partition_keys {
+        input = input.partition_keys(column(key)?);
+    }
+    let kept = existing.into_iter().flatten().filter(|(name, _)| {
+        !name.starts_with("projection.") && !table.parameters.contains_key(*name) && *name != "storage.location.template"
+    });
+    for (name, value) in kept.chain(table.parameters.iter()) {
+        input = input.parameters(name, value);
+    }
+    input.build().map_err(|error| Error::Internal(format!("the catalog table {}: {error}", table.name)))
 }

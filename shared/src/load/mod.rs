@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::contract::Contract;
 use crate::ingest::IngestOutput;
 use crate::lake::Lake;
+use crate::lake::glue::GlueCatalog;
 use crate::mask::MaskOutput;
 use crate::run::RunDescriptor;
 use crate::validate::ValidateOutput;
@@ -44,11 +45,14 @@ pub struct Upstream<'a> {
     pub masked: &'a MaskOutput,
 }
 
-/// Runs the load stage for `run`, whose earlier stages reported `upstream`.
+/// Runs the load stage for `run`, whose earlier stages reported `upstream`; then brings the
+/// curated tables' definitions in `catalog` up to date (after the commit, so a re-drive of a
+/// failed catalog call finds the run loaded and only writes the catalog).
 pub async fn load(
     lake: &Lake,
     contract: &Contract,
     warehouse: &Warehouse,
+    catalog: Option<&GlueCatalog>,
     run: &RunDescriptor,
     upstream: Upstream<'_>,
 ) -> Result<LoadOutput> {
@@ -85,6 +89,19 @@ pub async fn load(
         .collect();
     report.tables = tables.clone();
     let key = report.write(lake).await?;
+    if let Some(catalog) = catalog {
+        let dates = warehouse.calendar_range().await?;
+        let definitions = crate::lake::glue::catalog_tables(contract, lake.bucket(), dates)?;
+        let sync = catalog.sync(&definitions).await?;
+        tracing::info!(
+            run = %run.id,
+            database = %catalog.database(),
+            created = sync.created,
+            updated = sync.updated,
+            unchanged = sync.unchanged,
+            "Catalog tables up to date."
+        );
+    }
 
     let fact = tables.get(&dataset.table.name).copied().unwrap_or_default();
     let inferred: u64 = report.inferred.values().sum();

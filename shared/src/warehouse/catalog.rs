@@ -51,6 +51,22 @@ impl Warehouse {
         tx.commit().await
     }
 
+    /// The first and last date of `dim_date`, when it has rows.
+    pub async fn calendar_range(&self) -> Result<Option<(chrono::NaiveDate, chrono::NaiveDate)>> {
+        let mut tx = self.begin().await?;
+        let rows = tx
+            .fetch_text(
+                "reading the calendar's range",
+                "SELECT CAST(MIN(\"date\") AS TEXT), CAST(MAX(\"date\") AS TEXT) FROM \"dim_date\"".to_string(),
+            )
+            .await?;
+        tx.commit().await?;
+        let date = |text: &Option<String>| {
+            text.as_deref().and_then(|text| chrono::NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok())
+        };
+        Ok(rows.first().and_then(|row| Some((date(row.first()?)?, date(row.get(1)?)?))))
+    }
+
     /// Adds the `dim_date` rows of `dates` that are missing, and those between them that fill
     /// the calendar's gaps (idempotent). Returns how many rows were inserted.
     pub async fn ensure_dates(
