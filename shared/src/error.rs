@@ -451,8 +451,20 @@ mod tests {
             Error::Configuration(text()),
             Error::StepFunctions { operation: "StartExecution", run: text(), transient: true, message: text() },
             Error::StepFunctions { operation: "StartExecution", run: text(), transient: false, message: text() },
-            Error::Catalog { operation: "UpdateTable", database: text(), table: text(), transient: true, message: text() },
-            Error::Catalog { operation: "UpdateTable", database: text(), table: text(), transient: false, message: text() },
+            Error::Catalog {
+                operation: "UpdateTable",
+                database: text(),
+                table: text(),
+                transient: true,
+                message: text(),
+            },
+            Error::Catalog {
+                operation: "UpdateTable",
+                database: text(),
+                table: text(),
+                transient: false,
+                message: text(),
+            },
             Error::Internal(text()),
         ];
         for error in &all {

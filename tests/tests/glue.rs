@@ -10,8 +10,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use lakestar::contract::Contract;
 use common::Moto;
+use lakestar::contract::Contract;
 use lakestar::lake::glue::{CatalogSync, CatalogTable, GlueCatalog, catalog_tables, glue_type};
 use lakestar::mask::MaskingKey;
 use lakestar_local::landing::collect_drops;
@@ -152,7 +152,15 @@ fn glue_client(moto: &Moto) -> aws_sdk_glue::Client {
 
 /// The catalog's table as (columns, partition keys, parameters).
 async fn stored(glue: &aws_sdk_glue::Client, name: &str) -> aws_sdk_glue::types::Table {
-    glue.get_table().database_name("lakestar").name(name).send().await.expect("get table").table().cloned().expect("a table")
+    glue.get_table()
+        .database_name("lakestar")
+        .name(name)
+        .send()
+        .await
+        .expect("get table")
+        .table()
+        .cloned()
+        .expect("a table")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

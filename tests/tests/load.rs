@@ -566,6 +566,17 @@ async fn postgres_loads_into_empty_tables_build_every_key_and_index_again() {
         pipeline.prepare("customers", "landing/d3/customers.csv", day3.as_bytes(), "2024-01-03T02:00:00Z").await;
     assert_eq!(pipeline.load(&customers).await.tables["dim_customer"].updated, 1);
     assert_eq!(query_text(&warehouse, indexes).await, expected(&["dim_customer", "dim_product", "fact_sales"]));
+
+    // An append of more facts than a quarter of the table's: its foreign keys and key indexes
+    // set aside and built again, validated; an orphan key would have failed the rebuild.
+    let sales = "order_id,line_no,sale_date,ship_date,customer_id,sku,store_id,qty,unit_price,card_number,channel\n\
+                 O00002,1,2024-01-04,2024-01-04,C1002,P001,S01,1,1.85,,store\n\
+                 O00003,1,2024-01-05,2024-01-05,C1003,P002,S01,3,2.10,,web\n";
+    let state = pipeline.prepare("sales", "landing/d4/sales.csv", sales.as_bytes(), "2024-01-05T02:00:00Z").await;
+    let loaded = pipeline.load(&state).await;
+    assert_eq!((loaded.tables["fact_sales"].inserted, loaded.tables["dim_customer"].inferred), (2, 1));
+    assert_eq!(query_text(&warehouse, indexes).await, expected(&["dim_customer", "dim_product", "fact_sales"]));
+    assert_eq!(query_text(&warehouse, foreign_keys).await, [vec![text("4"), text("true")]]);
     database.drop_database(warehouse).await;
 }
 

@@ -242,7 +242,9 @@ impl GlueCatalog {
             _ => false,
         };
         let message = match error.as_service_error() {
-            Some(service) => format!("{}: {}", service.code().unwrap_or("error"), service.message().unwrap_or_default()),
+            Some(service) => {
+                format!("{}: {}", service.code().unwrap_or("error"), service.message().unwrap_or_default())
+            }
             None => aws_sdk_glue::error::DisplayErrorContext(&error).to_string(),
         };
         Error::Catalog { operation, database: self.database.clone(), table: table.to_string(), transient, message }
@@ -305,7 +307,9 @@ fn table_input(
         input = input.partition_keys(column(key)?);
     }
     let kept = existing.into_iter().flatten().filter(|(name, _)| {
-        !name.starts_with("projection.") && !table.parameters.contains_key(*name) && *name != "storage.location.template"
+        !name.starts_with("projection.")
+            && !table.parameters.contains_key(*name)
+            && *name != "storage.location.template"
     });
     for (name, value) in kept.chain(table.parameters.iter()) {
         input = input.parameters(name, value);

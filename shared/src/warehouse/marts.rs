@@ -11,6 +11,16 @@ use super::tx::Tx;
 use crate::contract::{Contract, Mart};
 use crate::{Error, Result};
 
+impl super::Warehouse {
+    /// Brings the marts that show `table` up to date, in a transaction of their own (what a
+    /// load of `table` does before it commits; the load benchmark times it apart).
+    pub async fn refresh_marts(&self, contract: &Contract, table: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        refresh_marts(&mut tx, contract, table).await?;
+        tx.commit().await
+    }
+}
+
 /// Makes every mart whose tables exist and that is missing or was made from another
 /// definition. An object of a mart's name that Lakestar did not make is an error naming it.
 pub(super) async fn ensure_marts(tx: &mut Tx, contract: &Contract) -> Result<()> {

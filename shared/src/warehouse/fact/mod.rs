@@ -94,6 +94,11 @@ pub(crate) async fn load_fact(
         return Ok((TableCounts { inserted: rows.rows, ..TableCounts::default() }, inferred, calendar));
     }
 
+    // A large append sets the foreign keys and key indexes aside, and builds them after.
+    let appending = bulk::set_aside_for_append(tx, &table, row_count(&files)?).await?;
+    if !appending.is_empty() {
+        steps.done("set the fact table's foreign keys and indexes aside", 0);
+    }
     // Straight into the fact table, in a savepoint: it succeeds unless a fact is there already.
     tx.execute("opening a savepoint", "SAVEPOINT lakestar_facts".to_string(), None).await?;
     let (rows, direct) = tx.stage_from(&table, &columns, rows).await?;
@@ -101,6 +106,7 @@ pub(crate) async fn load_fact(
         tx.execute("releasing a savepoint", "RELEASE SAVEPOINT lakestar_facts".to_string(), None).await?;
         steps.done("copied the facts into their table", rows.rows as usize);
         let calendar = add_dates(tx, contract, rows.dates).await?;
+        rebuild(tx, appending, &mut steps, rows.rows).await?;
         return Ok((TableCounts { inserted: rows.rows, ..TableCounts::default() }, inferred, calendar));
     }
     let rolled_back =
@@ -119,7 +125,19 @@ pub(crate) async fn load_fact(
     let upsert = Upsert { sql: &sql, table: &table, columns: &columns, natural_key: &natural_key };
     let (counts, dates) = upsert.run(tx, dataset, contract, rows.restart(&files)?, &mut steps).await?;
     let calendar = add_dates(tx, contract, dates).await?;
+    rebuild(tx, appending, &mut steps, counts.inserted + counts.updated).await?;
     Ok((counts, inferred, calendar))
+}
+
+/// Builds again what a large append set aside (after the dates, which its foreign key into
+/// `dim_date` checks).
+async fn rebuild(tx: &mut Tx, appending: bulk::SetAside, steps: &mut Steps<'_>, rows: u64) -> Result<()> {
+    if appending.is_empty() {
+        return Ok(());
+    }
+    appending.rebuild(tx).await?;
+    steps.done("built the fact table's foreign keys and indexes again", rows as usize);
+    Ok(())
 }
 
 /// A unique-key violation: PostgreSQL's SQLSTATE 23505, SQLite's primary key or unique
