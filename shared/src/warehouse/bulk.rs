@@ -44,17 +44,6 @@ impl SetAside {
     }
 }
 
-/// How many rows `table` (quoted) holds, counting no further than `limit`.
-pub(crate) async fn count_up_to(tx: &mut Tx, table: &str, limit: u64) -> Result<u64> {
-    let holding = tx
-        .fetch_count(
-            "counting the table's rows",
-            format!("SELECT CAST(COUNT(*) AS TEXT) FROM (SELECT 1 FROM {table} LIMIT {limit}) AS some_rows"),
-        )
-        .await?;
-    Ok(holding.max(0) as u64)
-}
-
 /// Sets aside the keys and indexes of `table` (quoted) when it is empty on PostgreSQL: the
 /// foreign keys into it and its own (checked row by row they make a copy nine times slower,
 /// built again they are one join), its primary key and unique constraints, and every other
@@ -62,7 +51,7 @@ pub(crate) async fn count_up_to(tx: &mut Tx, table: &str, limit: u64) -> Result<
 /// under the same exclusive lock the dropped keys take), which lets the copy write its rows
 /// frozen. Returns what builds the keys and indexes again and how to copy.
 pub(crate) async fn set_aside(tx: &mut Tx, table: &str) -> Result<SetAside> {
-    if tx.dialect() != Dialect::Postgres || count_up_to(tx, table, 1).await? > 0 {
+    if tx.dialect() != Dialect::Postgres || tx.count_up_to(table, 1).await? > 0 {
         return Ok(SetAside::default());
     }
     let relation = format!("CAST('{}' AS regclass)", table.replace('\'', "''"));
@@ -167,7 +156,7 @@ pub(crate) async fn set_aside_for_append(tx: &mut Tx, table: &str, incoming: u64
         return Ok(SetAside::default());
     }
     let limit = incoming.saturating_mul(APPEND_SET_ASIDE_SHARE).saturating_add(1);
-    if count_up_to(tx, table, limit).await? >= limit {
+    if tx.count_up_to(table, limit).await? >= limit {
         return Ok(SetAside::default());
     }
     let relation = format!("CAST('{}' AS regclass)", table.replace('\'', "''"));

@@ -200,7 +200,7 @@ async fn ensure_foreign_keys(tx: &mut Tx, dataset: &Dataset, contract: &Contract
             continue;
         }
         let name = ddl::quote(&name)?;
-        let rows = super::bulk::count_up_to(tx, &table, 1).await?;
+        let rows = tx.count_up_to(&table, 1).await?;
         let not_valid = if rows > 0 { " NOT VALID" } else { "" };
         tx.execute(&what, format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition}{not_valid}"), None).await?;
         if rows > 0 {

@@ -133,7 +133,7 @@ async fn tables_exist(tx: &mut Tx, mart: &Mart) -> Result<bool> {
     let mut tables: Vec<&str> = vec![mart.fact.as_str()];
     tables.extend(mart.group_by.iter().filter_map(|group| group.table.as_deref()));
     for table in tables {
-        if super::catalog::existing_columns(tx, table).await?.is_empty() {
+        if !relation_exists(tx, table).await? {
             return Ok(false);
         }
     }

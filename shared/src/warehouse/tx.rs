@@ -152,6 +152,17 @@ impl Tx {
         }
     }
 
+    /// How many rows `table` (quoted) holds, counting no further than `limit`.
+    pub async fn count_up_to(&mut self, table: &str, limit: u64) -> Result<u64> {
+        let holding = self
+            .fetch_count(
+                "counting the table's rows",
+                format!("SELECT CAST(COUNT(*) AS TEXT) FROM (SELECT 1 FROM {table} LIMIT {limit}) AS some_rows"),
+            )
+            .await?;
+        Ok(holding.max(0) as u64)
+    }
+
     /// Reads one integer (cast to text by the statement).
     pub async fn fetch_count(&mut self, what: &str, statement: String) -> Result<i64> {
         let rows = self.fetch_text(what, statement).await?;

@@ -237,7 +237,7 @@ impl<'a> DimensionLoad<'a> {
     async fn key_and_read_versions(&self, tx: &mut Tx, files: &[File]) -> Result<Keyed> {
         let (delivered, delivered_bytes) = footprint(files)?;
         let limit = delivered.saturating_mul(2).saturating_add(1);
-        let holding = bulk::count_up_to(tx, &self.table, limit).await?;
+        let holding = tx.count_up_to(&self.table, limit).await?;
         let empty = holding == 0;
         let stage_keys = holding >= limit;
         // A whole table's versions fill a map sized once (not grown 18 times); staged keys, many

@@ -197,7 +197,7 @@ async fn resolve_dimensions(
     let limit = row_count(files)?.saturating_mul(2).saturating_add(1);
     let mut indexes = Vec::with_capacity(references.len());
     for (reference, named) in references.iter().zip(&named) {
-        let whole = bulk::count_up_to(tx, &reference.table, limit).await? < limit;
+        let whole = tx.count_up_to(&reference.table, limit).await? < limit;
         indexes.push(dimension_index(tx, reference, (!whole).then_some(named)).await?);
     }
     steps.done("read the dimensions' versions", indexes.iter().map(|index| index.versions.len()).sum());
