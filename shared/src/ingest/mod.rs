@@ -8,6 +8,7 @@ mod json;
 mod parquet;
 mod raw;
 mod source;
+pub mod split;
 
 use std::time::Instant;
 
