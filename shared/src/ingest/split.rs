@@ -101,6 +101,38 @@ pub fn csv_chunks(mut reader: impl Read, shape: CsvShape, target: u64) -> std::i
     Ok(CsvChunks { header_end: header_end.unwrap_or(offset), chunks })
 }
 
+/// Splits NDJSON into chunks of at least `target` bytes each (the last may be smaller), cut
+/// right after a newline: the reader reads a line at a time, so any newline is a record's end.
+/// (`header_end` is 0: NDJSON has no header.)
+pub fn ndjson_chunks(mut reader: impl Read, target: u64) -> std::io::Result<CsvChunks> {
+    let target = target.max(1);
+    let mut chunks = Vec::new();
+    let (mut start, mut first_line) = (0u64, 1u64);
+    let (mut offset, mut lines) = (0u64, 1u64);
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let read = match reader.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        for newline in memchr::memchr_iter(b'\n', &buffer[..read]) {
+            lines += 1;
+            let end = offset + newline as u64 + 1;
+            if end - start >= target {
+                chunks.push(Chunk { start, end, first_line });
+                (start, first_line) = (end, lines);
+            }
+        }
+        offset += read as u64;
+    }
+    if offset > start || chunks.is_empty() {
+        chunks.push(Chunk { start, end: offset, first_line });
+    }
+    Ok(CsvChunks { header_end: 0, chunks })
+}
+
 /// Advances the reader's state by `byte`; true when `byte` ends a record.
 fn step(state: &mut State, byte: u8, shape: CsvShape) -> bool {
     let terminator = byte == b'\n' || byte == b'\r';
@@ -258,6 +290,15 @@ mod tests {
             .prop_map(|(delimiter, quote, escape, comment)| CsvShape { delimiter, quote, escape, comment })
     }
 
+    /// The lines of `bytes` as `read_until(b'\\n')` gives them, with their line numbers.
+    fn ndjson_lines(bytes: &[u8], first_line: u64) -> Vec<(Vec<u8>, u64)> {
+        bytes
+            .split_inclusive(|byte| *byte == b'\n')
+            .zip(first_line..)
+            .map(|(line, number)| (line.to_vec(), number))
+            .collect()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 1_000, ..ProptestConfig::default() })]
 
@@ -266,6 +307,18 @@ mod tests {
         #[test]
         fn chunks_read_as_the_whole_file(bytes in csv_bytes(), shape in shapes(), target in 1u64..64) {
             prop_assert_eq!(chunked_lines(&bytes, shape, target), whole_lines(&bytes, shape));
+        }
+
+        /// NDJSON: the chunks' lines, numbered from each chunk's first line, are the file's.
+        #[test]
+        fn ndjson_chunks_hold_the_files_lines(bytes in csv_bytes(), target in 1u64..64) {
+            let split = ndjson_chunks(&bytes[..], target).expect("split");
+            let mut lines = Vec::new();
+            for chunk in &split.chunks {
+                lines.extend(ndjson_lines(&bytes[chunk.start as usize..chunk.end as usize], chunk.first_line));
+            }
+            prop_assert_eq!(lines, ndjson_lines(&bytes, 1));
+            prop_assert!(split.chunks.iter().all(|chunk| chunk.end == bytes.len() as u64 || chunk.end - chunk.start >= target));
         }
     }
 }
