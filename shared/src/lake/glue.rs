@@ -237,7 +237,15 @@ impl GlueCatalog {
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
             SdkError::ServiceError(service) => {
                 let code = service.err().code().unwrap_or_default();
-                code.contains("Throttl") || code == "InternalServiceException" || code == "OperationTimeoutException"
+                // Two loads at once may race on a table: the retry finds it made or updated.
+                code.contains("Throttl")
+                    || [
+                        "InternalServiceException",
+                        "OperationTimeoutException",
+                        "ConcurrentModificationException",
+                        "AlreadyExistsException",
+                    ]
+                    .contains(&code)
             }
             _ => false,
         };
