@@ -22,6 +22,22 @@ fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/retail")
 }
 
+/// Runs the whole example in `home`, its loads keeping the tables in `catalog` if given.
+async fn run_example(home: &Path, catalog: Option<GlueCatalog>) -> Stack {
+    let mut config = StackConfig::new(home, example().join("pipeline.toml"));
+    config.key = Some(MaskingKey::new(b"glue-test-key-0123456789abcdef-0123456".to_vec(), "v1").expect("key"));
+    config.timing = timing(0.0);
+    config.catalog = catalog;
+    let stack = Stack::open(config).await.expect("stack");
+    for file in collect_drops(&[example()]).expect("the example's files") {
+        stack.drop_file(&file.key, &file.path).await.expect("dropped");
+    }
+    for record in stack.run_started(|_| {}).await.expect("ran") {
+        assert_eq!(record.status, "SUCCEEDED", "{}: {:?} {:?}", record.name, record.error, record.cause);
+    }
+    stack
+}
+
 /// The `(name, Glue type)` of every column of a curated Parquet file, in order.
 fn parquet_columns(bytes: Vec<u8>) -> Vec<(String, String)> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).expect("a Parquet file");
@@ -40,16 +56,7 @@ fn catalog_columns(table: &CatalogTable) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_glue_tables_match_the_curated_parquet_files() {
     let home = tempfile::tempdir().expect("home");
-    let mut config = StackConfig::new(home.path(), example().join("pipeline.toml"));
-    config.key = Some(MaskingKey::new(b"glue-test-key-0123456789abcdef-0123456".to_vec(), "v1").expect("key"));
-    config.timing = timing(0.0);
-    let stack = Stack::open(config).await.expect("stack");
-    for file in collect_drops(&[example()]).expect("the example's files") {
-        stack.drop_file(&file.key, &file.path).await.expect("dropped");
-    }
-    for record in stack.run_started(|_| {}).await.expect("ran") {
-        assert_eq!(record.status, "SUCCEEDED", "{}: {:?} {:?}", record.name, record.error, record.cause);
-    }
+    let stack = run_example(home.path(), None).await;
     let contract = Contract::load(&example().join("pipeline.toml")).expect("contract");
     let first = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
     let last = chrono::NaiveDate::from_ymd_opt(2024, 3, 31).expect("date");
@@ -172,17 +179,7 @@ async fn the_load_keeps_the_glue_tables_in_step_with_the_contract() {
     let catalog = GlueCatalog::new(glue.clone(), "lakestar");
 
     let home = tempfile::tempdir().expect("home");
-    let mut config = StackConfig::new(home.path(), example().join("pipeline.toml"));
-    config.key = Some(MaskingKey::new(b"glue-test-key-0123456789abcdef-0123456".to_vec(), "v1").expect("key"));
-    config.timing = timing(0.0);
-    config.catalog = Some(catalog.clone());
-    let stack = Stack::open(config).await.expect("stack");
-    for file in collect_drops(&[example()]).expect("the example's files") {
-        stack.drop_file(&file.key, &file.path).await.expect("dropped");
-    }
-    for record in stack.run_started(|_| {}).await.expect("ran") {
-        assert_eq!(record.status, "SUCCEEDED", "{}: {:?} {:?}", record.name, record.error, record.cause);
-    }
+    let stack = run_example(home.path(), Some(catalog.clone())).await;
 
     // What the loads left in the catalog is the contract's definition, over the calendar.
     let contract = Contract::load(&example().join("pipeline.toml")).expect("contract");

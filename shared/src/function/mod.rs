@@ -24,9 +24,13 @@ use crate::{Error, Result};
 /// `AWS_ENDPOINT_URL_S3` for another endpoint; [`crate::config::S3_PATH_STYLE`] forces
 /// path-style addressing.
 pub async fn s3_client(environment: &Environment) -> aws_sdk_s3::Client {
-    let shared = aws_config::load_from_env().await;
+    s3_client_of(&aws_config::load_from_env().await, environment)
+}
+
+/// [`s3_client`] from a configuration loaded already.
+fn s3_client_of(shared: &aws_config::SdkConfig, environment: &Environment) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&shared).force_path_style(environment.s3_path_style).build(),
+        aws_sdk_s3::config::Builder::from(shared).force_path_style(environment.s3_path_style).build(),
     )
 }
 
@@ -86,10 +90,12 @@ impl Resources {
     /// fetched. A missing setting is an error here, which [`StageFunction`] reports on every
     /// invocation rather than failing the cold start.
     pub async fn from_env(stage: Stage, environment: &Environment) -> Result<Resources> {
-        let client = s3_client(environment).await;
+        // One configuration for every client (loading it reads the environment and files).
+        let shared = aws_config::load_from_env().await;
+        let client = s3_client_of(&shared, environment);
         let lake = lake(client.clone(), environment)?;
         let contract = ContractSource::at(&environment.contract_location(lake.bucket()), &client)?;
-        let secrets = || async { aws_sdk_secretsmanager::Client::new(&aws_config::load_from_env().await) };
+        let secrets = || async { aws_sdk_secretsmanager::Client::new(&shared) };
         let masking_key = match (stage, &environment.masking_secret, &environment.masking_key) {
             (Stage::Mask, Some(secret_id), _) => {
                 KeySource::Secret { client: secrets().await, secret_id: secret_id.clone(), cached: Default::default() }
@@ -122,10 +128,9 @@ impl Resources {
             _ => WarehouseSource::None,
         };
         let catalog = match (stage, &environment.glue_database) {
-            (Stage::Load, Some(database)) => Some(crate::lake::glue::GlueCatalog::new(
-                aws_sdk_glue::Client::new(&aws_config::load_from_env().await),
-                database.clone(),
-            )),
+            (Stage::Load, Some(database)) => {
+                Some(crate::lake::glue::GlueCatalog::new(aws_sdk_glue::Client::new(&shared), database.clone()))
+            }
             _ => None,
         };
         Ok(Resources { lake, contract, masking_key, warehouse, held_bytes: environment.mask_held_bytes(), catalog })

@@ -55,82 +55,97 @@ enum State {
     Comment,
 }
 
-/// Splits what `reader` reads into chunks of at least `target` bytes each (the last may be
-/// smaller), cut only right after a record's terminator.
-pub fn csv_chunks(mut reader: impl Read, shape: CsvShape, target: u64) -> std::io::Result<CsvChunks> {
-    let target = target.max(1);
-    let mut state = State::StartRecord;
-    let mut header_end = None;
-    let mut chunks = Vec::new();
-    let (mut start, mut first_line) = (0u64, 1u64);
-    let (mut offset, mut lines) = (0u64, 1u64);
+/// The chunks cut so far, and where the next one starts.
+struct Cuts {
+    target: u64,
+    chunks: Vec<Chunk>,
+    start: u64,
+    first_line: u64,
+}
+
+impl Cuts {
+    fn new(target: u64) -> Cuts {
+        Cuts { target: target.max(1), chunks: Vec::new(), start: 0, first_line: 1 }
+    }
+
+    /// A record ends at `end` (exclusive), the next byte on line `line`: a cut when the chunk
+    /// has reached its target size.
+    fn record_end(&mut self, end: u64, line: u64) {
+        if end - self.start >= self.target {
+            self.chunks.push(Chunk { start: self.start, end, first_line: self.first_line });
+            (self.start, self.first_line) = (end, line);
+        }
+    }
+
+    /// The chunks, the last up to `len`.
+    fn finish(mut self, len: u64) -> Vec<Chunk> {
+        if len > self.start || self.chunks.is_empty() {
+            self.chunks.push(Chunk { start: self.start, end: len, first_line: self.first_line });
+        }
+        self.chunks
+    }
+}
+
+/// Calls `each` with every block `reader` reads, then returns how many bytes it read.
+fn read_blocks(mut reader: impl Read, mut each: impl FnMut(u64, &[u8])) -> std::io::Result<u64> {
     let mut buffer = vec![0u8; 256 * 1024];
+    let mut offset = 0u64;
     loop {
         let read = match reader.read(&mut buffer) {
-            Ok(0) => break,
+            Ok(0) => return Ok(offset),
             Ok(read) => read,
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(error),
         };
-        for &byte in &buffer[..read] {
-            offset += 1;
+        each(offset, &buffer[..read]);
+        offset += read as u64;
+    }
+}
+
+/// Splits what `reader` reads into chunks of at least `target` bytes each (the last may be
+/// smaller), cut only right after a record's terminator.
+pub fn csv_chunks(reader: impl Read, shape: CsvShape, target: u64) -> std::io::Result<CsvChunks> {
+    let mut state = State::StartRecord;
+    let mut header_end = None;
+    let mut cuts = Cuts::new(target);
+    let mut lines = 1u64;
+    let len = read_blocks(reader, |block_start, block| {
+        for (index, &byte) in block.iter().enumerate() {
+            let offset = block_start + index as u64 + 1;
             let before = state;
             let ended = step(&mut state, byte, shape);
-            let content = ended && !matches!(before, State::StartRecord | State::Comment);
             if byte == b'\n' {
                 lines += 1;
             }
-            if !content {
+            if !ended || matches!(before, State::StartRecord | State::Comment) {
                 continue;
             }
             // The first record (blank and comment lines before it are no record) is the
             // header. A cut goes right after the terminator of a record with content (its `\r`
             // when `\r\n`), where the reader starts its next record: the blank or comment
             // lines after it belong to the next record's start, as in one sequential read.
-            if header_end.is_none() {
-                header_end = Some(offset);
-            } else if offset - start >= target {
-                chunks.push(Chunk { start, end: offset, first_line });
-                (start, first_line) = (offset, lines);
+            match header_end {
+                None => header_end = Some(offset),
+                Some(_) => cuts.record_end(offset, lines),
             }
         }
-    }
-    if offset > start || chunks.is_empty() {
-        chunks.push(Chunk { start, end: offset, first_line });
-    }
-    Ok(CsvChunks { header_end: header_end.unwrap_or(offset), chunks })
+    })?;
+    Ok(CsvChunks { header_end: header_end.unwrap_or(len), chunks: cuts.finish(len) })
 }
 
 /// Splits NDJSON into chunks of at least `target` bytes each (the last may be smaller), cut
 /// right after a newline: the reader reads a line at a time, so any newline is a record's end.
 /// (`header_end` is 0: NDJSON has no header.)
-pub fn ndjson_chunks(mut reader: impl Read, target: u64) -> std::io::Result<CsvChunks> {
-    let target = target.max(1);
-    let mut chunks = Vec::new();
-    let (mut start, mut first_line) = (0u64, 1u64);
-    let (mut offset, mut lines) = (0u64, 1u64);
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let read = match reader.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        };
-        for newline in memchr::memchr_iter(b'\n', &buffer[..read]) {
+pub fn ndjson_chunks(reader: impl Read, target: u64) -> std::io::Result<CsvChunks> {
+    let mut cuts = Cuts::new(target);
+    let mut lines = 1u64;
+    let len = read_blocks(reader, |block_start, block| {
+        for newline in memchr::memchr_iter(b'\n', block) {
             lines += 1;
-            let end = offset + newline as u64 + 1;
-            if end - start >= target {
-                chunks.push(Chunk { start, end, first_line });
-                (start, first_line) = (end, lines);
-            }
+            cuts.record_end(block_start + newline as u64 + 1, lines);
         }
-        offset += read as u64;
-    }
-    if offset > start || chunks.is_empty() {
-        chunks.push(Chunk { start, end: offset, first_line });
-    }
-    Ok(CsvChunks { header_end: 0, chunks })
+    })?;
+    Ok(CsvChunks { header_end: 0, chunks: cuts.finish(len) })
 }
 
 /// Advances the reader's state by `byte`; true when `byte` ends a record.

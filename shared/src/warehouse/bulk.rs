@@ -17,8 +17,10 @@ use crate::{Error, Result};
 /// What to run to build a table's keys and indexes again after a bulk copy, and how to copy.
 #[derive(Debug, Default)]
 pub(crate) struct SetAside {
-    /// The key's or index's name, and the statement that builds it (foreign keys last).
+    /// The key's or index's name, and the statement that builds it.
     rebuild: Vec<(String, String)>,
+    /// The same for foreign keys, built after the keys they point at.
+    foreign_keys: Vec<(String, String)>,
     /// Emptied (`TRUNCATE`) in this transaction, so the copy may write its rows frozen.
     truncated: bool,
 }
@@ -31,17 +33,78 @@ impl SetAside {
 
     /// Nothing was set aside (the table holds rows, or the warehouse is SQLite).
     pub(crate) fn is_empty(&self) -> bool {
-        self.rebuild.is_empty()
+        self.rebuild.is_empty() && self.foreign_keys.is_empty()
     }
 
-    /// Builds the keys and indexes again.
+    /// Builds the keys and indexes again, then the foreign keys.
     pub(crate) async fn rebuild(self, tx: &mut Tx) -> Result<()> {
-        for (name, statement) in self.rebuild {
+        for (name, statement) in self.rebuild.into_iter().chain(self.foreign_keys) {
             let what = format!("building {name} again after copying into the empty table");
             tx.execute(&what, statement, None).await?;
         }
         Ok(())
     }
+
+    /// Drops the constraints `rows` lists (their table as the catalog renders it, quoted where
+    /// it needs it; name; definition), noting how to add them again.
+    async fn constraints(&mut self, tx: &mut Tx, rows: Vec<Vec<Option<String>>>, foreign: bool) -> Result<()> {
+        for row in rows {
+            if let [Some(owner), Some(name), Some(definition)] = row.as_slice() {
+                let name = quote(name)?;
+                let drop = format!("ALTER TABLE {owner} DROP CONSTRAINT {name}");
+                tx.execute("setting a key aside for a bulk copy", drop, None).await?;
+                let add = (name.clone(), format!("ALTER TABLE {owner} ADD CONSTRAINT {name} {definition}"));
+                if foreign { self.foreign_keys.push(add) } else { self.rebuild.push(add) }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the indexes `rows` lists (name as the catalog renders it; definition), noting
+    /// how to build them again.
+    async fn indexes(&mut self, tx: &mut Tx, rows: Vec<Vec<Option<String>>>) -> Result<()> {
+        for row in rows {
+            if let [Some(name), Some(definition)] = row.as_slice() {
+                tx.execute("setting an index aside for a bulk copy", format!("DROP INDEX {name}"), None).await?;
+                self.rebuild.push((name.clone(), definition.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `table` (quoted) as a `regclass` in a catalog query.
+fn relation(table: &str) -> String {
+    format!("CAST('{}' AS regclass)", table.replace('\'', "''"))
+}
+
+/// The foreign keys of `relation` and, with `into`, those of other tables into it, as
+/// (owning table, name, definition).
+async fn foreign_keys(tx: &mut Tx, relation: &str, into: bool) -> Result<Vec<Vec<Option<String>>>> {
+    let into = if into { format!(" OR c.confrelid = {relation}") } else { String::new() };
+    tx.fetch_text(
+        "reading the table's foreign keys",
+        format!(
+            "SELECT CAST(CAST(c.conrelid AS regclass) AS TEXT), CAST(c.conname AS TEXT), pg_get_constraintdef(c.oid) \
+             FROM pg_constraint c WHERE c.contype = 'f' AND (c.conrelid = {relation}{into}) ORDER BY 1, 2"
+        ),
+    )
+    .await
+}
+
+/// The indexes of `relation` that back no constraint (with `unique`, unique ones too), as
+/// (name, definition).
+async fn indexes(tx: &mut Tx, relation: &str, unique: bool) -> Result<Vec<Vec<Option<String>>>> {
+    let unique = if unique { "" } else { "AND NOT i.indisunique " };
+    tx.fetch_text(
+        "reading the table's indexes",
+        format!(
+            "SELECT CAST(CAST(i.indexrelid AS regclass) AS TEXT), pg_get_indexdef(i.indexrelid) FROM pg_index i \
+             WHERE i.indrelid = {relation} {unique}\
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) ORDER BY 1"
+        ),
+    )
+    .await
 }
 
 /// Sets aside the keys and indexes of `table` (quoted) when it is empty on PostgreSQL: the
@@ -54,76 +117,25 @@ pub(crate) async fn set_aside(tx: &mut Tx, table: &str) -> Result<SetAside> {
     if tx.dialect() != Dialect::Postgres || tx.count_up_to(table, 1).await? > 0 {
         return Ok(SetAside::default());
     }
-    let relation = format!("CAST('{}' AS regclass)", table.replace('\'', "''"));
-    // (The table the key belongs to, as the catalog renders it, its name and definition.)
-    let foreign_keys = tx
-        .fetch_text(
-            "reading the foreign keys into and out of the table",
-            format!(
-                "SELECT CAST(CAST(c.conrelid AS regclass) AS TEXT), CAST(c.conname AS TEXT), pg_get_constraintdef(c.oid) \
-                 FROM pg_constraint c WHERE c.contype = 'f' AND (c.confrelid = {relation} OR c.conrelid = {relation}) \
-                 ORDER BY 1, 2"
-            ),
-        )
-        .await?;
-    let mut rebuild_foreign_keys = Vec::new();
-    for row in foreign_keys {
-        if let [Some(owner), Some(name), Some(definition)] = row.as_slice() {
-            // `owner` is the catalog's own rendering of the table, quoted where it needs it.
-            let name = quote(name)?;
-            tx.execute(
-                "setting a foreign key aside for a bulk copy",
-                format!("ALTER TABLE {owner} DROP CONSTRAINT {name}"),
-                None,
-            )
-            .await?;
-            rebuild_foreign_keys
-                .push((name.clone(), format!("ALTER TABLE {owner} ADD CONSTRAINT {name} {definition}")));
-        }
-    }
-    let constraints = tx
+    let relation = relation(table);
+    let mut set_aside = SetAside::default();
+    // The foreign keys first: the keys they point at cannot be dropped under them.
+    let foreign = foreign_keys(tx, &relation, true).await?;
+    set_aside.constraints(tx, foreign, true).await?;
+    let keys = tx
         .fetch_text(
             "reading the table's keys",
             format!(
-                "SELECT CAST(c.conname AS TEXT), pg_get_constraintdef(c.oid) FROM pg_constraint c \
-                 WHERE c.conrelid = {relation} AND c.contype IN ('p', 'u') \
+                "SELECT CAST(CAST(c.conrelid AS regclass) AS TEXT), CAST(c.conname AS TEXT), pg_get_constraintdef(c.oid) \
+                 FROM pg_constraint c WHERE c.conrelid = {relation} AND c.contype IN ('p', 'u') \
                  AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.confrelid = c.conrelid) \
                  ORDER BY c.conname"
             ),
         )
         .await?;
-    let indexes = tx
-        .fetch_text(
-            "reading the table's indexes",
-            format!(
-                "SELECT CAST(CAST(i.indexrelid AS regclass) AS TEXT), pg_get_indexdef(i.indexrelid) FROM pg_index i \
-                 WHERE i.indrelid = {relation} \
-                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) \
-                 ORDER BY 1"
-            ),
-        )
-        .await?;
-    let mut set_aside = SetAside::default();
-    for row in constraints {
-        if let [Some(name), Some(definition)] = row.as_slice() {
-            let name = quote(name)?;
-            tx.execute(
-                "setting a key aside for a bulk copy",
-                format!("ALTER TABLE {table} DROP CONSTRAINT {name}"),
-                None,
-            )
-            .await?;
-            set_aside.rebuild.push((name.clone(), format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")));
-        }
-    }
-    for row in indexes {
-        if let [Some(name), Some(definition)] = row.as_slice() {
-            // `name` is the catalog's own rendering of the index, quoted where it needs it.
-            tx.execute("setting an index aside for a bulk copy", format!("DROP INDEX {name}"), None).await?;
-            set_aside.rebuild.push((name.clone(), definition.clone()));
-        }
-    }
-    set_aside.rebuild.extend(rebuild_foreign_keys);
+    set_aside.constraints(tx, keys, false).await?;
+    let indexes = indexes(tx, &relation, true).await?;
+    set_aside.indexes(tx, indexes).await?;
     let truncatable = tx
         .fetch_count(
             "reading whether the table can be emptied",
@@ -159,42 +171,12 @@ pub(crate) async fn set_aside_for_append(tx: &mut Tx, table: &str, incoming: u64
     if tx.count_up_to(table, limit).await? >= limit {
         return Ok(SetAside::default());
     }
-    let relation = format!("CAST('{}' AS regclass)", table.replace('\'', "''"));
-    let foreign_keys = tx
-        .fetch_text(
-            "reading the table's foreign keys",
-            format!(
-                "SELECT CAST(conname AS TEXT), pg_get_constraintdef(oid) FROM pg_constraint \
-                 WHERE conrelid = {relation} AND contype = 'f' ORDER BY 1"
-            ),
-        )
-        .await?;
-    let indexes = tx
-        .fetch_text(
-            "reading the table's indexes",
-            format!(
-                "SELECT CAST(CAST(i.indexrelid AS regclass) AS TEXT), pg_get_indexdef(i.indexrelid) FROM pg_index i \
-                 WHERE i.indrelid = {relation} AND NOT i.indisunique \
-                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) ORDER BY 1"
-            ),
-        )
-        .await?;
+    let relation = relation(table);
     let mut set_aside = SetAside::default();
-    for row in indexes {
-        if let [Some(name), Some(definition)] = row.as_slice() {
-            // `name` is the catalog's own rendering of the index, quoted where it needs it.
-            tx.execute("setting an index aside for a large append", format!("DROP INDEX {name}"), None).await?;
-            set_aside.rebuild.push((name.clone(), definition.clone()));
-        }
-    }
-    for row in foreign_keys {
-        if let [Some(name), Some(definition)] = row.as_slice() {
-            let name = quote(name)?;
-            let drop = format!("ALTER TABLE {table} DROP CONSTRAINT {name}");
-            tx.execute("setting a foreign key aside for a large append", drop, None).await?;
-            set_aside.rebuild.push((name.clone(), format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")));
-        }
-    }
+    let indexes = indexes(tx, &relation, false).await?;
+    set_aside.indexes(tx, indexes).await?;
+    let foreign = foreign_keys(tx, &relation, false).await?;
+    set_aside.constraints(tx, foreign, true).await?;
     Ok(set_aside)
 }
 

@@ -195,12 +195,16 @@ async fn ensure_foreign_keys(tx: &mut Tx, dataset: &Dataset, contract: &Contract
         )
         .await?;
     let what = format!("adding the foreign keys of {}", dataset.table.name);
-    for (name, definition) in ddl::foreign_keys(dataset, contract)? {
-        if existing.iter().any(|row| row.first().and_then(Option::as_deref) == Some(name.as_str())) {
-            continue;
-        }
+    let missing: Vec<(String, String)> = ddl::foreign_keys(dataset, contract)?
+        .into_iter()
+        .filter(|(name, _)| !existing.iter().any(|row| row.first().and_then(Option::as_deref) == Some(name.as_str())))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let rows = tx.count_up_to(&table, 1).await?;
+    for (name, definition) in missing {
         let name = ddl::quote(&name)?;
-        let rows = tx.count_up_to(&table, 1).await?;
         let not_valid = if rows > 0 { " NOT VALID" } else { "" };
         tx.execute(&what, format!("ALTER TABLE {table} ADD CONSTRAINT {name} {definition}{not_valid}"), None).await?;
         if rows > 0 {
