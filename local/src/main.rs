@@ -43,6 +43,10 @@ enum Command {
     /// state machine: each file lands in the embedded S3, its S3 event goes through the
     /// trigger handler, and each started execution runs ingest → validate → mask → load.
     Run(run::RunArgs),
+    /// Extracts the contract's sources (PostgreSQL, MySQL, HTTP APIs) into the lake's
+    /// `landing/` as gzip NDJSON pages, incrementally after each source's watermark, and runs
+    /// the executions their pages start.
+    Extract(run::ExtractArgs),
     /// Watches a folder: files dropped into it (or its `landing/`) start executions, as S3
     /// events do in the cloud.
     Watch {
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => dry_run::validate(args),
         Command::Infer(args) => report(infer::infer(args)),
         Command::Run(args) => report(run::run(args)),
+        Command::Extract(args) => report(run::extract(args)),
         Command::Watch { dir, stack, max_runs } => report(run::watch(&stack, &dir, max_runs)),
         Command::Executions { home } => report(run::executions(&home)),
         Command::History { run, home } => report(run::history(&home, &run)),

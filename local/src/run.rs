@@ -61,6 +61,25 @@ pub struct RunArgs {
     /// Example directories (holding `pipeline.toml` and `landing/`) or single landing files.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Do not extract the contract's sources first.
+    #[arg(long)]
+    pub no_extract: bool,
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+/// Arguments of `lakestar extract`.
+#[derive(Debug, clap::Args)]
+pub struct ExtractArgs {
+    /// The sources to extract; default every source of the contract.
+    pub sources: Vec<String>,
+    /// Only the sources whose `every` has passed since their last extraction, as the
+    /// scheduled extract function does.
+    #[arg(long)]
+    pub due: bool,
+    /// A testing aid: stop each extraction after this many pages, as a crash would.
+    #[arg(long, hide = true)]
+    pub stop_after_pages: Option<usize>,
     #[command(flatten)]
     pub stack: StackArgs,
 }
@@ -341,20 +360,109 @@ fn print_where(stack: &Stack, args: &StackArgs) {
     );
 }
 
+/// Extracts sources one by one (one failing does not stop the others), printing a line for
+/// each; returns the trigger's outputs of their pages and whether any failed.
+async fn extract_sources(
+    stack: &Stack,
+    names: &[String],
+    options: &lakestar::extract::Options,
+    home: &str,
+) -> anyhow::Result<(Vec<(String, TriggerOutput)>, bool)> {
+    let names = if names.is_empty() { stack.sources() } else { names.to_vec() };
+    let mut outputs = Vec::new();
+    let mut failed = false;
+    for name in &names {
+        match stack.extract(std::slice::from_ref(name), options).await {
+            Ok(extracted) => {
+                for done in extracted {
+                    eprintln!("{}", describe_extraction(&done.extraction));
+                    outputs.extend(done.triggered);
+                }
+            }
+            Err(error) => {
+                failed = true;
+                eprintln!("source {name}: extraction failed: {error:#}");
+                eprintln!(
+                    "    what to do: fix the cause, then `lakestar extract {name}{home}` resumes it (the watermark did not move)"
+                );
+            }
+        }
+    }
+    Ok((outputs, failed))
+}
+
+/// One extraction in words.
+fn describe_extraction(extraction: &lakestar::extract::Extraction) -> String {
+    use lakestar::extract::Outcome;
+    let after =
+        |watermark: &Option<String>| watermark.as_deref().map(|mark| format!(" after {mark}")).unwrap_or_default();
+    match extraction.outcome {
+        Outcome::NotDue => format!("source {}: not due (its `every` has not passed)", extraction.source),
+        Outcome::NothingNew => format!("source {}: nothing new{}", extraction.source, after(&extraction.to)),
+        Outcome::Extracted => format!(
+            "source {}: {} row(s) in {} page(s) ({} written, {} already there){}{}",
+            extraction.source,
+            extraction.rows,
+            extraction.pages.len(),
+            extraction.written,
+            extraction.pages.len() - extraction.written.min(extraction.pages.len()),
+            after(&extraction.from),
+            extraction.to.as_deref().map(|to| format!(", watermark now {to}")).unwrap_or_default()
+        ),
+    }
+}
+
+/// `lakestar extract`.
+pub fn extract(args: ExtractArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let stack = open(&args.stack, &[]).await?;
+        if stack.sources().is_empty() {
+            bail!("the contract declares no source: add a `[sources.<name>]` section (docs/sources.md)");
+        }
+        let options = lakestar::extract::Options { due_only: args.due, stop_after_pages: args.stop_after_pages };
+        let home = args.stack.home_flag();
+        let (outputs, extract_failed) = extract_sources(&stack, &args.sources, &options, &home).await?;
+        let started: usize = outputs.iter().map(|(_, output)| output.started.len()).sum();
+        let mut progress = Progress::new(started);
+        let records = match until_signal(&stack, &home, stack.run_started(|record| progress.step(record))).await? {
+            Ok(records) => records?,
+            Err(stopped) => return Ok(stopped_code(&stopped)),
+        };
+        let failed = summary(&records, &args.stack.home);
+        print_not_started(&args.stack.home, &outputs);
+        if failed > 0 {
+            println!(
+                "{failed} execution(s) failed: fix each cause as said above, then `lakestar redrive --all-failed{home}`"
+            );
+        }
+        Ok(if failed == 0 && !extract_failed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    })
+}
+
 /// `lakestar run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let drops = collect_drops(&args.inputs)?;
-        if drops.is_empty() {
+        let stack = open(&args.stack, &args.inputs).await?;
+        let extracting = !args.no_extract && !stack.sources().is_empty();
+        if drops.is_empty() && !extracting {
             bail!(
                 "no landing files found under {}: put them in a `landing/` folder",
                 args.inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
             );
         }
-        let stack = open(&args.stack, &args.inputs).await?;
         eprintln!("Embedded S3 at {} (bucket {BUCKET}, folder {})", stack.s3().endpoint(), stack.s3().root().display());
         let mut outputs = Vec::new();
         let mut started = 0;
+        let mut extract_failed = false;
+        if extracting {
+            let home = args.stack.home_flag();
+            let (extracted, failed) =
+                extract_sources(&stack, &[], &lakestar::extract::Options::default(), &home).await?;
+            started += extracted.iter().map(|(_, output)| output.started.len()).sum::<usize>();
+            outputs.extend(extracted);
+            extract_failed = failed;
+        }
         for drop in &drops {
             let output = stack.drop_file(&drop.key, &drop.path).await?;
             started += output.started.len();
@@ -375,7 +483,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let unmatched = outputs.iter().any(|(_, output)| !output.unmatched.is_empty() || !output.invalid.is_empty());
-        Ok(if failed == 0 && !unmatched { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        Ok(if failed == 0 && !unmatched && !extract_failed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     })
 }
 
@@ -548,6 +656,16 @@ pub fn watch(args: &StackArgs, dir: &Path, max_runs: Option<usize>) -> anyhow::R
         let home = args.home_flag();
         eprintln!("Watching {} (Ctrl-C to stop); lake at {}", dir.display(), stack.s3().endpoint());
         let work = async {
+            // The sources first, once: their pages start executions like dropped files.
+            if !stack.sources().is_empty() {
+                let (outputs, _) = extract_sources(&stack, &[], &lakestar::extract::Options::default(), &home).await?;
+                let records = stack.run_started(|_| {}).await?;
+                runs += records.len();
+                if !records.is_empty() {
+                    summary(&records, &args.home);
+                }
+                print_not_started(&args.home, &outputs);
+            }
             loop {
                 for drop in collect_drops(&[dir.to_path_buf()])? {
                     let metadata = std::fs::metadata(&drop.path).ok();

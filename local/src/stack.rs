@@ -53,6 +53,9 @@ pub struct StackConfig {
     /// A Glue Data Catalog database the load keeps the curated tables in (none offline by
     /// default; tests give moto's).
     pub catalog: Option<lakestar::lake::glue::GlueCatalog>,
+    /// The Secrets Manager client for sources that name a secret; default one configured
+    /// from the environment (`AWS_ENDPOINT_URL` for another endpoint).
+    pub secrets: Option<aws_sdk_secretsmanager::Client>,
 }
 
 impl StackConfig {
@@ -68,6 +71,7 @@ impl StackConfig {
             timing: Timing { retry_scale: 0.01, wait_scale: 0.01 },
             fault: lakestar::config::Environment::get().fault.clone(),
             catalog: None,
+            secrets: None,
         }
     }
 }
@@ -168,7 +172,20 @@ pub struct Stack {
     interrupted: Vec<String>,
     /// The contract's star tables, dimensions first.
     tables: Vec<String>,
+    /// The contract, for its sources.
+    contract: Contract,
+    /// The Secrets Manager client sources use, when given.
+    secrets: Option<aws_sdk_secretsmanager::Client>,
     _lock: HomeLock,
+}
+
+/// One source's extraction and what its pages' S3 events started.
+#[derive(Debug)]
+pub struct Extracted {
+    /// The extraction.
+    pub extraction: lakestar::extract::Extraction,
+    /// The trigger's output for each page, in order.
+    pub triggered: Vec<(String, lakestar::trigger::TriggerOutput)>,
 }
 
 impl Stack {
@@ -228,6 +245,8 @@ impl Stack {
         let known: BTreeSet<String> = list_executions(&config.home)?.into_iter().map(|record| record.name).collect();
         let sfn = LocalStepFunctions::start(known).await.context("starting the local Step Functions endpoint")?;
         let trigger = TriggerFunction::new(sfn.client(), STATE_MACHINE_ARN, BUCKET, contract.clone());
+        let sources = contract.clone();
+        let secrets = config.secrets;
         let mut tables: Vec<(bool, String)> = contract
             .datasets
             .iter()
@@ -250,8 +269,61 @@ impl Stack {
             running: std::sync::Mutex::new(None),
             interrupted,
             tables,
+            contract: sources,
+            secrets,
             _lock: lock,
         })
+    }
+
+    /// The contract's extraction sources, by name.
+    pub fn sources(&self) -> Vec<String> {
+        self.contract.sources.iter().map(|source| source.name.clone()).collect()
+    }
+
+    /// Extracts sources (those named, else all the contract's) into the lake's `landing/`,
+    /// then sends each page's S3 event to the trigger as the bucket's notification would; a
+    /// page whose run exists already (an extraction resumed after a crash) is a duplicate.
+    /// Secrets named by sources are read from Secrets Manager (`AWS_ENDPOINT_URL` to use
+    /// another endpoint).
+    pub async fn extract(
+        &self,
+        names: &[String],
+        options: &lakestar::extract::Options,
+    ) -> anyhow::Result<Vec<Extracted>> {
+        let mut sources = Vec::new();
+        for name in names {
+            let known = self.sources().join(", ");
+            sources.push(self.contract.source(name).with_context(|| {
+                format!(
+                    "no source `{name}` in the contract; its sources are: {}",
+                    if known.is_empty() { "none" } else { &known }
+                )
+            })?);
+        }
+        if names.is_empty() {
+            sources.extend(self.contract.sources.iter());
+        }
+        let needs_secrets =
+            sources.iter().any(|source| matches!(source.connection, lakestar::contract::source::Connection::Secret(_)));
+        let secrets = if let Some(secrets) = &self.secrets {
+            Some(secrets.clone())
+        } else if needs_secrets {
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+            Some(aws_sdk_secretsmanager::Client::new(&config))
+        } else {
+            None
+        };
+        let extractor = lakestar::extract::Extractor::new(self.lake.clone(), secrets);
+        let mut done = Vec::new();
+        for source in sources {
+            let extraction = extractor.extract(source, options).await?;
+            let mut triggered = Vec::new();
+            for page in &extraction.pages {
+                triggered.push((page.key.clone(), self.notify(&page.key, Utc::now(), None).await?));
+            }
+            done.push(Extracted { extraction, triggered });
+        }
+        Ok(done)
     }
 
     /// The home.

@@ -165,6 +165,12 @@ pub struct Environment {
     pub function_log_json: bool,
 }
 
+/// A variable a contract names (a source's `url_env` or `token_env`), read when the source is
+/// extracted: the one place besides [`Environment::get`] that reads the environment.
+pub fn named_variable(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
 impl Environment {
     /// The process's environment, read on the first call and kept.
     pub fn get() -> &'static Environment {

@@ -213,6 +213,19 @@ pub enum Error {
         message: String,
     },
 
+    /// An extraction source failed: `transient` when it may pass (the database or API
+    /// unreachable, a 429 or 5xx answer after every attempt, a lost connection), else refused
+    /// (credentials, a missing table, an answer that is not what the contract says).
+    #[error("source `{source_name}`: {message}")]
+    Source {
+        /// The source's name in the contract.
+        source_name: String,
+        /// Whether a later extraction may succeed without anyone changing anything.
+        transient: bool,
+        /// What failed, where (host, table, URL without its query), and what to do.
+        message: String,
+    },
+
     /// A bug or a task that stopped (a panicked thread, a result that cannot be serialised):
     /// nothing the input or the operator caused. The message says what broke.
     #[error("internal error: {0}; please report it with the run id")]
@@ -245,6 +258,8 @@ impl Error {
             Error::StepFunctions { transient: false, .. } => "StepFunctionsRefused",
             Error::Catalog { transient: true, .. } => "CatalogUnavailable",
             Error::Catalog { transient: false, .. } => "CatalogRefused",
+            Error::Source { transient: true, .. } => "SourceUnavailable",
+            Error::Source { transient: false, .. } => "SourceFailed",
             Error::Internal(_) => "InternalError",
         }
     }
@@ -272,6 +287,8 @@ impl Error {
         "StepFunctionsRefused",
         "CatalogUnavailable",
         "CatalogRefused",
+        "SourceUnavailable",
+        "SourceFailed",
         "InternalError",
     ];
 
@@ -279,8 +296,13 @@ impl Error {
     /// service or the network briefly unavailable). The state machine's `Retry` lists name
     /// these (those a stage can raise) besides Lambda's own errors; everything else fails the
     /// Task at once, to be fixed and re-driven.
-    pub const TRANSIENT: &'static [&'static str] =
-        &["S3Unavailable", "WarehouseUnavailable", "StepFunctionsUnavailable", "CatalogUnavailable"];
+    pub const TRANSIENT: &'static [&'static str] = &[
+        "S3Unavailable",
+        "WarehouseUnavailable",
+        "StepFunctionsUnavailable",
+        "CatalogUnavailable",
+        "SourceUnavailable",
+    ];
 
     /// Whether retrying the same call may succeed without anyone changing anything: the one
     /// decision of what is retried ([`Error::TRANSIENT`]).
@@ -465,6 +487,8 @@ mod tests {
                 transient: false,
                 message: text(),
             },
+            Error::Source { source_name: text(), transient: true, message: text() },
+            Error::Source { source_name: text(), transient: false, message: text() },
             Error::Internal(text()),
         ];
         for error in &all {
@@ -485,6 +509,7 @@ mod tests {
                 | Error::Arrow { .. }
                 | Error::Io { .. }
                 | Error::InvalidInput(_)
+                | Error::Source { .. }
                 | Error::Configuration(_)
                 | Error::StepFunctions { .. }
                 | Error::Catalog { .. }

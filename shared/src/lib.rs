@@ -6,6 +6,8 @@ pub mod config;
 pub mod contract;
 pub mod dry_run;
 mod error;
+#[cfg(feature = "extract")]
+pub mod extract;
 pub mod function;
 pub mod infer;
 pub mod ingest;

@@ -22,6 +22,194 @@ pub struct PipelineConfig {
     /// fact that every load touching it keeps up to date.
     #[serde(default)]
     pub marts: BTreeMap<String, Spanned<MartConfig>>,
+    /// The extraction sources, by name (lower-case identifier, e.g. `shop_orders`): databases
+    /// and HTTP APIs whose rows `lakestar extract` (the `extract` function in AWS) writes into
+    /// `landing/` as files of a dataset.
+    #[serde(default)]
+    pub sources: BTreeMap<String, Spanned<SourceConfig>>,
+}
+
+/// A source to extract from: a PostgreSQL or MySQL table or query, or an HTTP API, written as
+/// gzip NDJSON pages under `landing/<prefix>/` that the dataset named by `dataset` matches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// What the source is, for people.
+    #[serde(default)]
+    pub description: String,
+    /// `postgres`, `mysql` or `http`.
+    pub kind: SourceKind,
+    /// The dataset its files feed: its `match` must cover the source's landing keys
+    /// (`<prefix>/<source>/…/page-NNNNN.ndjson.gz`).
+    pub dataset: String,
+    /// Where its files land, under `landing/`. Default `landing/<source>`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// The connection: for a database a `postgres://` or `mysql://` URL without a password,
+    /// for HTTP the endpoint's URL. A database takes exactly one of `url`, `url_env` and
+    /// `secret`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// An environment variable holding the database's URL (offline).
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// A Secrets Manager secret (name or ARN): for a database its URL (`{"url": …}`) or an
+    /// RDS-style secret (`username`, `password`, `host`, `port`, `dbname`); for HTTP the
+    /// token (`{"token": …}` or the secret's string).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// A database table to read, `table` or `schema.table`.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// A database query to read instead of a table (one `SELECT`, no trailing `;`).
+    #[serde(default)]
+    pub query: Option<String>,
+    /// The incremental cursor; without one every extraction reads everything.
+    #[serde(default)]
+    pub cursor: Option<CursorConfig>,
+    /// Rows per page (per file). Default 50 000.
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    /// How often the extract function extracts it, e.g. `15m`, `1h`, `1d`: a scheduled run
+    /// extracts the sources whose last extraction is at least this old. Default: every run.
+    #[serde(default)]
+    pub every: Option<String>,
+    /// HTTP: query parameters sent with every request.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// HTTP: the dotted path of the records' array in each response, e.g. `data.items`;
+    /// empty when the response is the array.
+    #[serde(default)]
+    pub records: String,
+    /// HTTP: how the API pages.
+    #[serde(default)]
+    pub pagination: Option<PaginationConfig>,
+    /// HTTP: how to authenticate with the secret's token (or `token_env`'s).
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// HTTP: an environment variable holding the token (offline).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// HTTP: at most this many requests per second. Default 10.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit: f64,
+    /// HTTP: attempts per request on 429 and 5xx answers and network errors. Default 5.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+}
+
+/// The kind of an extraction source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A PostgreSQL database.
+    Postgres,
+    /// A MySQL or MariaDB database.
+    Mysql,
+    /// An HTTP API answering JSON.
+    Http,
+}
+
+/// An incremental cursor: the column (database) or record field (HTTP) whose greatest value
+/// extracted is the watermark the next extraction starts after.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CursorConfig {
+    /// The column of the table or query (databases).
+    #[serde(default)]
+    pub column: Option<String>,
+    /// The record field, a dotted path (HTTP).
+    #[serde(default)]
+    pub field: Option<String>,
+    /// `integer`, `timestamp` (with a zone, RFC 3339) or `date`.
+    #[serde(rename = "type")]
+    pub cursor_type: CursorType,
+    /// Read again this far behind the watermark, for late updates: a duration (`10m`, `2h`,
+    /// `1d`; whole days for dates) or, for integer cursors, a number.
+    #[serde(default)]
+    pub lookback: Option<toml::Value>,
+    /// HTTP: the query parameter that carries the watermark (less the lookback).
+    #[serde(default)]
+    pub param: Option<String>,
+    /// The first extraction's lower bound (exclusive); default: everything.
+    #[serde(default)]
+    pub start: Option<String>,
+}
+
+/// A cursor's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CursorType {
+    /// A whole number.
+    Integer,
+    /// A timestamp with a zone.
+    Timestamp,
+    /// A calendar date.
+    Date,
+}
+
+/// How an HTTP API pages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaginationConfig {
+    /// `page_number`, `offset`, `cursor` (a field of the response names the next page) or
+    /// `link` (the `Link: <…>; rel="next"` header).
+    pub kind: PaginationKind,
+    /// The query parameter of the page number, the offset or the cursor. Defaults `page`,
+    /// `offset`, `cursor`.
+    #[serde(default)]
+    pub param: Option<String>,
+    /// The query parameter of the page size (sent as `page_size`), if the API takes one.
+    #[serde(default)]
+    pub size_param: Option<String>,
+    /// `page_number`: the first page's number. Default 1.
+    #[serde(default = "default_first_page")]
+    pub start: u64,
+    /// `cursor`: the dotted path of the next page's cursor in the response.
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// A pagination scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaginationKind {
+    /// `?page=1`, `?page=2`, … until a page brings no record.
+    PageNumber,
+    /// `?offset=0`, `?offset=<records so far>`, … until a page brings no record.
+    Offset,
+    /// The next page's cursor read from the response, until it is missing or null.
+    Cursor,
+    /// The `Link` header's `rel="next"` URL, until there is none.
+    Link,
+}
+
+/// How an HTTP source authenticates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The header carrying the token, e.g. `X-Api-Key`. Default `Authorization`.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Whether the header's value is `Bearer <token>`. Default true for `Authorization`.
+    #[serde(default)]
+    pub bearer: Option<bool>,
+}
+
+fn default_page_size() -> usize {
+    50_000
+}
+
+fn default_rate_limit() -> f64 {
+    10.0
+}
+
+fn default_attempts() -> u32 {
+    5
+}
+
+fn default_first_page() -> u64 {
+    1
 }
 
 /// A mart: one fact's measures grouped by attributes of the fact, of its dimensions and of

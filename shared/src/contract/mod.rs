@@ -5,6 +5,7 @@
 mod check;
 mod config;
 mod header;
+pub mod source;
 
 use std::fmt;
 use std::path::Path;
@@ -173,6 +174,8 @@ pub struct Contract {
     pub datasets: Vec<Dataset>,
     /// The marts, ordered by name.
     pub marts: Vec<Mart>,
+    /// The extraction sources, ordered by name.
+    pub sources: Vec<source::Source>,
 }
 
 /// `dim_date`'s attributes a fact's view and a mart can show, as `date_<attribute>`.
@@ -321,6 +324,11 @@ impl Contract {
     /// The dataset of that name.
     pub fn dataset(&self, name: &str) -> Option<&Dataset> {
         self.datasets.iter().find(|dataset| dataset.name == name)
+    }
+
+    /// The source of that name.
+    pub fn source(&self, name: &str) -> Option<&source::Source> {
+        self.sources.iter().find(|source| source.name == name)
     }
 
     /// The dataset that feeds the star table of that name.

@@ -1,10 +1,12 @@
 //! JSON and NDJSON landing files: objects flattened to `parent_child` columns, arrays kept
-//! as JSON text, rows that are not objects quarantined.
+//! as JSON text, rows that are not objects quarantined. Numbers keep the digits they were
+//! written with (a decimal of 30 digits stays exact): values are read as raw JSON text.
 
 use std::io::BufRead;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde::de::{MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::headers::HeaderMapper;
 use super::raw::{ParseReject, RawWriter, RejectWriter};
@@ -12,27 +14,87 @@ use super::{Ingested, Progress};
 use crate::contract::Dataset;
 use crate::{Error, Result};
 
-/// Flattens a JSON object into `(column, text)` pairs: nested objects join their keys with
-/// `_`, arrays become JSON text, `null` becomes no value, scalars their literal text.
-pub fn flatten(object: &Map<String, Value>) -> Vec<(String, Option<String>)> {
-    let mut out = Vec::with_capacity(object.len());
-    flatten_into("", object, &mut out);
-    out
+/// An object's flattened columns: `(column, text)` pairs in the object's order.
+pub type Flat = Vec<(String, Option<String>)>;
+
+/// Flattens a JSON object's text into `(column, text)` pairs: nested objects join their keys
+/// with `_`, arrays become compact JSON text, `null` becomes no value, scalars their literal
+/// text (numbers as written). `None` when the text is valid JSON but not an object.
+pub fn flatten(text: &str) -> serde_json::Result<Option<Flat>> {
+    if !text.trim_start().starts_with('{') {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    flatten_into("", &serde_json::from_str::<Members>(text)?, &mut out)?;
+    Ok(Some(out))
 }
 
-fn flatten_into(prefix: &str, object: &Map<String, Value>, out: &mut Vec<(String, Option<String>)>) {
-    for (key, value) in object {
+/// An object's members in order, each value as its raw text.
+struct Members(Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Members, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
+                    members.push((key, value));
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+fn flatten_into(prefix: &str, members: &Members, out: &mut Vec<(String, Option<String>)>) -> serde_json::Result<()> {
+    for (key, value) in &members.0 {
         let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}_{key}") };
-        match value {
-            Value::Object(inner) if !inner.is_empty() => flatten_into(&name, inner, out),
-            Value::Object(_) => out.push((name, None)),
-            Value::Null => out.push((name, None)),
-            Value::String(text) => out.push((name, Some(text.clone()))),
-            Value::Bool(flag) => out.push((name, Some(flag.to_string()))),
-            Value::Number(number) => out.push((name, Some(number.to_string()))),
-            Value::Array(_) => out.push((name, Some(value.to_string()))),
+        let text = value.get().trim();
+        match text.as_bytes().first() {
+            Some(b'{') => {
+                let inner = serde_json::from_str::<Members>(text)?;
+                if inner.0.is_empty() {
+                    out.push((name, None));
+                } else {
+                    flatten_into(&name, &inner, out)?;
+                }
+            }
+            Some(b'n') => out.push((name, None)),
+            Some(b'"') => out.push((name, Some(serde_json::from_str::<String>(text)?))),
+            Some(b'[') => out.push((name, Some(compact(text)))),
+            _ => out.push((name, Some(text.to_string()))),
         }
     }
+    Ok(())
+}
+
+/// JSON text without the whitespace between its tokens (strings untouched).
+pub fn compact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Feeds JSON rows to the raw writer.
@@ -45,17 +107,21 @@ struct JsonSink<'a, 'd> {
 }
 
 impl JsonSink<'_, '_> {
-    fn value(&mut self, line: u64, value: Value) -> Result<()> {
+    fn value(&mut self, line: u64, value: &RawValue) -> Result<()> {
         self.progress.row();
-        let Value::Object(object) = value else {
-            return self.rejects.push(ParseReject {
-                line,
-                reason: "parse:not_an_object".to_string(),
-                raw: value.to_string(),
-            });
+        let flat = match flatten(value.get()) {
+            Ok(Some(flat)) => flat,
+            // Valid JSON (the raw value was), but not an object.
+            Ok(None) | Err(_) => {
+                return self.rejects.push(ParseReject {
+                    line,
+                    reason: "parse:not_an_object".to_string(),
+                    raw: compact(value.get()),
+                });
+            }
         };
         self.slots.iter_mut().for_each(|slot| *slot = None);
-        for (column, text) in flatten(&object) {
+        for (column, text) in flat {
             let known = self.mapper.names().len();
             let index = self.mapper.index(&column);
             if index == known {
@@ -93,7 +159,7 @@ pub fn read_ndjson(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<Value>(&line) {
+        match serde_json::from_slice::<&RawValue>(&line) {
             Ok(value) => sink.value(number, value)?,
             Err(error) => {
                 sink.progress.row();
@@ -147,16 +213,17 @@ pub fn read_json(
                     Some(_) => {
                         element += 1;
                         let mut deserializer = serde_json::Deserializer::from_reader(&mut reader);
-                        let value = Value::deserialize(&mut deserializer).map_err(|error| syntax(element, error))?;
-                        sink.value(element, value)?;
+                        let value =
+                            Box::<RawValue>::deserialize(&mut deserializer).map_err(|error| syntax(element, error))?;
+                        sink.value(element, &value)?;
                     }
                 }
             }
         }
         Some(_) => {
-            for value in serde_json::Deserializer::from_reader(&mut reader).into_iter::<Value>() {
+            for value in serde_json::Deserializer::from_reader(&mut reader).into_iter::<Box<RawValue>>() {
                 element += 1;
-                sink.value(element, value.map_err(|error| syntax(element, error))?)?;
+                sink.value(element, &value.map_err(|error| syntax(element, error))?)?;
             }
         }
     }
@@ -213,25 +280,30 @@ fn in_file(error: &serde_json::Error, line: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::flatten;
-    use serde_json::json;
 
     #[test]
     fn nested_objects_flatten_and_arrays_stay_json() {
-        let value = json!({"id": 7, "address": {"city": "Leeds", "geo": {"lat": 53.8}}, "tags": ["a", "b"], "open": true, "note": null, "empty": {}});
-        let serde_json::Value::Object(object) = value else { panic!("an object") };
-        let mut flat = flatten(&object);
+        let text = r#"{"id": 7, "address": {"city": "Leeds", "geo": {"lat": 53.8}}, "tags": [ "a", "b" ], "open": true, "note": null, "empty": {}, "amount": 12345678901234567890.125, "e": 1.50E+3}"#;
+        let mut flat = flatten(text).expect("valid JSON").expect("an object");
         flat.sort();
         assert_eq!(
             flat,
             vec![
                 ("address_city".to_string(), Some("Leeds".to_string())),
+                ("amount".to_string(), Some("12345678901234567890.125".to_string())),
                 ("address_geo_lat".to_string(), Some("53.8".to_string())),
+                ("e".to_string(), Some("1.50E+3".to_string())),
                 ("empty".to_string(), None),
                 ("id".to_string(), Some("7".to_string())),
                 ("note".to_string(), None),
                 ("open".to_string(), Some("true".to_string())),
                 ("tags".to_string(), Some("[\"a\",\"b\"]".to_string())),
             ]
+        );
+        assert_eq!(flatten("[1, 2]").expect("valid JSON"), None);
+        assert_eq!(
+            flatten(r#"{"s": "a \" b\\", "n": [ {"x" : "y z"} ]}"#).expect("valid").expect("object")[1].1.as_deref(),
+            Some(r#"[{"x":"y z"}]"#)
         );
     }
 }

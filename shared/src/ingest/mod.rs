@@ -20,7 +20,7 @@ pub use self::csv::sniff_delimiter;
 pub use crate::lake::LINEAGE;
 pub use crate::lake::schema::raw_schema;
 pub use headers::{Drift, HeaderMapper};
-pub use json::flatten;
+pub use json::{compact as compact_json, flatten};
 pub use raw::ParseReject;
 pub use source::{SourceFormat, declared_format};
 

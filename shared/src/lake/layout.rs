@@ -6,6 +6,11 @@ use crate::run::RunDescriptor;
 /// The contract's key in the lake bucket.
 pub const CONFIG_KEY: &str = "config/pipeline.toml";
 
+/// The key of an extraction source's state: its watermark and its extractions' pages.
+pub fn source_state_key(source: &str) -> String {
+    format!("state/sources/{source}.json")
+}
+
 /// `archive/<dataset>/ingest_date=<date>/run=<run>/<file>`: the original bytes.
 pub fn archive_key(run: &RunDescriptor) -> String {
     format!("archive/{}/ingest_date={}/run={}/{}", run.dataset, run.ingest_date(), run.id, run.file_name())

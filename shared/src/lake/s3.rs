@@ -138,6 +138,17 @@ impl Lake {
         Ok(bytes.to_vec())
     }
 
+    /// The whole object, or `None` when there is no such object.
+    pub async fn get_optional(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let output = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            Ok(output) => output,
+            Err(aws_sdk_s3::error::SdkError::ServiceError(error)) if error.err().is_no_such_key() => return Ok(None),
+            Err(error) => return Err(self.error("GetObject", key, error)),
+        };
+        let bytes = output.body.collect().await.map_err(|error| self.error("GetObject", key, error))?;
+        Ok(Some(bytes.to_vec()))
+    }
+
     /// Writes a small object in one request.
     pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<()> {
         self.client

@@ -361,8 +361,8 @@ fn scan_json_values(values: impl Iterator<Item = Result<serde_json::Value, Strin
     let mut findings = Vec::new();
     for value in values {
         let value = value?;
-        let serde_json::Value::Object(object) = value else { continue };
-        for (column, text) in crate::ingest::flatten(&object) {
+        let Ok(Some(flat)) = crate::ingest::flatten(&value.to_string()) else { continue };
+        for (column, text) in flat {
             let Some(text) = text else { continue };
             let candidates: Vec<String> = match serde_json::from_str::<serde_json::Value>(&text) {
                 Ok(serde_json::Value::Array(items)) => {

@@ -9,6 +9,7 @@ use super::*;
 
 mod columns;
 mod marts;
+mod sources;
 mod tables;
 
 pub(super) fn line_of(text: &str, offset: usize) -> usize {
@@ -57,7 +58,8 @@ impl Checker<'_> {
             });
         }
         let marts = self.marts(&config.marts, &datasets);
-        Contract { masking: config.masking, calendar, datasets, marts }
+        let sources = self.sources(&config.sources, &datasets);
+        Contract { masking: config.masking, calendar, datasets, marts, sources }
     }
 
     fn dataset(&mut self, name: &str, span: Range<usize>, config: DatasetConfig) -> Dataset {
