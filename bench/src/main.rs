@@ -5,6 +5,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod coldstart;
+mod extract;
 mod generate;
 mod load;
 
@@ -85,6 +86,23 @@ enum Command {
         /// Where to keep the generated Parquet (default: a temporary folder).
         #[arg(long)]
         work: Option<PathBuf>,
+    },
+    /// Extracts a generated orders table from PostgreSQL as a source (gzip NDJSON pages into
+    /// the embedded S3) next to `COPY … TO STDOUT` of the same rows, and prints rows/s and the
+    /// ratio.
+    Extract {
+        /// Rows in the table.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Rows per page.
+        #[arg(long, default_value_t = 50_000)]
+        page_size: usize,
+        /// Rounds of each, run alternately; the median is kept.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// A PostgreSQL URL whose server may create and drop a scratch database.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database: String,
     },
     /// Starts each function's release binary as Lambda would and reports the time from process
     /// start to its first request for an event, and its size (build them first:
@@ -190,6 +208,17 @@ fn main() -> anyhow::Result<()> {
                 changed,
                 admin_url: database,
                 work,
+            }))?;
+            println!("{figures}");
+            Ok(())
+        }
+        Command::Extract { rows, page_size, rounds, database } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let figures = runtime.block_on(extract::bench(extract::ExtractBench {
+                rows,
+                page_size,
+                rounds,
+                admin_url: database,
             }))?;
             println!("{figures}");
             Ok(())

@@ -571,3 +571,96 @@ async fn serve_answers_the_check_api_as_validate_does() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The sources example as its script runs it: a PostgreSQL table and the example's HTTP API
+/// extracted and loaded in one `lakestar run`; the products first (sources run in name
+/// order), bad rows quarantined; `lakestar extract` again finds nothing new; a changed row is
+/// extracted alone.
+#[test]
+fn the_sources_example_extracts_a_table_and_an_api_in_one_run() {
+    let home = tempfile::tempdir().expect("home");
+    let database = format!("lakestar_example_{}", std::process::id());
+    let home_arg = home.path().to_string_lossy().to_string();
+    let output = Command::new("bash")
+        .args(["examples/sources/run.sh", "--home", &home_arg])
+        .env("LAKESTAR", env!("CARGO_BIN_EXE_lakestar"))
+        .env("SHOP_DATABASE", &database)
+        .env("LAKESTAR_MASKING_KEY", "cli-test-key-0123456789abcdef")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("the script runs");
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned());
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("source catalog: 8 row(s) in 2 page(s) (2 written"), "{stderr}");
+    assert!(stderr.contains("source shop: 12 row(s) in 3 page(s) (3 written"), "{stderr}");
+    let catalog = stderr.find("source catalog").unwrap_or(usize::MAX);
+    assert!(catalog < stderr.find("source shop").unwrap_or(0), "the products first: {stderr}");
+    for line in stdout.lines().filter(|line| line.contains("page-0000")) {
+        assert!(line.contains("SUCCEEDED"), "{line}");
+    }
+    assert_eq!(
+        stdout.lines().filter(|line| line.contains("page-0000") && line.contains("SUCCEEDED")).count(),
+        5,
+        "{stdout}"
+    );
+
+    let warehouse = home.path().join("warehouse.db");
+    let count = |sql: &str| -> String {
+        let output = Command::new("python3")
+            .args(["-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])"])
+            .arg(&warehouse)
+            .arg(sql)
+            .output()
+            .expect("python3 runs");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    // Two orders are quarantined (an e-mail that is not one, a quantity of 0); one product
+    // (category "toys"), whose order infers its member.
+    assert_eq!(count("SELECT COUNT(*) FROM fact_orders"), "10");
+    assert_eq!(count("SELECT COUNT(*) FROM dim_product WHERE is_inferred = 0"), "7");
+    assert_eq!(count("SELECT CAST(amount AS TEXT) FROM fact_orders WHERE order_id = 1008"), "1234.56");
+
+    let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+    let env = [("SHOP_DATABASE_URL", url.as_str()), ("CATALOG_TOKEN", "example-token")];
+    let api = Command::new("python3")
+        .args(["examples/sources/api.py", "8765"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .stdout(std::process::Stdio::null())
+        .env("CATALOG_TOKEN", "example-token")
+        .spawn()
+        .expect("the API runs");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _api = Kill(api);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", 8765)).is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (code, _, stderr) = lakestar_with(&["extract", "--home", &home_arg], &env);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("source catalog: nothing new") && stderr.contains("source shop: nothing new"), "{stderr}");
+
+    let psql = Command::new("psql")
+        .args([&url, "-q", "-c", "UPDATE orders SET quantity = 5, updated_at = now() WHERE order_id = 1001"])
+        .status()
+        .expect("psql runs");
+    assert!(psql.success());
+    let (code, stdout, stderr) = lakestar_with(&["extract", "shop", "--home", &home_arg], &env);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stderr.contains("source shop: 1 row(s) in 1 page(s)"), "{stderr}");
+    assert_eq!(count("SELECT quantity FROM fact_orders WHERE order_id = 1001"), "5");
+    let _ = Command::new("psql")
+        .args([
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            "-q",
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+        ])
+        .status();
+}

@@ -77,7 +77,8 @@ impl Stage {
     pub fn retried_errors(self) -> Vec<&'static str> {
         let raises = |error_type: &str| match error_type {
             "WarehouseUnavailable" | "CatalogUnavailable" => self == Stage::Load,
-            "StepFunctionsUnavailable" => false,
+            // The trigger's and the extract function's, never a stage's.
+            "StepFunctionsUnavailable" | "SourceUnavailable" => false,
             _ => true,
         };
         LAMBDA_SERVICE_ERRORS

@@ -6,6 +6,8 @@
 
 #[cfg(feature = "embedded-s3")]
 pub mod check;
+#[cfg(feature = "extract")]
+pub mod extract;
 #[cfg(feature = "embedded-s3")]
 pub mod runtime_api;
 mod sources;

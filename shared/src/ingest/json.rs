@@ -290,8 +290,8 @@ mod tests {
             flat,
             vec![
                 ("address_city".to_string(), Some("Leeds".to_string())),
-                ("amount".to_string(), Some("12345678901234567890.125".to_string())),
                 ("address_geo_lat".to_string(), Some("53.8".to_string())),
+                ("amount".to_string(), Some("12345678901234567890.125".to_string())),
                 ("e".to_string(), Some("1.50E+3".to_string())),
                 ("empty".to_string(), None),
                 ("id".to_string(), Some("7".to_string())),
