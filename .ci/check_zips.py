@@ -11,7 +11,7 @@ import zipfile
 
 LIMIT = 15 * 1024 * 1024
 MACHINES = {"x86_64": 0x3E, "arm64": 0xB7}
-FUNCTIONS = ["TriggerFunction", "IngestFunction", "ValidateFunction", "MaskFunction", "LoadFunction", "CheckFunction"]
+FUNCTIONS = ["TriggerFunction", "IngestFunction", "ValidateFunction", "MaskFunction", "LoadFunction", "CheckFunction", "ExtractFunction"]
 
 
 def zipped_size(folder):

@@ -34,7 +34,9 @@ pub fn event_time(key: &str, path: &Path) -> DateTime<Utc> {
 }
 
 /// Every file under each input's `landing/` folder (or the file itself), keyed
-/// `landing/<relative path>`, in key order as a delivery would land.
+/// `landing/<relative path>`, in key order as a delivery would land. A folder without
+/// `landing/` is a landing folder itself, unless it holds a `pipeline.toml`: an example
+/// directory whose files all come from its sources (its scripts and seeds are not drops).
 pub fn collect_drops(inputs: &[PathBuf]) -> anyhow::Result<Vec<LandingFile>> {
     let mut drops = Vec::new();
     for input in inputs {
@@ -43,6 +45,9 @@ pub fn collect_drops(inputs: &[PathBuf]) -> anyhow::Result<Vec<LandingFile>> {
             continue;
         }
         let landing = input.join("landing");
+        if !landing.is_dir() && input.join("pipeline.toml").is_file() {
+            continue;
+        }
         let root = if landing.is_dir() { landing } else { input.clone() };
         walk(&root, &root, &mut drops)?;
     }
