@@ -16,8 +16,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use lakestar::lake::EmbeddedS3;
 
 /// The functions, by binary name.
-pub const FUNCTIONS: [&str; 5] =
-    ["lakestar-trigger", "lakestar-ingest", "lakestar-validate", "lakestar-mask", "lakestar-load"];
+pub const FUNCTIONS: [&str; 6] =
+    ["lakestar-trigger", "lakestar-ingest", "lakestar-validate", "lakestar-mask", "lakestar-load", "lakestar-extract"];
 
 /// A fake Lambda runtime API that reports when a process asks for its first event.
 fn runtime_api() -> anyhow::Result<(u16, mpsc::Receiver<Instant>)> {

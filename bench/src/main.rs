@@ -106,7 +106,7 @@ enum Command {
     },
     /// Starts each function's release binary as Lambda would and reports the time from process
     /// start to its first request for an event, and its size (build them first:
-    /// `cargo build --release -p lakestar-trigger -p lakestar-ingest -p lakestar-validate -p lakestar-mask -p lakestar-load`).
+    /// `cargo build --release -p lakestar-trigger -p lakestar-ingest -p lakestar-validate -p lakestar-mask -p lakestar-load -p lakestar-extract`).
     ColdStart {
         /// Where the binaries are (default: this benchmark's own folder).
         #[arg(long)]
@@ -119,7 +119,7 @@ enum Command {
     /// size (100 MB and 1 GB by default: peak RSS flat in the file's size), the chain's curated
     /// rows loaded next to a bare COPY, the dimension-merge and fact load benchmark, and the
     /// functions' cold starts and sizes (build them first:
-    /// `cargo build --release -p lakestar-bench -p lakestar-trigger -p lakestar-ingest -p lakestar-validate -p lakestar-mask -p lakestar-load`).
+    /// `cargo build --release -p lakestar-bench -p lakestar-trigger -p lakestar-ingest -p lakestar-validate -p lakestar-mask -p lakestar-load -p lakestar-extract`).
     /// Prints each part's table, a summary, and the whole as one JSON document.
     All {
         /// File sizes in megabytes, one chain run each.
@@ -294,7 +294,7 @@ async fn all(
         coldstart::bench(&bin_dir, 7).await?
     } else {
         println!(
-            "skipped: no function binaries in {} (cargo build --release -p lakestar-trigger -p lakestar-ingest -p lakestar-validate -p lakestar-mask -p lakestar-load)",
+            "skipped: no function binaries in {} (cargo build --release -p lakestar-trigger -p lakestar-ingest -p lakestar-validate -p lakestar-mask -p lakestar-load -p lakestar-extract)",
             bin_dir.display()
         );
         serde_json::json!({ "cold_start": null })

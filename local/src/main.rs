@@ -195,6 +195,21 @@ fn check(path: &std::path::Path) -> ExitCode {
                     dataset.config.patterns.join(", ")
                 );
             }
+            for source in &contract.sources {
+                let kind = match source.kind {
+                    lakestar::contract::SourceKind::Postgres => "postgres",
+                    lakestar::contract::SourceKind::Mysql => "mysql",
+                    lakestar::contract::SourceKind::Http => "http",
+                };
+                let cursor = source
+                    .cursor
+                    .as_ref()
+                    .map_or("full each time".to_string(), |cursor| format!("after `{}`", cursor.name));
+                println!(
+                    "  source {:<10} {kind:<8} → {:<12} {}/…, {cursor}",
+                    source.name, source.dataset, source.prefix
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {

@@ -642,3 +642,25 @@ fn contract_check_names_each_source_problem() {
     let error = Contract::parse("pipeline.toml", &lookback).expect_err("invalid").to_string();
     assert!(error.contains("sources.shop.cursor.lookback") && error.contains("a duration"), "{error}");
 }
+
+#[tokio::test]
+async fn http_source_keeps_to_its_rate_limit() {
+    let api = Arc::new(Mutex::new(Api::default()));
+    api.lock().expect("api").products = (1..=6).map(|index| Product::new(index, 1)).collect();
+    let url = serve(api.clone()).await;
+    let lake = TestLake::start().await;
+    let text = contract("postgres", "postgres://postgres@127.0.0.1:5432/unused", &url, PAGE_NUMBER)
+        .replace("secret = \"catalog-token\"\nauth = { header = \"Authorization\" }\n", "")
+        .replace("rate_limit = 200", "rate_limit = 10")
+        .replace("page_size = 100", "page_size = 1");
+    let catalog =
+        Contract::parse("pipeline.toml", &text).expect("valid").source("catalog").expect("the source").clone();
+    let started = std::time::Instant::now();
+    let extraction =
+        Extractor::new(lake.lake.clone(), None).extract(&catalog, &Options::default()).await.expect("extracted");
+    let elapsed = started.elapsed();
+    // Six pages of one record and the empty seventh: six intervals of a tenth of a second at
+    // least between seven requests (a lower bound, which a slow machine cannot break).
+    assert_eq!((extraction.rows, api.lock().expect("api").requests.len()), (6, 7));
+    assert!(elapsed >= std::time::Duration::from_millis(600), "{elapsed:?}");
+}

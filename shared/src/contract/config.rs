@@ -600,11 +600,16 @@ pub struct QualityConfig {
     /// The run fails when fewer valid rows than this arrive. Default 0.
     #[serde(default)]
     pub min_rows: u64,
+    /// A ruleset in AWS Glue Data Quality's DQDL, as written for Glue: `"""Rules = [ … ]"""`.
+    /// Parsed and checked against the dataset's columns (mistakes named with their line and
+    /// column); not yet evaluated, so `lakestar check` refuses a contract that has one.
+    #[serde(default)]
+    pub dqdl: Option<Spanned<String>>,
 }
 
 impl Default for QualityConfig {
     fn default() -> Self {
-        QualityConfig { max_reject_ratio: default_max_reject_ratio(), min_rows: 0 }
+        QualityConfig { max_reject_ratio: default_max_reject_ratio(), min_rows: 0, dqdl: None }
     }
 }
 

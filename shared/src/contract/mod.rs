@@ -4,6 +4,7 @@
 
 mod check;
 mod config;
+pub mod dqdl;
 mod header;
 pub mod source;
 

@@ -4,7 +4,7 @@
 //! so that a resumed extraction writes the same pages.
 
 use futures_util::TryStreamExt;
-use sqlx::{AssertSqlSafe, Column, Connection, Executor, SqlSafeStr, Statement, TypeInfo};
+use sqlx::{AssertSqlSafe, Column, ConnectOptions, Executor, SqlSafeStr, Statement, TypeInfo};
 
 use super::pages::Pages;
 use super::{Batch, Extraction, Extractor, Options, Outcome, SourceState, range_name, refused, shown, unavailable};
@@ -39,21 +39,34 @@ pub(super) async fn extract(
     let url = extractor.credential(source).await?.unwrap_or_default();
     match source.kind {
         SourceKind::Postgres => {
-            let mut connection =
-                sqlx::PgConnection::connect(&url).await.map_err(|error| failure(source, &url, "connecting", error))?;
+            let connect = url
+                .parse::<sqlx::postgres::PgConnectOptions>()
+                .map_err(|error| failure(source, &url, "reading the URL", error))?;
+            // A long read is the point, not a slow statement to warn of.
+            let mut connection = connect
+                .disable_statement_logging()
+                .connect()
+                .await
+                .map_err(|error| failure(source, &url, "connecting", error))?;
             let sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL TIME ZONE 'UTC'";
             sqlx::raw_sql(sql)
                 .execute(&mut connection)
                 .await
                 .map_err(|error| failure(source, &url, "opening a snapshot", error))?;
-            let plan = postgres_plan(source);
+            let key = postgres_key(source, &mut connection, &url).await?;
+            let plan = postgres_plan(source, &key);
             let extraction =
                 run::<sqlx::Postgres>(extractor, source, state, options, &url, &plan, &mut connection).await?;
-            connection.close().await.map_err(|error| failure(source, &url, "closing", error))?;
+            sqlx::Connection::close(connection).await.map_err(|error| failure(source, &url, "closing", error))?;
             Ok(extraction)
         }
         SourceKind::Mysql => {
-            let mut connection = sqlx::MySqlConnection::connect(&url)
+            let connect = url
+                .parse::<sqlx::mysql::MySqlConnectOptions>()
+                .map_err(|error| failure(source, &url, "reading the URL", error))?;
+            let mut connection = connect
+                .disable_statement_logging()
+                .connect()
                 .await
                 .map_err(|error| failure(source, &url, "connecting", error))?;
             let sql = "SET SESSION time_zone = '+00:00'; SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
@@ -61,10 +74,11 @@ pub(super) async fn extract(
                 .execute(&mut connection)
                 .await
                 .map_err(|error| failure(source, &url, "opening a snapshot", error))?;
-            let plan = mysql_plan(source, &mut connection, &url).await?;
+            let key = mysql_key(source, &mut connection, &url).await?;
+            let plan = mysql_plan(source, &key, &mut connection, &url).await?;
             let extraction =
                 run::<sqlx::MySql>(extractor, source, state, options, &url, &plan, &mut connection).await?;
-            connection.close().await.map_err(|error| failure(source, &url, "closing", error))?;
+            sqlx::Connection::close(connection).await.map_err(|error| failure(source, &url, "closing", error))?;
             Ok(extraction)
         }
         SourceKind::Http => Err(Error::Internal("an HTTP source read as a database".to_string())),
@@ -180,11 +194,54 @@ fn body(source: &Source, quote_char: char) -> String {
     }
 }
 
-fn postgres_plan(source: &Source) -> Plan {
+/// The order that makes pages the same on every read: the table's primary key when it has
+/// one (an index scan, no sort), else the row's own text.
+fn tie_break(key: &[String], quote_char: char) -> String {
+    if key.is_empty() {
+        "1".to_string()
+    } else {
+        key.iter()
+            .map(|column| format!("q.{}", quote(&column.replace(quote_char, ""), quote_char)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// A table source's primary key columns, in order; none for a query or a table without one.
+async fn postgres_key(source: &Source, connection: &mut sqlx::PgConnection, url: &str) -> Result<Vec<String>> {
+    let Read::Table { schema, table } = &source.read else { return Ok(Vec::new()) };
+    let name = match schema {
+        Some(schema) => format!("{}.{}", quote(schema, '"'), quote(table, '"')),
+        None => quote(table, '"'),
+    };
+    let sql = "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+               WHERE i.indrelid = CAST($1 AS regclass) AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)";
+    sqlx::query_scalar::<_, String>(sql)
+        .bind(name)
+        .fetch_all(connection)
+        .await
+        .map_err(|error| failure(source, url, "reading the table's primary key", error))
+}
+
+/// [`postgres_key`] for MySQL.
+async fn mysql_key(source: &Source, connection: &mut sqlx::MySqlConnection, url: &str) -> Result<Vec<String>> {
+    let Read::Table { schema, table } = &source.read else { return Ok(Vec::new()) };
+    let sql = "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.KEY_COLUMN_USAGE \
+               WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION";
+    sqlx::query_scalar::<_, String>(sql)
+        .bind(schema.clone())
+        .bind(table.clone())
+        .fetch_all(connection)
+        .await
+        .map_err(|error| failure(source, url, "reading the table's primary key", error))
+}
+
+fn postgres_plan(source: &Source, key: &[String]) -> Plan {
     let body = body(source, '"');
     let row = "row_to_json(q)::text";
+    let order = tie_break(key, '"');
     let Some(cursor) = &source.cursor else {
-        return Plan { max: None, rows: (format!("SELECT {row} FROM ({body}) q ORDER BY 1"), Vec::new()) };
+        return Plan { max: None, rows: (format!("SELECT {row} FROM ({body}) q ORDER BY {order}"), Vec::new()) };
     };
     let column = format!("q.{}", quote(&cursor.name, '"'));
     let cast = match cursor.cursor_type {
@@ -201,7 +258,7 @@ fn postgres_plan(source: &Source) -> Plan {
         )),
         rows: (
             format!(
-                "SELECT {row} FROM ({body}) q WHERE ($1::text IS NULL OR {column} > CAST($1 AS {cast})) AND {column} <= CAST($2 AS {cast}) ORDER BY {column}, 1"
+                "SELECT {row} FROM ({body}) q WHERE ($1::text IS NULL OR {column} > CAST($1 AS {cast})) AND {column} <= CAST($2 AS {cast}) ORDER BY {column}, {order}"
             ),
             vec![Bind::Lower, Bind::Upper],
         ),
@@ -210,8 +267,14 @@ fn postgres_plan(source: &Source) -> Plan {
 
 /// MySQL has no `row_to_json`: the columns are read from the prepared query, then each is
 /// rendered into `JSON_OBJECT` (timestamps formatted as ISO 8601, `TIMESTAMP`s with `Z`).
-async fn mysql_plan(source: &Source, connection: &mut sqlx::MySqlConnection, url: &str) -> Result<Plan> {
+async fn mysql_plan(
+    source: &Source,
+    key: &[String],
+    connection: &mut sqlx::MySqlConnection,
+    url: &str,
+) -> Result<Plan> {
     let body = body(source, '`');
+    let order = tie_break(key, '`');
     let probe = AssertSqlSafe(format!("SELECT * FROM ({body}) q LIMIT 0")).into_sql_str();
     let statement =
         connection.prepare(probe).await.map_err(|error| failure(source, url, "reading the columns", error))?;
@@ -231,7 +294,7 @@ async fn mysql_plan(source: &Source, connection: &mut sqlx::MySqlConnection, url
     }
     let row = format!("CAST(JSON_OBJECT({}) AS CHAR)", members.join(", "));
     let Some(cursor) = &source.cursor else {
-        return Ok(Plan { max: None, rows: (format!("SELECT {row} FROM ({body}) q ORDER BY 1"), Vec::new()) });
+        return Ok(Plan { max: None, rows: (format!("SELECT {row} FROM ({body}) q ORDER BY {order}"), Vec::new()) });
     };
     let column = format!("q.{}", quote(&cursor.name, '`'));
     let cast = match cursor.cursor_type {
@@ -250,7 +313,7 @@ async fn mysql_plan(source: &Source, connection: &mut sqlx::MySqlConnection, url
         )),
         rows: (
             format!(
-                "SELECT {row} FROM ({body}) q WHERE (? IS NULL OR {column} > CAST(? AS {cast})) AND {column} <= CAST(? AS {cast}) ORDER BY {column}, 1"
+                "SELECT {row} FROM ({body}) q WHERE (? IS NULL OR {column} > CAST(? AS {cast})) AND {column} <= CAST(? AS {cast}) ORDER BY {column}, {order}"
             ),
             vec![Bind::Lower, Bind::Lower, Bind::Upper],
         ),

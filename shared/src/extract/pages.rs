@@ -55,7 +55,7 @@ impl<'a> Pages<'a> {
             source,
             stop_after,
             spool: spool.then(Vec::new),
-            page: GzEncoder::new(Vec::new(), Compression::default()),
+            page: GzEncoder::new(Vec::new(), Compression::fast()),
             rows: 0,
             bytes: 0,
             number: 0,
@@ -81,7 +81,7 @@ impl<'a> Pages<'a> {
         if self.rows == 0 {
             return Ok(());
         }
-        let encoder = std::mem::replace(&mut self.page, GzEncoder::new(Vec::new(), Compression::default()));
+        let encoder = std::mem::replace(&mut self.page, GzEncoder::new(Vec::new(), Compression::fast()));
         let bytes = encoder.finish().map_err(Error::temp_io)?;
         self.number += 1;
         let range =
