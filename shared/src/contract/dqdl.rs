@@ -16,7 +16,7 @@ pub struct Ruleset {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rule {
     /// One rule type with its parameters.
-    Simple(SimpleRule),
+    Simple(Box<SimpleRule>),
     /// Every rule holds.
     And(Vec<Rule>),
     /// At least one rule holds.
@@ -177,10 +177,13 @@ enum Takes {
     Either,
 }
 
+/// A rule type's name, parameters (least, most), expression, and whether it is row-level.
+type Signature = (RuleKind, &'static str, (usize, usize), Takes, bool);
+
 impl RuleKind {
     /// Every rule type: its name, its parameters (least, most), whether it takes an expression,
     /// and whether it judges rows (a failing row is quarantined) rather than the dataset.
-    const ALL: [(RuleKind, &'static str, (usize, usize), Takes, bool); 23] = [
+    const ALL: [Signature; 23] = [
         (RuleKind::IsComplete, "IsComplete", (1, 1), Takes::Nothing, true),
         (RuleKind::Completeness, "Completeness", (1, 1), Takes::Expression, true),
         (RuleKind::ColumnValues, "ColumnValues", (1, 1), Takes::Expression, true),
@@ -219,7 +222,7 @@ impl RuleKind {
         "FileUniqueness",
     ];
 
-    fn entry(self) -> (RuleKind, &'static str, (usize, usize), Takes, bool) {
+    fn entry(self) -> Signature {
         Self::ALL.iter().copied().find(|entry| entry.0 == self).unwrap_or(Self::ALL[0])
     }
 
@@ -457,7 +460,7 @@ impl Parser<'_> {
     /// A rule, or parenthesised rules joined by one of `and`, `or`.
     fn composite(&mut self) -> Result<Rule, DqdlError> {
         if self.peek() != Some(&Token::Symbol("(")) {
-            return self.simple().map(Rule::Simple);
+            return self.simple().map(|rule| Rule::Simple(Box::new(rule)));
         }
         let first = self.parenthesised()?;
         let mut operator: Option<String> = None;
@@ -637,11 +640,11 @@ impl Parser<'_> {
             Some(Token::Number(number)) => {
                 self.at += 1;
                 let number = if negative { format!("-{number}") } else { number };
-                if let Some(Token::Word(unit)) = self.peek().cloned() {
-                    if let Some(unit) = duration_unit(&unit) {
-                        self.at += 1;
-                        return Ok(Value::Duration { amount: number, unit: unit.to_string() });
-                    }
+                if let Some(Token::Word(unit)) = self.peek().cloned()
+                    && let Some(unit) = duration_unit(&unit)
+                {
+                    self.at += 1;
+                    return Ok(Value::Duration { amount: number, unit: unit.to_string() });
                 }
                 Ok(Value::Number(number))
             }

@@ -316,3 +316,25 @@ measures = { a = "median(quantity)", b = "sum(*)", c = "sum(channel)", d = "sum(
         assert!(shown.contains(expected), "`{expected}` in:\n{shown}");
     }
 }
+
+#[test]
+fn a_dqdl_ruleset_is_parsed_checked_and_refused_until_lakestar_evaluates_it() {
+    let with = |ruleset: &str| format!("{MINIMAL}\n[datasets.customers.quality]\ndqdl = \"\"\"\n{ruleset}\n\"\"\"\n");
+    // MINIMAL, a blank line, the section, `dqdl = """`: the ruleset starts on the line after.
+    let line_of_ruleset = MINIMAL.lines().count() + 4;
+    // A mistake on the ruleset's second line: the file's line, and the line and column inside.
+    let found = problems(&with("Rules = [\n    IsComplete \"customer_id\",  Completeness \"customer_id\"\n]"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].field, "datasets.customers.quality.dqdl");
+    assert_eq!(found[0].line, Some(line_of_ruleset + 2), "{found:?}");
+    assert!(
+        found[0].message.starts_with("line 3 column 1 of the ruleset: expected an expression after `Completeness`"),
+        "{found:?}"
+    );
+    // A column the dataset does not declare, and the refusal of a ruleset that parses.
+    let found = problems(&with("Rules = [ IsComplete \"customer_id\", IsUnique \"email\" ]"));
+    assert!(found.iter().any(|problem| problem.message.contains("names the column `email`")), "{found:?}");
+    assert!(found.iter().any(|problem| problem.message.contains("does not evaluate DQDL yet")), "{found:?}");
+    let found = problems(&with("Rules = [ DetectAnomalies \"RowCount\" ]"));
+    assert!(found[0].message.contains("not one Lakestar evaluates"), "{found:?}");
+}
