@@ -196,11 +196,7 @@ fn check(path: &std::path::Path) -> ExitCode {
                 );
             }
             for source in &contract.sources {
-                let kind = match source.kind {
-                    lakestar::contract::SourceKind::Postgres => "postgres",
-                    lakestar::contract::SourceKind::Mysql => "mysql",
-                    lakestar::contract::SourceKind::Http => "http",
-                };
+                let kind = source.kind.name();
                 let cursor = source
                     .cursor
                     .as_ref()

@@ -174,8 +174,8 @@ pub struct Stack {
     tables: Vec<String>,
     /// The contract, for its sources.
     contract: Contract,
-    /// The Secrets Manager client sources use, when given.
-    secrets: Option<aws_sdk_secretsmanager::Client>,
+    /// The Secrets Manager client sources use: given, or configured on first use.
+    secrets: tokio::sync::OnceCell<aws_sdk_secretsmanager::Client>,
     _lock: HomeLock,
 }
 
@@ -246,7 +246,7 @@ impl Stack {
         let sfn = LocalStepFunctions::start(known).await.context("starting the local Step Functions endpoint")?;
         let trigger = TriggerFunction::new(sfn.client(), STATE_MACHINE_ARN, BUCKET, contract.clone());
         let sources = contract.clone();
-        let secrets = config.secrets;
+        let secrets = tokio::sync::OnceCell::new_with(config.secrets);
         let mut tables: Vec<(bool, String)> = contract
             .datasets
             .iter()
@@ -290,26 +290,19 @@ impl Stack {
         names: &[String],
         options: &lakestar::extract::Options,
     ) -> anyhow::Result<Vec<Extracted>> {
-        let mut sources = Vec::new();
-        for name in names {
-            let known = self.sources().join(", ");
-            sources.push(self.contract.source(name).with_context(|| {
-                format!(
-                    "no source `{name}` in the contract; its sources are: {}",
-                    if known.is_empty() { "none" } else { &known }
-                )
-            })?);
-        }
-        if names.is_empty() {
-            sources.extend(self.contract.sources.iter());
-        }
+        let sources = self.contract.sources_named(names)?;
         let needs_secrets =
             sources.iter().any(|source| matches!(source.connection, lakestar::contract::source::Connection::Secret(_)));
-        let secrets = if let Some(secrets) = &self.secrets {
-            Some(secrets.clone())
-        } else if needs_secrets {
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-            Some(aws_sdk_secretsmanager::Client::new(&config))
+        // Configured once per stack, on the first extraction that needs it.
+        let secrets = if needs_secrets {
+            let client = self
+                .secrets
+                .get_or_init(|| async {
+                    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+                    aws_sdk_secretsmanager::Client::new(&config)
+                })
+                .await;
+            Some(client.clone())
         } else {
             None
         };

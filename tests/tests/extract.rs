@@ -416,21 +416,9 @@ async fn serve(api: Arc<Mutex<Api>>) -> String {
     format!("http://{address}")
 }
 
-/// Decodes a query value (`%XX`, `+`).
+/// Decodes a query value (`%XX`, `+`) as S3 event keys are decoded.
 fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' && index + 2 < bytes.len() + 1 && text.get(index + 1..index + 3).is_some() {
-            out.push(u8::from_str_radix(&text[index + 1..index + 3], 16).unwrap_or(b'?'));
-            index += 3;
-        } else {
-            out.push(if bytes[index] == b'+' { b' ' } else { bytes[index] });
-            index += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    lakestar::trigger::decode_key(text).unwrap_or_else(|_| text.to_string())
 }
 
 fn answer(api: &Mutex<Api>, head: &str) -> (u16, String, String) {

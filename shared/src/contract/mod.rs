@@ -332,6 +332,26 @@ impl Contract {
         self.sources.iter().find(|source| source.name == name)
     }
 
+    /// The sources of these names, in order (every source when none is named); a name the
+    /// contract does not know is an error listing the ones it does.
+    pub fn sources_named(&self, names: &[String]) -> Result<Vec<&source::Source>> {
+        if names.is_empty() {
+            return Ok(self.sources.iter().collect());
+        }
+        names
+            .iter()
+            .map(|name| {
+                self.source(name).ok_or_else(|| {
+                    let known: Vec<&str> = self.sources.iter().map(|source| source.name.as_str()).collect();
+                    Error::InvalidInput(format!(
+                        "no source `{name}` in the contract; its sources are: {}",
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// The dataset that feeds the star table of that name.
     pub fn dataset_of_table(&self, table: &str) -> Option<&Dataset> {
         self.datasets.iter().find(|dataset| dataset.table.name == table)

@@ -108,6 +108,17 @@ pub struct Cursor {
     pub start: Option<String>,
 }
 
+impl SourceKind {
+    /// The kind as the contract writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Postgres => "postgres",
+            SourceKind::Mysql => "mysql",
+            SourceKind::Http => "http",
+        }
+    }
+}
+
 impl Source {
     /// The landing key of one page of an extraction; `range` names the extraction (its
     /// cursor range, or `full`).

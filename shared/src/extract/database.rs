@@ -39,20 +39,8 @@ pub(super) async fn extract(
     let url = extractor.credential(source).await?.unwrap_or_default();
     match source.kind {
         SourceKind::Postgres => {
-            let connect = url
-                .parse::<sqlx::postgres::PgConnectOptions>()
-                .map_err(|error| failure(source, &url, "reading the URL", error))?;
-            // A long read is the point, not a slow statement to warn of.
-            let mut connection = connect
-                .disable_statement_logging()
-                .connect()
-                .await
-                .map_err(|error| failure(source, &url, "connecting", error))?;
             let sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL TIME ZONE 'UTC'";
-            sqlx::raw_sql(sql)
-                .execute(&mut connection)
-                .await
-                .map_err(|error| failure(source, &url, "opening a snapshot", error))?;
+            let mut connection = snapshot::<sqlx::postgres::PgConnectOptions>(source, &url, sql).await?;
             let key = postgres_key(source, &mut connection, &url).await?;
             let plan = postgres_plan(source, &key);
             let extraction =
@@ -61,19 +49,8 @@ pub(super) async fn extract(
             Ok(extraction)
         }
         SourceKind::Mysql => {
-            let connect = url
-                .parse::<sqlx::mysql::MySqlConnectOptions>()
-                .map_err(|error| failure(source, &url, "reading the URL", error))?;
-            let mut connection = connect
-                .disable_statement_logging()
-                .connect()
-                .await
-                .map_err(|error| failure(source, &url, "connecting", error))?;
             let sql = "SET SESSION time_zone = '+00:00'; SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
-            sqlx::raw_sql(sql)
-                .execute(&mut connection)
-                .await
-                .map_err(|error| failure(source, &url, "opening a snapshot", error))?;
+            let mut connection = snapshot::<sqlx::mysql::MySqlConnectOptions>(source, &url, sql).await?;
             let key = mysql_key(source, &mut connection, &url).await?;
             let plan = mysql_plan(source, &key, &mut connection, &url).await?;
             let extraction =
@@ -83,6 +60,27 @@ pub(super) async fn extract(
         }
         SourceKind::Http => Err(Error::Internal("an HTTP source read as a database".to_string())),
     }
+}
+
+/// A connection to the source's database with the snapshot `sql` opens. Its statements are not
+/// logged: a long read is the point, not a slow statement to warn of.
+async fn snapshot<O>(source: &Source, url: &str, sql: &'static str) -> Result<O::Connection>
+where
+    O: ConnectOptions + std::str::FromStr<Err = sqlx::Error>,
+    O::Connection: Sized,
+    for<'c> &'c mut O::Connection: Executor<'c>,
+{
+    let connect = url.parse::<O>().map_err(|error| failure(source, url, "reading the URL", error))?;
+    let mut connection = connect
+        .disable_statement_logging()
+        .connect()
+        .await
+        .map_err(|error| failure(source, url, "connecting", error))?;
+    sqlx::raw_sql(sql)
+        .execute(&mut connection)
+        .await
+        .map_err(|error| failure(source, url, "opening a snapshot", error))?;
+    Ok(connection)
 }
 
 /// Plans the range, streams its rows into pages, and finishes the extraction.

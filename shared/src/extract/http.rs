@@ -56,7 +56,7 @@ pub(super) async fn extract(
     let mut greatest: Option<(CursorValue, String)> = None;
     let mut records_seen = 0u64;
     let mut next =
-        first_request(http, cursor.and_then(|cursor| cursor.param.as_deref()), lower.as_ref(), source.page_size)?;
+        Some(first_request(http, cursor.and_then(|cursor| cursor.param.as_deref()), lower.as_ref(), source.page_size)?);
     let mut page = 0usize;
     while let Some(url) = next.take() {
         page += 1;
@@ -226,7 +226,7 @@ fn first_request(
     cursor_param: Option<&str>,
     lower: Option<&CursorValue>,
     page_size: usize,
-) -> Result<Option<reqwest::Url>> {
+) -> Result<reqwest::Url> {
     let mut url = reqwest::Url::parse(&http.url)
         .map_err(|error| Error::Configuration(format!("`{}` is not a URL: {error}", http.url)))?;
     {
@@ -255,7 +255,7 @@ fn first_request(
     if url.query() == Some("") {
         url.set_query(None);
     }
-    Ok(Some(url))
+    Ok(url)
 }
 
 /// The next page's URL, or `None` after the last page.

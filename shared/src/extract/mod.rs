@@ -377,14 +377,10 @@ fn url_of_secret(source: &Source, text: &str) -> Result<String> {
     Ok(format!("{scheme}://{}:{}@{host}:{port}/{}", percent(&username), percent(&password), percent(&database)))
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
+/// Percent-encodes a URL's user, password or database name: everything but RFC 3986's
+/// unreserved characters (the lake's key encoding, with `/` encoded too).
 fn percent(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (byte as char).to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
+    crate::lake::percent_encode_key(text, "%20").replace('/', "%2F")
 }
 
 /// A URL as it may be shown: without credentials or query.

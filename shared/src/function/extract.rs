@@ -48,19 +48,7 @@ impl ExtractFunction {
             })?
         };
         let contract = self.contract.current().await?;
-        let mut sources = Vec::new();
-        for name in &request.sources {
-            sources.push(contract.source(name).ok_or_else(|| {
-                let known: Vec<&str> = contract.sources.iter().map(|source| source.name.as_str()).collect();
-                Error::InvalidInput(format!(
-                    "no source `{name}` in the contract; its sources are: {}",
-                    known.join(", ")
-                ))
-            })?);
-        }
-        if request.sources.is_empty() {
-            sources.extend(contract.sources.iter());
-        }
+        let sources = contract.sources_named(&request.sources)?;
         let options = Options { due_only: request.due.unwrap_or(true), stop_after_pages: None };
         let mut extractions = Vec::new();
         let mut failures: Vec<Error> = Vec::new();

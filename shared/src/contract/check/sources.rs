@@ -105,7 +105,7 @@ impl Checker<'_> {
                     self.problem(
                         span,
                         format!("{path}.url"),
-                        format!("a {} source's URL starts with `{}`", kind_name(config.kind), scheme[0]),
+                        format!("a {} source's URL starts with `{}`", config.kind.name(), scheme[0]),
                     );
                 } else if has_password(url) {
                     self.problem(
@@ -384,14 +384,6 @@ impl Checker<'_> {
                 );
             }
         }
-    }
-}
-
-fn kind_name(kind: SourceKind) -> &'static str {
-    match kind {
-        SourceKind::Postgres => "postgres",
-        SourceKind::Mysql => "mysql",
-        SourceKind::Http => "http",
     }
 }
 
