@@ -15,6 +15,7 @@ pub mod lake;
 pub mod load;
 pub mod mask;
 pub mod metrics;
+pub mod quality;
 pub mod run;
 pub mod stage;
 pub mod state;

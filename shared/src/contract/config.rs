@@ -601,15 +601,19 @@ pub struct QualityConfig {
     #[serde(default)]
     pub min_rows: u64,
     /// A ruleset in AWS Glue Data Quality's DQDL, as written for Glue: `"""Rules = [ … ]"""`.
-    /// Parsed and checked against the dataset's columns (mistakes named with their line and
-    /// column); not yet evaluated, so `lakestar check` refuses a contract that has one.
+    /// Its failing row-level rules quarantine rows; its failing dataset-level rules fail the
+    /// gate (docs/quality.md).
     #[serde(default)]
     pub dqdl: Option<Spanned<String>>,
+    /// A second DQDL ruleset whose rules only warn: reported, counted and alerted, never
+    /// rejecting a row or failing the run.
+    #[serde(default)]
+    pub dqdl_warn: Option<Spanned<String>>,
 }
 
 impl Default for QualityConfig {
     fn default() -> Self {
-        QualityConfig { max_reject_ratio: default_max_reject_ratio(), min_rows: 0, dqdl: None }
+        QualityConfig { max_reject_ratio: default_max_reject_ratio(), min_rows: 0, dqdl: None, dqdl_warn: None }
     }
 }
 

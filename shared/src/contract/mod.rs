@@ -162,6 +162,16 @@ impl Dataset {
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|column| column.name == name)
     }
+
+    /// The dataset's DQDL rulesets with their severity: `quality.dqdl` fails, `quality.dqdl_warn`
+    /// warns.
+    pub fn rulesets(&self) -> Vec<(&str, crate::quality::Severity)> {
+        let quality = &self.config.quality;
+        [(&quality.dqdl, crate::quality::Severity::Fail), (&quality.dqdl_warn, crate::quality::Severity::Warn)]
+            .into_iter()
+            .filter_map(|(text, severity)| text.as_ref().map(|text| (text.get_ref().as_str(), severity)))
+            .collect()
+    }
 }
 
 /// A validated `pipeline.toml`.

@@ -5,7 +5,7 @@
 
 mod report;
 
-pub use report::{GATE_FAILED, LOADED, QualityReport};
+pub use report::{FAILED, GATE_FAILED, LOADED, QualityReport, SUCCEEDED, SUCCEEDED_WITH_WARNINGS};
 
 use std::collections::BTreeMap;
 use std::time::Instant;

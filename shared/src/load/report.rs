@@ -18,6 +18,13 @@ pub const LOADED: &str = "loaded";
 /// A run its quality gate stopped before masking and loading.
 pub const GATE_FAILED: &str = "gate_failed";
 
+/// The run's status: loaded, every rule passing or quarantining its rows.
+pub const SUCCEEDED: &str = "SUCCEEDED";
+/// Loaded, with `warn` rules that did not pass.
+pub const SUCCEEDED_WITH_WARNINGS: &str = "SUCCEEDED_WITH_WARNINGS";
+/// Stopped by the quality gate.
+pub const FAILED: &str = "FAILED";
+
 /// The run's quality report, as written under `curated/_quality/`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QualityReport {
@@ -54,6 +61,15 @@ pub struct QualityReport {
     pub inferred: BTreeMap<String, u64>,
     /// What the load did per table.
     pub tables: BTreeMap<String, TableCounts>,
+    /// `SUCCEEDED`, `SUCCEEDED_WITH_WARNINGS` or `FAILED`.
+    #[serde(default)]
+    pub status: String,
+    /// Each DQDL rule's outcome.
+    #[serde(default)]
+    pub rules: Vec<crate::quality::RuleOutcome>,
+    /// The `warn` rules that did not pass.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl QualityReport {
@@ -79,6 +95,14 @@ impl QualityReport {
             drift: ingest.map(|ingest| ingest.drift.clone()).unwrap_or_default(),
             inferred: BTreeMap::new(),
             tables: BTreeMap::new(),
+            status: match (outcome, validated.warnings.is_empty()) {
+                (GATE_FAILED, _) => FAILED,
+                (_, true) => SUCCEEDED,
+                (_, false) => SUCCEEDED_WITH_WARNINGS,
+            }
+            .to_string(),
+            rules: validated.rules.clone(),
+            warnings: validated.warnings.clone(),
         }
     }
 
@@ -110,6 +134,21 @@ impl QualityReport {
             metric("drift_missing", "", self.drift.missing.len() as f64),
         ];
         metrics.extend(self.rejects_per_rule.iter().map(|(rule, count)| metric("rejects", rule, *count as f64)));
+        use crate::quality::{PASSED, Severity};
+        let failed: Vec<_> = self
+            .rules
+            .iter()
+            .filter(|outcome| outcome.severity == Severity::Fail && outcome.outcome == crate::quality::FAILED)
+            .collect();
+        let warned: Vec<_> = self
+            .rules
+            .iter()
+            .filter(|outcome| outcome.severity == Severity::Warn && outcome.outcome != PASSED)
+            .collect();
+        metrics.push(metric("rules_failed", "", failed.len() as f64));
+        metrics.push(metric("rules_warned", "", warned.len() as f64));
+        metrics.extend(failed.iter().map(|outcome| metric("rule_failed", &outcome.rule, 1.0)));
+        metrics.extend(warned.iter().map(|outcome| metric("rule_warned", &outcome.rule, 1.0)));
         metrics.extend(self.nulls_per_column.iter().map(|(column, count)| metric("nulls", column, *count as f64)));
         for (table, counts) in &self.tables {
             metrics.push(metric("inserted", table, counts.inserted as f64));

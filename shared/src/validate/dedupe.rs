@@ -73,11 +73,9 @@ impl DuplicateFinder {
 
     /// The positions of the rows that lose under `rule`, ascending: every row of a key but
     /// the last (`keep_last`), but the first (`keep_first`), or all of them (`reject_all`).
-    pub fn losers(mut self, rule: Dedupe) -> Result<Vec<u32>> {
+    pub fn losers(self, rule: Dedupe) -> Result<Vec<u32>> {
         let mut losers = Vec::new();
-        let mut group: Vec<u32> = Vec::new();
-        let mut current: Option<u128> = None;
-        let close = |group: &mut Vec<u32>, losers: &mut Vec<u32>| {
+        self.groups(|group| {
             if group.len() > 1 {
                 match rule {
                     Dedupe::KeepLast => losers.extend_from_slice(&group[..group.len() - 1]),
@@ -85,21 +83,36 @@ impl DuplicateFinder {
                     Dedupe::RejectAll => losers.extend_from_slice(group),
                 }
             }
-            group.clear();
-        };
-        let mut visit = |entry: u128, group: &mut Vec<u32>, losers: &mut Vec<u32>| {
+        })?;
+        losers.sort_unstable();
+        Ok(losers)
+    }
+
+    /// Visits how many rows share each key, key by key (in no particular order): the
+    /// frequencies behind distinct counts, uniqueness and entropy, in the same flat memory.
+    pub fn frequencies(self, mut visit: impl FnMut(u64)) -> Result<()> {
+        self.groups(|group| visit(group.len() as u64))
+    }
+
+    /// Visits the positions of each key's rows, in file order within a key.
+    fn groups(mut self, mut visit: impl FnMut(&[u32])) -> Result<()> {
+        let mut group: Vec<u32> = Vec::new();
+        let mut current: Option<u128> = None;
+        let mut add = |entry: u128, group: &mut Vec<u32>| {
             let hash = entry >> 32;
             if current != Some(hash) {
-                close(group, losers);
+                if !group.is_empty() {
+                    visit(group);
+                }
+                group.clear();
                 current = Some(hash);
             }
             group.push(entry as u32);
         };
-
         if self.runs.is_empty() {
             self.chunk.sort_unstable();
             for entry in std::mem::take(&mut self.chunk) {
-                visit(entry, &mut group, &mut losers);
+                add(entry, &mut group);
             }
         } else {
             if !self.chunk.is_empty() {
@@ -114,15 +127,16 @@ impl DuplicateFinder {
                 }
             }
             while let Some(Reverse((entry, index))) = heap.pop() {
-                visit(entry, &mut group, &mut losers);
+                add(entry, &mut group);
                 if let Some(next) = next_entry(&mut readers[index])? {
                     heap.push(Reverse((next, index)));
                 }
             }
         }
-        close(&mut group, &mut losers);
-        losers.sort_unstable();
-        Ok(losers)
+        if !group.is_empty() {
+            visit(&group);
+        }
+        Ok(())
     }
 }
 
@@ -202,6 +216,15 @@ mod tests {
         assert_eq!(in_memory.len(), 7_000);
         assert_eq!(in_memory, spilled);
         let mut cursor = LoserCursor::new(spilled);
+        let mut finder = DuplicateFinder::with_chunk(777);
+        for (position, key) in rows.iter().enumerate() {
+            finder.add(position as u32, key).expect("add");
+        }
+        let mut sizes = Vec::new();
+        finder.frequencies(|size| sizes.push(size)).expect("frequencies");
+        sizes.sort_unstable();
+        assert_eq!((sizes.len(), sizes.iter().sum::<u64>()), (3_000, 10_000));
+        assert_eq!((sizes[0], sizes[2_999]), (3, 4));
         assert!(cursor.contains(0) && !cursor.contains(9_999) && !cursor.is_empty());
     }
 }

@@ -27,6 +27,7 @@ use quarantine::QuarantineWriter;
 use crate::contract::{Contract, Dataset};
 use crate::ingest::IngestOutput;
 use crate::lake::{self, LINEAGE, Lake, PartedWriter};
+use crate::quality::{self, Evaluator, Row, RuleOutcome, Severity, View};
 use crate::run::RunDescriptor;
 use crate::{Error, Result};
 
@@ -66,6 +67,12 @@ pub struct ValidateOutput {
     /// How long the stage took, in milliseconds (a quality metric; not part of any data).
     #[serde(default)]
     pub duration_ms: u64,
+    /// Each DQDL rule's outcome on the run.
+    #[serde(default)]
+    pub rules: Vec<RuleOutcome>,
+    /// The `warn` rules that did not pass, each with what it measured.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// Runs the validate stage for `run`, whose ingest reported `ingest`.
@@ -77,6 +84,7 @@ pub async fn validate(
 ) -> Result<ValidateOutput> {
     let dataset = contract.dataset(&run.dataset).ok_or_else(|| Error::UnknownDataset { key: run.key.clone() })?.clone();
     let plan = DatasetPlan::new(&dataset)?;
+    let evaluator = Evaluator::new(quality::Rules::of(&dataset, run.time)?);
     let quality = dataset.config.quality.clone();
     tracing::info!(run = %run.id, dataset = %run.dataset, parts = ingest.raw.len(), "Validate started.");
     let started = Instant::now();
@@ -90,8 +98,9 @@ pub async fn validate(
         dataset,
         plan,
         raw_columns: ingest.columns.clone(),
+        contract: contract.clone(),
     };
-    let outcome = tokio::task::spawn_blocking(move || job.execute(spools))
+    let outcome = tokio::task::spawn_blocking(move || job.execute(spools, evaluator))
         .await
         .map_err(|error| Error::Internal(format!("the validate task stopped: {error}")))??;
 
@@ -113,8 +122,9 @@ pub async fn validate(
             ),
         });
     }
-    let cause = gate_cause(run, received, outcome.valid, rejected, &rejects_per_rule, &quality);
+    let cause = gate_cause(run, received, outcome.valid, rejected, &rejects_per_rule, &quality, &outcome.rules);
     let gate = if cause.is_empty() { GATE_PASS } else { GATE_FAIL };
+    let warnings = warnings(&outcome.rules);
     let mut quarantine = ingest.quarantine.clone();
     quarantine.extend(outcome.quarantine);
     let output = ValidateOutput {
@@ -129,6 +139,8 @@ pub async fn validate(
         gate: gate.to_string(),
         cause,
         duration_ms: started.elapsed().as_millis() as u64,
+        rules: outcome.rules,
+        warnings,
     };
     let ratio = if received == 0 { 0.0 } else { rejected as f64 / received as f64 };
     crate::metrics::emit(
@@ -164,14 +176,47 @@ pub const GATE_FAIL: &str = "fail";
 pub fn enforce_gate(contract: &Contract, run: &RunDescriptor, validated: &ValidateOutput) -> Result<ValidateOutput> {
     let dataset = contract.dataset(&run.dataset).ok_or_else(|| Error::UnknownDataset { key: run.key.clone() })?;
     let quality = &dataset.config.quality;
-    let cause =
-        gate_cause(run, validated.received, validated.valid, validated.rejected, &validated.rejects_per_rule, quality);
+    // The rules' outcomes under the contract as it is now: a rule since removed no longer
+    // counts, one moved to `dqdl_warn` only warns.
+    let current = quality::Rules::of(dataset, run.time)?;
+    let outcomes: Vec<RuleOutcome> = validated
+        .rules
+        .iter()
+        .filter_map(|outcome| {
+            let rule = current.rules.iter().find(|rule| rule.text == outcome.rule)?;
+            Some(RuleOutcome { severity: rule.severity, ..outcome.clone() })
+        })
+        .collect();
+    let cause = gate_cause(
+        run,
+        validated.received,
+        validated.valid,
+        validated.rejected,
+        &validated.rejects_per_rule,
+        quality,
+        &outcomes,
+    );
     if !cause.is_empty() {
         tracing::warn!(run = %run.id, dataset = %run.dataset, rejected = validated.rejected, received = validated.received, "Quality gate failed.");
         return Err(Error::QualityGateFailed { run: run.id.clone(), cause });
     }
     tracing::info!(run = %run.id, "Quality gate passed on evaluation again.");
-    Ok(ValidateOutput { gate: GATE_PASS.to_string(), cause: String::new(), ..validated.clone() })
+    Ok(ValidateOutput {
+        gate: GATE_PASS.to_string(),
+        cause: String::new(),
+        warnings: warnings(&outcomes),
+        rules: outcomes,
+        ..validated.clone()
+    })
+}
+
+/// The `warn` rules that did not pass, each with what it measured.
+fn warnings(outcomes: &[RuleOutcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter(|outcome| outcome.severity == Severity::Warn && outcome.outcome != quality::PASSED)
+        .map(|outcome| format!("{}: {}", outcome.rule, outcome.message))
+        .collect()
 }
 
 /// Why the run fails its quality thresholds, or empty when it passes.
@@ -182,6 +227,7 @@ fn gate_cause(
     rejected: u64,
     rejects_per_rule: &BTreeMap<String, u64>,
     quality: &crate::contract::QualityConfig,
+    rules: &[RuleOutcome],
 ) -> String {
     let ratio = if received == 0 { 0.0 } else { rejected as f64 / received as f64 };
     let mut problems = Vec::new();
@@ -194,6 +240,14 @@ fn gate_cause(
     }
     if valid < quality.min_rows {
         problems.push(format!("{valid} valid rows, below min_rows {}", quality.min_rows));
+    }
+    for outcome in
+        rules.iter().filter(|outcome| outcome.severity == Severity::Fail && outcome.outcome == quality::FAILED)
+    {
+        problems.push(format!(
+            "rule `{}` (line {} of quality.dqdl) failed: {}",
+            outcome.rule, outcome.line, outcome.message
+        ));
     }
     if problems.is_empty() {
         return String::new();
@@ -218,6 +272,7 @@ struct Outcome {
     duplicates: u64,
     rejects_per_rule: BTreeMap<String, u64>,
     nulls_per_column: BTreeMap<String, u64>,
+    rules: Vec<RuleOutcome>,
 }
 
 /// Everything the blocking part needs.
@@ -228,6 +283,7 @@ struct Job {
     dataset: Dataset,
     plan: DatasetPlan,
     raw_columns: Vec<String>,
+    contract: Contract,
 }
 
 impl Job {
@@ -254,12 +310,21 @@ impl Job {
     }
 
     /// Pass 1: the positions of the rows that lose to another row of their key.
-    fn find_duplicates(&self, spools: &[(String, std::fs::File)]) -> Result<Vec<(LoserCursor, String)>> {
+    /// Pass 1 also counts the rows that pass each DQDL threshold's rule, over every row.
+    fn find_duplicates(
+        &self,
+        spools: &[(String, std::fs::File)],
+        evaluator: &mut Evaluator,
+    ) -> Result<Vec<(LoserCursor, String)>> {
         let sets = self.key_sets();
         let mut finders: Vec<DuplicateFinder> = sets.iter().map(|_| DuplicateFinder::default()).collect();
+        let counted =
+            if evaluator.rules().counts_first() { evaluator.rules().first_pass_columns() } else { Vec::new() };
         let wanted: HashSet<&str> = sets
             .iter()
-            .flat_map(|(columns, _)| columns.iter().map(|index| self.plan.columns[*index].name.as_str()))
+            .flat_map(|(columns, _)| columns.iter().copied())
+            .chain(counted.iter().copied())
+            .map(|index| self.plan.columns[index].name.as_str())
             .collect();
         let mut position: u64 = 0;
         for (key, spool) in spools {
@@ -274,6 +339,9 @@ impl Job {
                 .map_err(|error| self.read_error(key, error))?;
             for batch in reader {
                 let batch = batch.map_err(|error| self.read_error(key, error))?;
+                if !counted.is_empty() {
+                    self.count_rules(&batch, &counted, evaluator);
+                }
                 for ((columns, _), finder) in sets.iter().zip(&mut finders) {
                     let arrays: Vec<Option<&StringArray>> =
                         columns.iter().map(|index| text_column(&batch, &self.plan.columns[*index].name)).collect();
@@ -311,8 +379,24 @@ impl Job {
         Ok(out)
     }
 
-    fn execute(self, spools: Vec<(String, std::fs::File)>) -> Result<Outcome> {
-        let mut losers = self.find_duplicates(&spools)?;
+    /// Types the columns the thresholds' rules read and counts their passing rows.
+    fn count_rules(&self, batch: &RecordBatch, counted: &[usize], evaluator: &mut Evaluator) {
+        let rows = batch.num_rows();
+        let raw: Vec<Option<&StringArray>> =
+            self.plan.columns.iter().map(|column| text_column(batch, &column.name)).collect();
+        let mut scratch = Reasons::new(rows);
+        let typed: Vec<Option<arrow::array::ArrayRef>> = (0..self.plan.columns.len())
+            .map(|index| {
+                counted.contains(&index).then(|| self.plan.columns[index].apply(raw[index], rows, &mut scratch).0)
+            })
+            .collect();
+        let row = Row { typed: typed.iter().map(|array| array.as_ref().map_or(View::Absent, View::of)).collect(), raw };
+        evaluator.count(&row, rows);
+    }
+
+    fn execute(self, spools: Vec<(String, std::fs::File)>, mut evaluator: Evaluator) -> Result<Outcome> {
+        let mut losers = self.find_duplicates(&spools, &mut evaluator)?;
+        evaluator.settle();
         let mut processed = PartedWriter::new(
             &self.lake,
             &lake::processed_prefix(&self.run),
@@ -340,6 +424,8 @@ impl Job {
                 for (total, count) in nulls.iter_mut().zip(&checked.nulls) {
                     *total += count;
                 }
+                let row = Row { typed: checked.columns.iter().map(View::of).collect(), raw: inputs.clone() };
+                evaluator.judge(&row, rows, &mut reasons);
                 for (set, reason) in &mut losers {
                     if set.is_empty() {
                         continue;
@@ -356,6 +442,8 @@ impl Job {
                 position += rows as u64;
 
                 let keep: BooleanArray = (0..rows).map(|row| Some(reasons.is_valid(row))).collect();
+                evaluator.measure(&row, &keep)?;
+                drop(row);
                 let kept = keep.true_count();
                 valid += kept as u64;
                 rejected += (rows - kept) as u64;
@@ -388,6 +476,8 @@ impl Job {
         }
         let nulls_per_column =
             self.plan.columns.iter().zip(nulls).map(|(column, count)| (column.name.clone(), count)).collect();
+        let context = quality::Context { columns: &self.raw_columns, contract: &self.contract, dataset: &self.dataset };
+        let rules = evaluator.finish(&context)?;
         Ok(Outcome {
             processed: processed.finish()?,
             quarantine: quarantine.finish()?,
@@ -396,6 +486,7 @@ impl Job {
             duplicates,
             rejects_per_rule: rejects_per_rule.into_iter().collect(),
             nulls_per_column,
+            rules,
         })
     }
 }

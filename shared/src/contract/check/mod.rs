@@ -201,68 +201,50 @@ impl Checker<'_> {
             );
         }
 
-        if let Some(dqdl) = &config.quality.dqdl {
-            self.dqdl(&path, dqdl, &columns);
+        let dataset = Dataset { name: name.to_string(), columns, table, rules, delimiter, encoding, config, matcher };
+        let rulesets = [
+            ("dqdl", &dataset.config.quality.dqdl, crate::quality::Severity::Fail),
+            ("dqdl_warn", &dataset.config.quality.dqdl_warn, crate::quality::Severity::Warn),
+        ];
+        for (field, text, severity) in rulesets {
+            if let Some(text) = text {
+                self.dqdl(&format!("{path}.quality.{field}"), text, severity, &dataset);
+            }
         }
-
-        Dataset { name: name.to_string(), columns, table, rules, delimiter, encoding, config, matcher }
+        dataset
     }
 
-    /// A DQDL ruleset: parsed (a mistake named at its line of the file and its line and column
-    /// in the ruleset), its columns checked against the dataset's; then refused, since Lakestar
-    /// does not evaluate DQDL yet and a rule it accepted would silently not hold.
-    fn dqdl(&mut self, path: &str, dqdl: &toml::Spanned<String>, columns: &[Column]) {
-        let field = format!("{path}.quality.dqdl");
+    /// A DQDL ruleset: parsed, then compiled against the dataset's columns and types; each
+    /// mistake named at its line of the file and its line and column in the ruleset.
+    fn dqdl(
+        &mut self,
+        field: &str,
+        dqdl: &toml::Spanned<String>,
+        severity: crate::quality::Severity,
+        dataset: &Dataset,
+    ) {
         let span = dqdl.span();
         // A multi-line string's first newline, right after its opening quotes, is not part of
         // its value.
         let opening = &self.text[span.start.min(self.text.len())..];
         let skipped = usize::from(opening.starts_with("\"\"\"\n") || opening.starts_with("'''\n"));
         let first_line = line_of(self.text, span.start) + skipped;
-        let problem = |checker: &mut Self, line: usize, message: String| {
-            checker.problems.push(Problem { line: Some(first_line + line - 1), field: field.clone(), message });
+        let mut problem = |line: usize, message: String| {
+            self.problems.push(Problem { line: Some(first_line + line - 1), field: field.to_string(), message });
         };
         let ruleset = match dqdl::parse(dqdl.get_ref()) {
             Ok(ruleset) => ruleset,
-            Err(error) => return problem(self, error.line, error.to_string()),
+            Err(error) => return problem(error.line, error.to_string()),
         };
-        fn collect<'r>(rule: &'r dqdl::Rule, out: &mut Vec<&'r dqdl::SimpleRule>) {
-            match rule {
-                dqdl::Rule::Simple(rule) => out.push(rule),
-                dqdl::Rule::And(parts) | dqdl::Rule::Or(parts) => parts.iter().for_each(|part| collect(part, out)),
+        let mut rules = crate::quality::Rules::new(dataset, chrono::Utc::now());
+        if let Err(errors) = rules.add(&ruleset, severity, dataset) {
+            for error in errors {
+                problem(
+                    error.line,
+                    format!("line {} column {} of the ruleset: {}", error.line, error.column, error.message),
+                );
             }
         }
-        let mut simple = Vec::new();
-        ruleset.rules.iter().for_each(|rule| collect(rule, &mut simple));
-        for rule in &simple {
-            let named = match rule.kind {
-                dqdl::RuleKind::CustomSql
-                | dqdl::RuleKind::ColumnNamesMatchPattern
-                | dqdl::RuleKind::RowCountMatch
-                | dqdl::RuleKind::SchemaMatch => &[][..],
-                dqdl::RuleKind::ReferentialIntegrity => &rule.parameters[..1],
-                _ => &rule.parameters[..],
-            };
-            for column in named.iter().flat_map(|names| names.split(',')).map(str::trim) {
-                if !columns.iter().any(|known| known.name == column) {
-                    let known: Vec<&str> = columns.iter().map(|known| known.name.as_str()).collect();
-                    let message = format!(
-                        "line {} column {} of the ruleset: `{}` names the column `{column}`, which the dataset does not declare; its columns are: {}",
-                        rule.line,
-                        rule.column,
-                        rule.text,
-                        known.join(", ")
-                    );
-                    problem(self, rule.line, message);
-                }
-            }
-        }
-        let row = simple.iter().filter(|rule| rule.kind.row_level()).count();
-        let message = format!(
-            "the ruleset parses ({} rule(s), {row} of them row-level), but Lakestar does not evaluate DQDL yet: a rule it took would not hold. Express the rules with `checks`, `rules` and `quality` for now, and remove `dqdl`",
-            simple.len()
-        );
-        problem(self, 1, message);
     }
 
     fn cross_dataset(&mut self, datasets: &[Dataset]) {
