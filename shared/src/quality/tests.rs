@@ -150,13 +150,13 @@ fn row_level_rules_quarantine_the_rows_that_fail_them() {
     assert_eq!(quarantined(r#"ColumnValues "placed" > "2024-06-01T00:00:00Z""#), [3, 5]);
     assert_eq!(quarantined(r#"ColumnValues "placed" > (now() - 1 days)"#), [1, 2, 3, 5]);
     assert_eq!(quarantined(r#"ColumnLength "note" <= 2"#), [3, 4]);
-    assert_eq!(quarantined(r#"ColumnLength "note" between 1 and 4"#), [3, 4]);
+    assert_eq!(quarantined(r#"ColumnLength "note" between 1 and 4"#), [1, 3, 4, 5]);
     assert_eq!(quarantined(r#"ColumnLength "amount" = 5"#), [3, 4, 5, 6]);
     assert_eq!(quarantined(r#"ColumnDataType "note" = "INTEGER""#), [1, 2, 4, 5, 6]);
     assert_eq!(quarantined(r#"ColumnDataType "amount" in ["DOUBLE", "INTEGER"]"#), Vec::<usize>::new());
     assert_eq!(quarantined(r#"ColumnDataType "placed" = "TIMESTAMP""#), Vec::<usize>::new());
-    assert_eq!(quarantined(r#"DataFreshness "placed" <= 24 hours"#), [3, 5]);
-    assert_eq!(quarantined(r#"DataFreshness "placed" between 1 hours and 2 days"#), [3, 4, 5]);
+    assert_eq!(quarantined(r#"DataFreshness "placed" <= 24 hours"#), [1, 2, 3, 5]);
+    assert_eq!(quarantined(r#"DataFreshness "placed" between 1 hours and 2 days"#), [3, 5]);
     assert_eq!(quarantined(r#"CustomSql "select id from primary where amount > 6""#), [3, 5]);
     assert_eq!(quarantined(r#"CustomSql "select * from primary where country = 'UK' or note is null""#), [4, 5, 6]);
 }
