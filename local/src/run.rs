@@ -255,6 +255,16 @@ fn drift_of(record: &ExecutionRecord) -> Option<String> {
     Some(format!("schema drift: {}", parts.join("; ")))
 }
 
+/// The `warn` rules a run's validate reported as not passing.
+fn warnings_of(record: &ExecutionRecord) -> Vec<String> {
+    state_of(record)
+        .and_then(|state| state.get("validate")?.get("warnings")?.as_array().cloned())
+        .into_iter()
+        .flatten()
+        .filter_map(|warning| warning.as_str().map(str::to_string))
+        .collect()
+}
+
 /// Prints the summary table of executions; returns how many failed.
 pub fn summary(records: &[ExecutionRecord], home: &Path) -> usize {
     if records.is_empty() {
@@ -265,7 +275,7 @@ pub fn summary(records: &[ExecutionRecord], home: &Path) -> usize {
         records.iter().map(|record| record.key().trim_start_matches("landing/").len()).max().unwrap_or(4).clamp(4, 48);
     let run_width = records.iter().map(|record| record.name.len()).max().unwrap_or(3);
     println!(
-        "{:<width$} {:<12} {:<10} {:>7} {:>7} {:>7}  {:<run_width$}  load",
+        "{:<width$} {:<12} {:<23} {:>7} {:>7} {:>7}  {:<run_width$}  load",
         "file", "dataset", "status", "rows", "valid", "quar.", "run"
     );
     let mut failed = 0;
@@ -281,15 +291,23 @@ pub fn summary(records: &[ExecutionRecord], home: &Path) -> usize {
             .filter_map(|(table, counts)| describe_table(table, counts))
             .collect();
         let file = record.key().strip_prefix("landing/").unwrap_or(record.key());
+        let warnings = warnings_of(record);
+        let status = if record.status == "SUCCEEDED" && !warnings.is_empty() {
+            lakestar::load::SUCCEEDED_WITH_WARNINGS.to_string()
+        } else {
+            record.status.to_string()
+        };
         println!(
-            "{file:<width$} {:<12} {:<10} {rows:>7} {valid:>7} {quarantined:>7}  {:<run_width$}  {}",
+            "{file:<width$} {:<12} {status:<23} {rows:>7} {valid:>7} {quarantined:>7}  {:<run_width$}  {}",
             record.dataset(),
-            record.status,
             record.name,
             if tables.is_empty() { "-".to_string() } else { tables.join("; ") }
         );
         if let Some(drift) = drift_of(record) {
             println!("    {drift}");
+        }
+        for warning in &warnings {
+            println!("    warning: {warning}");
         }
         if record.is_redrivable() {
             failed += 1;
