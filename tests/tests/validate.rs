@@ -209,6 +209,68 @@ async fn the_quality_gate_fails_with_the_ratio_and_top_rules() {
     assert!(!output.processed.is_empty(), "processed is still written when the gate fails");
 }
 
+/// The customers' quality section with DQDL rulesets.
+fn with_dqdl(dqdl: &str, warn: &str) -> Contract {
+    let text = common::RETAIL_CONTRACT.replacen(
+        "max_reject_ratio = 0.5\nmin_rows = 1",
+        &format!(
+            "max_reject_ratio = 0.7\nmin_rows = 1\ndqdl = \"\"\"\n{dqdl}\n\"\"\"\ndqdl_warn = \"\"\"\n{warn}\n\"\"\"\n"
+        ),
+        1,
+    );
+    Contract::parse("pipeline.toml", &text).expect("valid")
+}
+
+#[tokio::test]
+async fn dqdl_rules_quarantine_with_the_rule_fail_the_gate_and_warn() {
+    let lake = TestLake::start().await;
+    let contract = with_dqdl(
+        "Rules = [\n  ColumnValues \"city\" != \"London\",\n  RowCount > 100\n]",
+        "Rules = [ ColumnValues \"segment\" = \"consumer\" with threshold > 0.9 ]",
+    );
+    let (ingested, output) = run_example(&lake, &contract, "customers", "2024-01-01/customers.csv").await;
+    // C1010 lives in London: quarantined by the rule as written; the ghost row has both reasons.
+    let rejected = quarantined(&lake, &output).await;
+    assert!(rejected.contains(&(11, r#"ColumnValues "city" != "London""#.to_string())), "{rejected:?}");
+    assert!(
+        rejected.contains(&(12, r#"customer_id:required; ColumnValues "city" != "London""#.to_string())),
+        "{rejected:?}"
+    );
+    assert_eq!((output.received, output.valid, output.rejected), (12, 5, 7));
+    assert_eq!(ingested.rows, output.valid + output.rejected);
+    assert_eq!(output.rejects_per_rule.get(r#"ColumnValues "city" != "London""#), Some(&2));
+    // The dataset rule fails the gate, naming itself and what it measured on the kept rows.
+    assert_eq!(output.gate, "fail");
+    assert!(output.cause.contains("rule `RowCount > 100` (line 3 of quality.dqdl) failed: rows 5"), "{}", output.cause);
+    let outcomes: Vec<(&str, &str)> =
+        output.rules.iter().map(|outcome| (outcome.rule.as_str(), outcome.outcome.as_str())).collect();
+    assert_eq!(
+        outcomes,
+        [
+            (r#"ColumnValues "city" != "London""#, "quarantined"),
+            ("RowCount > 100", "failed"),
+            (r#"ColumnValues "segment" = "consumer" with threshold > 0.9"#, "failed"),
+        ]
+    );
+    assert_eq!(output.warnings.len(), 1, "{:?}", output.warnings);
+    assert!(output.warnings[0].starts_with(r#"ColumnValues "segment" = "consumer" with threshold > 0.9: "#));
+
+    // The rule moved to the warnings: evaluating the gate again passes, and the rule warns.
+    let moved = with_dqdl(
+        "Rules = [\n  ColumnValues \"city\" != \"London\"\n]",
+        "Rules = [ ColumnValues \"segment\" = \"consumer\" with threshold > 0.9, RowCount > 100 ]",
+    );
+    let key = "landing/2024-01-01/customers.csv";
+    let run = run_for("customers", key, example_file("2024-01-01/customers.csv").len());
+    let again = lakestar::validate::enforce_gate(&moved, &run, &output).expect("the gate passes");
+    assert_eq!(again.gate, "pass");
+    assert_eq!(again.warnings.len(), 2, "{:?}", again.warnings);
+    assert!(again.warnings.iter().any(|warning| warning == "RowCount > 100: rows 5"), "{:?}", again.warnings);
+    // And with the original contract it fails again, naming the rule.
+    let error = lakestar::validate::enforce_gate(&contract, &run, &output).expect_err("the gate fails");
+    assert!(error.to_string().contains("RowCount > 100"), "{error}");
+}
+
 #[tokio::test]
 async fn validating_twice_gives_the_same_keys_and_bytes() {
     let lake = TestLake::start().await;
@@ -358,4 +420,194 @@ async fn a_fixed_quarantine_csv_dropped_back_into_landing_is_validated_again() {
     assert_eq!(ids, ["C1002", "C1006"], "the fixed row and the one that was only a duplicate");
     let reasons: Vec<String> = quarantined(&lake, &second).await.into_iter().map(|(_, reason)| reason).collect();
     assert_eq!(reasons, ["date_of_birth:type(date %d/%m/%Y)", "segment:allowed", "customer_id:required"]);
+}
+
+const DQDL_CONTRACT: &str = r#"
+[datasets.things]
+match = ["landing/**"]
+[datasets.things.table]
+name = "dim_thing"
+kind = "dimension"
+natural_key = ["id"]
+[[datasets.things.columns]]
+name = "id"
+type = "integer"
+[[datasets.things.columns]]
+name = "name"
+[[datasets.things.columns]]
+name = "country"
+[[datasets.things.columns]]
+name = "amount"
+type = "decimal(10,2)"
+[[datasets.things.columns]]
+name = "qty"
+type = "integer"
+[[datasets.things.columns]]
+name = "sold_on"
+type = "date"
+[[datasets.things.columns]]
+name = "code"
+[datasets.things.quality]
+max_reject_ratio = 1.0
+"#;
+
+/// A generated row: each value present or missing.
+#[derive(Debug, Clone)]
+struct Thing {
+    name: Option<String>,
+    country: Option<&'static str>,
+    amount: Option<(i32, u8)>,
+    qty: Option<i32>,
+    day: Option<u8>,
+    code: Option<&'static str>,
+}
+
+fn thing_strategy() -> impl Strategy<Value = Thing> {
+    (
+        proptest::option::weighted(0.85, "[a-f]{1,8}"),
+        proptest::option::weighted(0.9, proptest::sample::select(vec!["UK", "US", "FR", "DE"])),
+        proptest::option::weighted(0.9, (-5i32..40, proptest::sample::select(vec![0u8, 0, 50, 99]))),
+        proptest::option::weighted(0.9, -5i32..40),
+        proptest::option::weighted(0.9, 1u8..29),
+        proptest::option::weighted(0.9, proptest::sample::select(vec!["12", "-3", "ab", "x1", "007", "99999"])),
+    )
+        .prop_map(|(name, country, amount, qty, day, code)| Thing { name, country, amount, qty, day, code })
+}
+
+/// Each rule, and the SQL condition under which DuckDB says a row fails it: written from
+/// DQDL's definitions, independently of Lakestar's evaluator.
+fn rules_and_duckdb(k: i32, low: i32, high: i32, d: u8) -> Vec<(String, String)> {
+    let date = format!("2024-01-{d:02}");
+    vec![
+        (r#"IsComplete "name""#.to_string(), "name IS NULL".to_string()),
+        (format!(r#"ColumnValues "amount" > {k}"#), format!("NOT coalesce(amount > {k}, false)")),
+        (
+            format!(r#"ColumnValues "amount" between {low} and {high}"#),
+            format!("NOT coalesce(amount > {low} AND amount < {high}, false)"),
+        ),
+        (
+            r#"ColumnValues "country" in ["UK", "US"]"#.to_string(),
+            "NOT coalesce(country IN ('UK', 'US'), false)".to_string(),
+        ),
+        (r#"ColumnValues "country" not in ["FR", NULL]"#.to_string(), "country IS NULL OR country = 'FR'".to_string()),
+        (
+            format!(r#"ColumnValues "qty" <= {k} where "country = 'UK'""#),
+            format!("country = 'UK' AND NOT coalesce(qty <= {k}, false)"),
+        ),
+        (
+            r#"ColumnLength "name" between 2 and 6"#.to_string(),
+            "NOT coalesce(length(name) > 2 AND length(name) < 6, false)".to_string(),
+        ),
+        (format!(r#"ColumnValues "sold_on" >= "{date}""#), format!("NOT coalesce(sold_on >= DATE '{date}', false)")),
+        (
+            r#"ColumnValues "name" matches "[a-c].*""#.to_string(),
+            "NOT coalesce(regexp_full_match(name, '[a-c].*'), false)".to_string(),
+        ),
+        (
+            format!(r#"CustomSql "select id from primary where qty > {k} or country is null""#),
+            format!("NOT coalesce(qty > {k} OR country IS NULL, false)"),
+        ),
+        (
+            format!(r#"(IsComplete "code") or (ColumnValues "qty" > {low})"#),
+            format!("code IS NULL AND NOT coalesce(qty > {low}, false)"),
+        ),
+        (
+            format!(r#"(ColumnValues "amount" <= {high}) and (ColumnValues "country" != "DE")"#),
+            format!("NOT coalesce(amount <= {high}, false) OR country IS NOT DISTINCT FROM 'DE'"),
+        ),
+        (
+            r#"ColumnDataType "code" = "INTEGER""#.to_string(),
+            "code IS NOT NULL AND TRY_CAST(code AS BIGINT) IS NULL".to_string(),
+        ),
+        (
+            format!(r#"ColumnValues "amount" >= {low} where "qty between {low} and {high} and name like '%a%'""#),
+            format!("(qty BETWEEN {low} AND {high} AND name LIKE '%a%') AND NOT coalesce(amount >= {low}, false)"),
+        ),
+    ]
+}
+
+/// The ids DuckDB finds failing each condition, over the CSV.
+fn duckdb_failures(csv: &std::path::Path, conditions: &[String]) -> Vec<Vec<i64>> {
+    let script = r#"
+import duckdb, json, sys
+path, conditions = sys.argv[1], json.loads(sys.argv[2])
+db = duckdb.connect()
+db.execute(f"""CREATE TABLE t AS SELECT CAST(id AS BIGINT) id, name, country, CAST(amount AS DECIMAL(10,2)) amount,
+    CAST(qty AS BIGINT) qty, CAST(sold_on AS DATE) sold_on, code FROM read_csv('{path}', all_varchar = true, header = true)""")
+print(json.dumps([[row[0] for row in db.execute(f"SELECT id FROM t WHERE {c} ORDER BY id").fetchall()] for c in conditions]))
+"#;
+    let output = std::process::Command::new("python3")
+        .args(["-c", script, &csv.display().to_string(), &serde_json::to_string(conditions).expect("JSON")])
+        .output()
+        .expect("python3 runs (DuckDB is installed by .ci/run)");
+    assert!(output.status.success(), "DuckDB: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("DuckDB's answer")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// On random data, the rows each row-level DQDL rule quarantines are exactly those an
+    /// independent evaluation of the same rule in DuckDB SQL finds failing.
+    #[test]
+    fn row_level_dqdl_rules_quarantine_what_duckdb_says_fails(
+        things in proptest::collection::vec(thing_strategy(), 1..80),
+        // Narrow ranges: values often equal the bounds, where `>` and `>=` differ.
+        k in -5i32..40,
+        low in -5i32..20,
+        span in 1i32..30,
+        d in 1u8..29,
+    ) {
+        let high = low + span;
+        let rules = rules_and_duckdb(k, low, high, d);
+        let ruleset = format!(
+            "Rules = [\n{}\n]",
+            rules.iter().map(|(rule, _)| format!("  {rule}")).collect::<Vec<_>>().join(",\n")
+        );
+        let text = format!("{DQDL_CONTRACT}dqdl = '''\n{ruleset}\n'''\n");
+        let contract = Contract::parse("things.toml", &text).unwrap_or_else(|error| panic!("{error}"));
+        let mut csv = String::from("id,name,country,amount,qty,sold_on,code\n");
+        for (id, thing) in things.iter().enumerate() {
+            let amount = thing.amount.map(|(units, cents)| {
+                let sign = if units < 0 { "-" } else { "" };
+                format!("{sign}{}.{cents:02}", units.abs())
+            });
+            csv.push_str(&format!(
+                "{id},{},{},{},{},{},{}\n",
+                thing.name.clone().unwrap_or_default(),
+                thing.country.unwrap_or_default(),
+                amount.unwrap_or_default(),
+                thing.qty.map(|qty| qty.to_string()).unwrap_or_default(),
+                thing.day.map(|day| format!("2024-01-{day:02}")).unwrap_or_default(),
+                thing.code.unwrap_or_default(),
+            ));
+        }
+        let folder = tempfile::tempdir().expect("a folder");
+        let path = folder.path().join("things.csv");
+        std::fs::write(&path, &csv).expect("the CSV");
+        let conditions: Vec<String> = rules.iter().map(|(_, condition)| condition.clone()).collect();
+        let expected = duckdb_failures(&path, &conditions);
+
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let lake = TestLake::start().await;
+            let (_, output) = run_both(&lake, &contract, "things", "landing/things.csv", csv.as_bytes()).await;
+            prop_assert_eq!(output.received, things.len() as u64);
+            prop_assert_eq!(output.received, output.valid + output.rejected);
+            let reasons = quarantined(&lake, &output).await;
+            for ((rule, condition), wanted) in rules.iter().zip(&expected) {
+                // The header is line 1: id n is on line n + 2.
+                let found: Vec<i64> = reasons
+                    .iter()
+                    .filter(|(_, reasons)| reasons.split("; ").any(|reason| reason == rule))
+                    .map(|(line, _)| line - 2)
+                    .collect();
+                prop_assert_eq!(&found, wanted, "{} (DuckDB: {})", rule, condition);
+            }
+            // A row is kept exactly when DuckDB finds it failing none of the rules.
+            let failing: std::collections::BTreeSet<i64> = expected.iter().flatten().copied().collect();
+            prop_assert_eq!(output.rejected, failing.len() as u64);
+            Ok(())
+        })?;
+    }
 }

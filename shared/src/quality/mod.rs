@@ -741,8 +741,19 @@ impl RowCheck {
         {
             return None;
         }
+        // A value the column's type could not read is missing from the typed row, and its
+        // row is quarantined by its type check already: a rule does not judge it again.
+        let unreadable = |column: usize| row.value(column, index).is_null() && row.text(column, index).is_some();
+        match &self.test {
+            RowTest::Values(column, _) | RowTest::Length(column, _) | RowTest::Fresh(column, _)
+                if unreadable(*column) =>
+            {
+                return None;
+            }
+            _ => {}
+        }
         Some(match &self.test {
-            RowTest::Complete(column) => !row.value(*column, index).is_null(),
+            RowTest::Complete(column) => !row.value(*column, index).is_null() || row.text(*column, index).is_some(),
             RowTest::Values(column, cond) => {
                 let value = row.value(*column, index);
                 let text = match &value {

@@ -352,3 +352,16 @@ fn aws_documentation_examples_evaluate_as_documented() {
     );
     assert!(evaluated.outcomes.iter().all(|outcome| outcome.outcome == PASSED), "{:?}", evaluated.outcomes);
 }
+
+#[test]
+fn a_value_its_type_cannot_read_is_left_to_its_type_check() {
+    let rows = [["1", "UK", "abc", "yesterday", "a"], ["2", "UK", "3.00", "2024-06-02T00:00:00Z", "b"]];
+    let evaluated = evaluate_rows(
+        r#"Rules = [ ColumnValues "amount" > 5, DataFreshness "placed" <= 1 days, IsComplete "amount" ]"#,
+        "",
+        &rows,
+    );
+    // Row 1's amount and time are unreadable (their type checks quarantine it): no rule judges
+    // them, and the amount is present as written. Row 2's amount is below 5.
+    assert_eq!(evaluated.reasons, ["", r#"ColumnValues "amount" > 5"#]);
+}
