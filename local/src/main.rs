@@ -13,6 +13,7 @@ mod advice;
 mod check_api;
 mod dry_run;
 mod infer;
+mod quality;
 mod run;
 mod scan;
 
@@ -60,6 +61,15 @@ enum Command {
     },
     /// Lists the executions under the home, with their status.
     Executions {
+        /// The stack's home.
+        #[arg(long, default_value = ".lakestar")]
+        home: PathBuf,
+    },
+    /// Prints each run's quality, oldest first: rows, valid rows, reject ratio, the DQDL rules
+    /// that failed (or quarantined rows) and warned, and schema drift.
+    Quality {
+        /// Only this dataset's runs.
+        dataset: Option<String>,
         /// The stack's home.
         #[arg(long, default_value = ".lakestar")]
         home: PathBuf,
@@ -163,6 +173,7 @@ fn main() -> ExitCode {
         Command::Watch { dir, stack, max_runs } => report(run::watch(&stack, &dir, max_runs)),
         Command::Executions { home } => report(run::executions(&home)),
         Command::History { run, home } => report(run::history(&home, &run)),
+        Command::Quality { dataset, home } => report(quality::quality(&home, dataset.as_deref())),
         Command::Redrive { runs, all_failed, stack } => {
             if runs.is_empty() && !all_failed {
                 eprintln!("error: name the runs to re-drive, or give --all-failed");

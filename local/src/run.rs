@@ -51,7 +51,7 @@ impl StackArgs {
     }
 }
 
-fn home_flag(home: &Path) -> String {
+pub fn home_flag(home: &Path) -> String {
     if home == Path::new(DEFAULT_HOME) { String::new() } else { format!(" --home {}", home.display()) }
 }
 

@@ -665,3 +665,75 @@ fn the_sources_example_extracts_a_table_and_an_api_in_one_run() {
         ])
         .status();
 }
+
+/// Issue 26: `lakestar quality` after the retail example, and the warehouse query
+/// docs/quality.md documents, answering the same per run.
+#[test]
+fn quality_over_time_is_printed_and_the_documented_query_answers_the_same() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/retail");
+    let home = tempfile::tempdir().expect("home");
+    let home_text = home.path().to_string_lossy().into_owned();
+    let (code, stdout, stderr) = lakestar(&["run", &example.to_string_lossy(), "--home", &home_text]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // The run summary names the warning under each sales run.
+    assert!(stdout.contains("SUCCEEDED_WITH_WARNINGS"), "{stdout}");
+    assert!(
+        stdout.contains("warning: ColumnValues \"channel\" = \"store\" with threshold > 0.9: 7 of 11 row(s) passed"),
+        "{stdout}"
+    );
+
+    let (code, table, stderr) = lakestar(&["quality", "--home", &home_text]);
+    assert_eq!(code, 0, "{table}{stderr}");
+    // (run, status, rows, valid, failed, warned, drift) of each run, from the printed table.
+    let printed: Vec<(String, String, String, String, String, String, String)> = table
+        .lines()
+        .skip(1)
+        .filter(|line| !line.starts_with("    "))
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let at = |index: usize| fields[index].to_string();
+            (at(3), at(4), at(5), at(6), at(8), at(9), at(10))
+        })
+        .collect();
+    assert_eq!(printed.len(), 9, "{table}");
+    let sales: Vec<_> = printed.iter().filter(|row| row.0.starts_with("sales-")).collect();
+    assert_eq!(sales.len(), 2, "{table}");
+    for row in &sales {
+        assert_eq!((row.1.as_str(), row.5.as_str()), ("SUCCEEDED_WITH_WARNINGS", "1"), "{table}");
+    }
+    assert!(table.contains("    warned: ColumnValues \"channel\" = \"store\" with threshold > 0.9"), "{table}");
+    assert!(table.contains("    drift: columns the contract does not know: tags"), "{table}");
+    let (_, only_sales, _) = lakestar(&["quality", "sales", "--home", &home_text]);
+    assert_eq!(only_sales.lines().filter(|line| line.contains(" sales ")).count(), 2, "{only_sales}");
+
+    // The documented query, as written in docs/quality.md.
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/quality.md")).expect("docs");
+    let after = docs.split("<!-- quality-over-time -->").nth(1).expect("the marked query");
+    let query = after.split("```sql").nth(1).and_then(|rest| rest.split("```").next()).expect("a sql block");
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\nfor row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]): print('|'.join(str(v) for v in row))",
+        ])
+        .arg(home.path().join("warehouse.db"))
+        .arg(query)
+        .output()
+        .expect("python3 runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let answered: Vec<(String, String, String, String, String, String)> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split('|').collect();
+            let number = |index: usize| fields[index].trim_end_matches(".0").to_string();
+            (fields[0].to_string(), number(3), number(4), number(6), number(7), number(8))
+        })
+        .collect();
+    let mut from_table: Vec<_> = printed
+        .iter()
+        .map(|row| (row.0.clone(), row.2.clone(), row.3.clone(), row.4.clone(), row.5.clone(), row.6.clone()))
+        .collect();
+    let mut answered_sorted = answered.clone();
+    from_table.sort();
+    answered_sorted.sort();
+    assert_eq!(answered_sorted, from_table);
+}

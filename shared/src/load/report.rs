@@ -34,6 +34,9 @@ pub struct QualityReport {
     pub dataset: String,
     /// The landed object.
     pub source_key: String,
+    /// When it landed (the run's time).
+    #[serde(default)]
+    pub landed_at: Option<chrono::DateTime<chrono::Utc>>,
     /// `loaded`, or `gate_failed` when the quality gate stopped the run.
     #[serde(default)]
     pub outcome: String,
@@ -79,6 +82,7 @@ impl QualityReport {
             run: run.id.clone(),
             dataset: run.dataset.clone(),
             source_key: run.key.clone(),
+            landed_at: Some(run.time),
             outcome: outcome.to_string(),
             gate_cause: validated.cause.clone(),
             received: validated.received,

@@ -1,0 +1,107 @@
+//! `lakestar quality [dataset]`: each run's quality over time, from the quality reports in
+//! the lake (`curated/_quality/<dataset>/run=<run>.json`), oldest first.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use lakestar::load::QualityReport;
+use lakestar::quality::{FAILED, PASSED, QUARANTINED, Severity};
+
+use crate::run::home_flag;
+
+/// The reports of a dataset (or of every dataset), in the order their files landed.
+pub fn reports(home: &Path, dataset: Option<&str>) -> anyhow::Result<Vec<QualityReport>> {
+    let root = home.join("s3").join(lakestar_local::stack::BUCKET).join("curated/_quality");
+    let mut reports = Vec::new();
+    let Ok(folders) = std::fs::read_dir(&root) else { return Ok(reports) };
+    for folder in folders {
+        let folder = folder.with_context(|| format!("reading {}", root.display()))?;
+        let name = folder.file_name().to_string_lossy().into_owned();
+        // `_deliveries` and other folders of the lake's own start with `_`.
+        if name.starts_with('_') || dataset.is_some_and(|wanted| wanted != name) || !folder.path().is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(folder.path()).with_context(|| format!("reading {}", folder.path().display()))? {
+            let path = file?.path();
+            if path.extension().is_none_or(|extension| extension != "json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let report: QualityReport =
+                serde_json::from_str(&text).with_context(|| format!("{} is not a quality report", path.display()))?;
+            reports.push(report);
+        }
+    }
+    reports.sort_by(|a, b| a.landed_at.cmp(&b.landed_at).then_with(|| a.run.cmp(&b.run)));
+    Ok(reports)
+}
+
+/// `lakestar quality [dataset] --home DIR`.
+pub fn quality(home: &Path, dataset: Option<&str>) -> anyhow::Result<ExitCode> {
+    let reports = reports(home, dataset)?;
+    if reports.is_empty() {
+        let which = dataset.map_or(String::new(), |dataset| format!(" of dataset `{dataset}`"));
+        println!(
+            "No quality reports{which} under {}: `lakestar run <dir>{}` writes one per run.",
+            home.display(),
+            home_flag(home)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let run_width = reports.iter().map(|report| report.run.len()).max().unwrap_or(3);
+    println!(
+        "{:<20} {:<12} {:<run_width$} {:<23} {:>8} {:>8} {:>7} {:>6} {:>6} {:>5}",
+        "landed", "dataset", "run", "status", "rows", "valid", "reject%", "failed", "warned", "drift"
+    );
+    for report in &reports {
+        let failed: Vec<&str> = report
+            .rules
+            .iter()
+            .filter(|rule| rule.severity == Severity::Fail && rule.outcome == FAILED)
+            .map(|rule| rule.rule.as_str())
+            .collect();
+        let quarantining: Vec<String> = report
+            .rules
+            .iter()
+            .filter(|rule| rule.outcome == QUARANTINED)
+            .map(|rule| format!("{} ({} rows)", rule.rule, rule.rows_failed))
+            .collect();
+        let warned: Vec<&str> = report
+            .rules
+            .iter()
+            .filter(|rule| rule.severity == Severity::Warn && rule.outcome != PASSED)
+            .map(|rule| rule.rule.as_str())
+            .collect();
+        let landed =
+            report.landed_at.map_or_else(|| "-".to_string(), |time| time.format("%Y-%m-%d %H:%M:%S").to_string());
+        println!(
+            "{landed:<20} {:<12} {:<run_width$} {:<23} {:>8} {:>8} {:>7.1} {:>6} {:>6} {:>5}",
+            report.dataset,
+            report.run,
+            if report.status.is_empty() { "-" } else { &report.status },
+            report.received,
+            report.valid,
+            report.reject_ratio * 100.0,
+            failed.len(),
+            warned.len(),
+            report.drift.added.len() + report.drift.missing.len(),
+        );
+        for rule in &failed {
+            println!("    failed: {rule}");
+        }
+        for rule in &quarantining {
+            println!("    quarantined rows: {rule}");
+        }
+        for rule in &warned {
+            println!("    warned: {rule}");
+        }
+        if !report.drift.added.is_empty() {
+            println!("    drift: columns the contract does not know: {}", report.drift.added.join(", "));
+        }
+        if !report.drift.missing.is_empty() {
+            println!("    drift: contract columns the file lacks: {}", report.drift.missing.join(", "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
