@@ -878,3 +878,58 @@ async fn a_rotated_database_password_is_read_again_and_the_load_goes_on() {
     assert_eq!(versions, [vec![Some("9".to_string())]], "both deliveries loaded");
     database.drop_database(check).await;
 }
+
+/// Issue 26: a warehouse check of the contract's runs inside the load's transaction; one that
+/// counts offending rows rolls the whole load back and fails naming the check and the count;
+/// the same rows load once the check holds.
+async fn warehouse_check_cases(warehouse: Warehouse) {
+    let mut pipeline = Pipeline::new(warehouse).await;
+    let checked = |sql: &str| {
+        let text = common::RETAIL_CONTRACT.replacen(
+            "[[datasets.sales.rules]]",
+            &format!(
+                "[[datasets.sales.quality.warehouse]]\nname = \"no_bulk_lines\"\nsql = \"{sql}\"\n\n[[datasets.sales.rules]]"
+            ),
+            1,
+        );
+        Contract::parse("pipeline.toml", &text).expect("valid")
+    };
+    pipeline.contract = checked("SELECT count(*) FROM fact_sales WHERE quantity > 2");
+    let sales = "order_id,line_no,sale_date,ship_date,customer_id,sku,store_id,qty,unit_price,card_number,channel\n\
+                 O00001,1,2024-01-02,2024-01-02,C1001,P001,S01,2,1.85,,store\n\
+                 O00002,1,2024-01-04,2024-01-04,C1001,P001,S01,3,1.85,,store\n\
+                 O00003,1,2024-01-04,2024-01-05,C1099,P001,S01,5,2.50,,web\n";
+    let state = pipeline.prepare("sales", "landing/d4/sales.csv", sales.as_bytes(), "2024-01-04T02:00:00Z").await;
+    let error = pipeline.try_load(&state).await.expect_err("the check fails");
+    assert_eq!(error.error_type, "QualityGateFailed");
+    assert!(
+        error.error_message.contains(
+            "the warehouse check `no_bulk_lines` counted 2 offending row(s) after the load, which was rolled back"
+        ),
+        "{}",
+        error.error_message
+    );
+    // Nothing of the load stayed: no facts, no inferred members, no audit row.
+    let w = &pipeline.warehouse;
+    assert_eq!(query_text(w, "SELECT CAST(COUNT(*) AS TEXT) FROM fact_sales").await, [[text("0")]]);
+    assert_eq!(query_text(w, "SELECT CAST(COUNT(*) AS TEXT) FROM dim_customer").await, [[text("0")]]);
+    assert_eq!(query_text(w, "SELECT CAST(COUNT(*) AS TEXT) FROM load_audit").await, [[text("0")]]);
+
+    // The check fixed, a re-drive of the load loads the run.
+    pipeline.contract = checked("SELECT count(*) FROM fact_sales WHERE quantity > 1000");
+    let loaded = pipeline.load(&state).await;
+    assert_eq!(loaded.tables["fact_sales"].inserted, 3);
+}
+
+#[tokio::test]
+async fn postgres_a_failing_warehouse_check_rolls_the_load_back() {
+    let (database, warehouse) = postgres().await;
+    warehouse_check_cases(warehouse.clone()).await;
+    database.drop_database(warehouse).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_failing_warehouse_check_rolls_the_load_back() {
+    let dir = tempfile::tempdir().expect("folder");
+    warehouse_check_cases(sqlite(&dir).await).await;
+}

@@ -609,11 +609,32 @@ pub struct QualityConfig {
     /// rejecting a row or failing the run.
     #[serde(default)]
     pub dqdl_warn: Option<Spanned<String>>,
+    /// Checks against the warehouse after the load, inside its transaction: each query counts
+    /// offending rows; a count above zero rolls the load back and fails the run.
+    #[serde(default)]
+    pub warehouse: Vec<WarehouseCheckConfig>,
+}
+
+/// A check of the warehouse after a load.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarehouseCheckConfig {
+    /// The check's name, in the failure's cause.
+    pub name: String,
+    /// A `SELECT` returning one number, the offending rows: `SELECT count(*) FROM fact_sales
+    /// WHERE quantity * unit_price > 100000`. It sees the load's rows.
+    pub sql: String,
 }
 
 impl Default for QualityConfig {
     fn default() -> Self {
-        QualityConfig { max_reject_ratio: default_max_reject_ratio(), min_rows: 0, dqdl: None, dqdl_warn: None }
+        QualityConfig {
+            max_reject_ratio: default_max_reject_ratio(),
+            min_rows: 0,
+            dqdl: None,
+            dqdl_warn: None,
+            warehouse: Vec::new(),
+        }
     }
 }
 

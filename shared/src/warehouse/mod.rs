@@ -135,6 +135,23 @@ impl Warehouse {
             tables.insert("dim_date".to_string(), calendar);
         }
         marts::refresh_marts(&mut tx, contract, &dataset.table.name).await?;
+        // The contract's warehouse checks see the load's rows; one that counts offending rows
+        // rolls it all back (the transaction is dropped uncommitted).
+        for check in &dataset.config.quality.warehouse {
+            let sql = check.sql.trim().trim_end_matches(';');
+            let what = format!("the warehouse check `{}`", check.name);
+            let offending = tx.fetch_count(&what, format!("SELECT CAST(({sql}) AS TEXT)")).await?;
+            if offending != 0 {
+                tracing::warn!(run = %run.id, check = %check.name, offending, "Warehouse check failed; the load is rolled back.");
+                return Err(Error::QualityGateFailed {
+                    run: run.id.clone(),
+                    cause: format!(
+                        "{} ({}): the warehouse check `{}` counted {offending} offending row(s) after the load, which was rolled back; fix the data and process the file again, or fix the check and re-drive the load",
+                        run.id, run.key, check.name
+                    ),
+                });
+            }
+        }
         let metrics = metrics(&tables);
         audit::record(&mut tx, run, &tables, &metrics, started).await?;
         tx.commit().await?;

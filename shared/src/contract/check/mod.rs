@@ -201,6 +201,21 @@ impl Checker<'_> {
             );
         }
 
+        for (index, check) in config.quality.warehouse.iter().enumerate() {
+            let field = format!("{path}.quality.warehouse[{index}]");
+            if !is_identifier(&check.name) {
+                self.problem(&span, format!("{field}.name"), "a check's name must be a lower-case identifier");
+            }
+            let sql = check.sql.trim().trim_end_matches(';');
+            let first = sql.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+            if !(first == "select" || first == "with") || sql.contains(';') {
+                self.problem(
+                    &span,
+                    format!("{field}.sql"),
+                    "one SELECT (or WITH … SELECT) returning the number of offending rows, e.g. `SELECT count(*) FROM fact_sales WHERE quantity > 1000`",
+                );
+            }
+        }
         let dataset = Dataset { name: name.to_string(), columns, table, rules, delimiter, encoding, config, matcher };
         let rulesets = [
             ("dqdl", &dataset.config.quality.dqdl, crate::quality::Severity::Fail),
