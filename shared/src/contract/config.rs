@@ -588,6 +588,24 @@ pub struct ReferenceConfig {
     pub dimension: String,
     /// The fact's columns holding the dimension's natural key, in the key's order.
     pub columns: Vec<String>,
+    /// What a fact naming a key the dimension lacks does: `infer` (default) adds an inferred
+    /// member its real row completes later; `fail` rolls the load back and fails the run
+    /// naming the dimension and how many keys it lacks.
+    #[serde(default)]
+    pub on_missing: OnMissing,
+}
+
+/// What a fact naming a key its dimension lacks does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnMissing {
+    /// An inferred member is added.
+    #[default]
+    Infer,
+    /// The load is rolled back and the run fails.
+    Fail,
+    /// The fact is quarantined (not evaluated yet: refused by the contract's checks).
+    Quarantine,
 }
 
 /// Thresholds that fail a run at the quality gate.

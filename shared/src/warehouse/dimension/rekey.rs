@@ -91,6 +91,8 @@ async fn rekey_table(
         natural_key: natural_key.clone(),
         natural_key_definitions: definitions.clone(),
         fact_columns: Vec::new(),
+        on_missing: reference.on_missing,
+        named_columns: reference.columns.clone(),
     };
     // The versions of the changed keys, as they are now.
     let index = dimension_index(tx, &dimension_reference, Some(changed)).await?;

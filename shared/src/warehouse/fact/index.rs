@@ -50,6 +50,10 @@ pub(crate) struct Reference {
     /// The natural key columns with their SQL types, for staging named keys.
     pub(crate) natural_key_definitions: Vec<String>,
     pub(crate) fact_columns: Vec<String>,
+    /// What a key the dimension lacks does.
+    pub(crate) on_missing: crate::contract::OnMissing,
+    /// The fact's columns as the contract names them, for messages.
+    pub(crate) named_columns: Vec<String>,
 }
 
 /// Natural-key texts.

@@ -175,6 +175,8 @@ fn references(dataset: &Dataset, contract: &Contract, dialect: ddl::Dialect) -> 
                 .iter()
                 .map(|name| dataset.column(name).map_or(name.clone(), |column| column.target_name().to_string()))
                 .collect(),
+            on_missing: reference.on_missing,
+            named_columns: reference.columns.clone(),
         });
     }
     references.sort_by(|a, b| a.table.cmp(&b.table));
@@ -209,6 +211,17 @@ async fn resolve_dimensions(
     let mut inferred = BTreeMap::new();
     for ((reference, index), missing) in references.iter().zip(indexes.iter_mut()).zip(missing) {
         let added = missing.len() as u64;
+        if added > 0 && reference.on_missing == crate::contract::OnMissing::Fail {
+            // Counts only: natural keys can be personal data.
+            return Err(crate::Error::QualityGateFailed {
+                run: run_id.to_string(),
+                cause: format!(
+                    "{run_id}: the facts name {added} {} value(s) that {} lacks (on_missing = \"fail\"); the load was rolled back. Load the dimension's file first and re-drive the load, or set on_missing = \"infer\"",
+                    reference.named_columns.join(", "),
+                    reference.table.trim_matches('"'),
+                ),
+            });
+        }
         if added > 0 {
             add_inferred(tx, reference, index, missing, run_id).await?;
             tracing::info!(run = %run_id, dimension = %reference.table, inferred = added, "Added inferred members.");
