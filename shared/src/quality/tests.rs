@@ -322,6 +322,7 @@ fn mistakes_against_the_dataset_are_named_at_their_rule() {
         (r#"ReferentialIntegrity "id" "other.id" = 1.0"#, "does not evaluate ReferentialIntegrity yet"),
         (r#"RowCountMatch "previous" >= 0.9"#, "does not evaluate RowCountMatch yet"),
         (r#"Completeness "note" > 0.5 with threshold > 0.5"#, "Completeness's expression is its threshold"),
+        (r#"SchemaMatch "nowhere" = 1.0"#, "compares with the dataset `nowhere`, which the contract lacks"),
     ];
     for (rule, expected) in cases {
         let text = format!(

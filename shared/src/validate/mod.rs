@@ -150,8 +150,22 @@ pub async fn validate(
             ("RowsValid", output.valid as f64, "Count"),
             ("RowsRejected", rejected as f64, "Count"),
             ("QuarantineRatio", ratio, "None"),
+            (
+                "RulesFailed",
+                output
+                    .rules
+                    .iter()
+                    .filter(|rule| rule.severity == Severity::Fail && rule.outcome == quality::FAILED)
+                    .count() as f64,
+                "Count",
+            ),
+            ("RulesWarned", output.warnings.len() as f64, "Count"),
         ],
     );
+    // Rules are the contract's text, never data: they are logged by name.
+    for outcome in output.rules.iter().filter(|rule| rule.outcome != quality::PASSED) {
+        tracing::warn!(run = %run.id, dataset = %run.dataset, rule = %outcome.rule, severity = ?outcome.severity, outcome = %outcome.outcome, rows_failed = outcome.rows_failed, "DQDL rule did not pass.");
+    }
     tracing::info!(
         run = %run.id,
         received,

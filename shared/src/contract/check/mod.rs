@@ -238,12 +238,7 @@ impl Checker<'_> {
         severity: crate::quality::Severity,
         dataset: &Dataset,
     ) {
-        let span = dqdl.span();
-        // A multi-line string's first newline, right after its opening quotes, is not part of
-        // its value.
-        let opening = &self.text[span.start.min(self.text.len())..];
-        let skipped = usize::from(opening.starts_with("\"\"\"\n") || opening.starts_with("'''\n"));
-        let first_line = line_of(self.text, span.start) + skipped;
+        let first_line = self.first_line_of(dqdl);
         let mut problem = |line: usize, message: String| {
             self.problems.push(Problem { line: Some(first_line + line - 1), field: field.to_string(), message });
         };
@@ -262,7 +257,49 @@ impl Checker<'_> {
         }
     }
 
+    /// The file's line of a multi-line string's first line: its first newline, right after
+    /// its opening quotes, is not part of its value.
+    fn first_line_of(&self, text: &toml::Spanned<String>) -> usize {
+        let span = text.span();
+        let opening = &self.text[span.start.min(self.text.len())..];
+        let skipped = usize::from(opening.starts_with("\"\"\"\n") || opening.starts_with("'''\n"));
+        line_of(self.text, span.start) + skipped
+    }
+
     fn cross_dataset(&mut self, datasets: &[Dataset]) {
+        // A DQDL SchemaMatch compares with another dataset of the contract.
+        for dataset in datasets {
+            let quality = &dataset.config.quality;
+            for (text, field) in [(&quality.dqdl, "dqdl"), (&quality.dqdl_warn, "dqdl_warn")] {
+                let Some(text) = text else { continue };
+                let Ok(ruleset) = dqdl::parse(text.get_ref()) else { continue };
+                let first_line = self.first_line_of(text);
+                let mut stack: Vec<&dqdl::Rule> = ruleset.rules.iter().collect();
+                while let Some(rule) = stack.pop() {
+                    match rule {
+                        dqdl::Rule::And(parts) | dqdl::Rule::Or(parts) => stack.extend(parts),
+                        dqdl::Rule::Simple(simple) if simple.kind == dqdl::RuleKind::SchemaMatch => {
+                            let reference = simple.parameters.first().map(String::as_str).unwrap_or("");
+                            if !datasets.iter().any(|other| other.name == reference) {
+                                let names: Vec<&str> = datasets.iter().map(|other| other.name.as_str()).collect();
+                                self.problems.push(Problem {
+                                    line: Some(first_line + simple.line - 1),
+                                    field: format!("datasets.{}.quality.{field}", dataset.name),
+                                    message: format!(
+                                        "line {} column {} of the ruleset: `{}` compares with the dataset `{reference}`, which the contract lacks; its datasets are: {}",
+                                        simple.line,
+                                        simple.column,
+                                        simple.text,
+                                        names.join(", ")
+                                    ),
+                                });
+                            }
+                        }
+                        dqdl::Rule::Simple(_) => {}
+                    }
+                }
+            }
+        }
         // Two datasets whose patterns can match one key: the key would match neither.
         for (index, dataset) in datasets.iter().enumerate() {
             for other in &datasets[index + 1..] {
