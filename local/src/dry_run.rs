@@ -153,6 +153,13 @@ fn print(args: &ValidateArgs, report: &FileReport) -> anyhow::Result<()> {
             writeln!(out, "  (values hidden: they may be personal data; --show-values prints them)")?;
         }
     }
+    for outcome in report.rules.iter().filter(|outcome| outcome.outcome != lakestar::quality::PASSED) {
+        let severity = match outcome.severity {
+            lakestar::quality::Severity::Fail => "rule",
+            lakestar::quality::Severity::Warn => "warn rule",
+        };
+        writeln!(out, "  {severity} {} ({}): {}", outcome.rule, outcome.outcome, outcome.message)?;
+    }
     match report.gate.as_str() {
         lakestar::validate::GATE_PASS => writeln!(out, "  quality gate: pass")?,
         _ => writeln!(out, "  quality gate: FAIL: {}", report.cause)?,

@@ -356,6 +356,13 @@ fn validate_checks_a_file_without_loading_it_and_answers_with_the_gate_as_exit_c
     assert!(stdout.contains("dataset sales (csv)") && stdout.contains("11 received, 6 valid, 5 rejected"), "{stdout}");
     assert!(stdout.contains("line 7: quantity:min(1)") && stdout.contains("quality gate: pass"), "{stdout}");
     assert!(!stdout.contains("4111") && !stdout.contains("O0000"), "no values unless asked for: {stdout}");
+    // The example's DQDL warning is reported; the gate still passes.
+    assert!(
+        stdout.contains(
+            "warn rule ColumnValues \"channel\" = \"store\" with threshold > 0.9 (failed): 7 of 11 row(s) passed"
+        ),
+        "{stdout}"
+    );
     assert!(!dir.path().join(".lakestar").exists(), "nothing written");
     // A file with drift: the report names the column; no warning says it again.
     let stores = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/retail/landing/2024-01-01/stores.json");
@@ -369,6 +376,8 @@ fn validate_checks_a_file_without_loading_it_and_answers_with_the_gate_as_exit_c
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON report");
     assert_eq!((report["received"].as_u64(), report["valid"].as_u64()), (Some(11), Some(6)), "{report}");
     assert_eq!(report["rejects_per_rule"]["duplicate"], 1);
+    assert_eq!(report["warnings"].as_array().map(Vec::len), Some(1), "{report}");
+    assert_eq!(report["rules"].as_array().map(Vec::len), Some(4), "{report}");
     let rows = report["rejected_rows"].as_array().expect("rows");
     assert_eq!(rows.len(), 2);
     assert_eq!((rows[0]["line"].as_i64(), rows[0]["reasons"][0].as_str()), (Some(6), Some("ship_after_sale")));

@@ -72,6 +72,12 @@ pub struct FileReport {
     pub cause: String,
     /// The first rejected rows, by line.
     pub rejected_rows: Vec<RejectedRow>,
+    /// Each DQDL rule's outcome on the file.
+    #[serde(default)]
+    pub rules: Vec<crate::quality::RuleOutcome>,
+    /// The `dqdl_warn` rules that did not pass.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One rejected row.
@@ -172,6 +178,8 @@ pub async fn dry_run(
         gate: validated.gate,
         cause: validated.cause,
         rejected_rows,
+        rules: validated.rules,
+        warnings: validated.warnings,
     })
 }
 

@@ -163,14 +163,30 @@ impl Dataset {
         self.columns.iter().find(|column| column.name == name)
     }
 
+    /// The columns as DQDL rules read them.
+    pub fn rule_columns(&self) -> Vec<crate::quality::rules::RuleColumn> {
+        self.columns
+            .iter()
+            .map(|column| crate::quality::rules::RuleColumn {
+                name: column.name.clone(),
+                data_type: column.data_type,
+                format: column.reading.format.clone(),
+                zone: column.reading.zone,
+            })
+            .collect()
+    }
+
     /// The dataset's DQDL rulesets with their severity: `quality.dqdl` fails, `quality.dqdl_warn`
     /// warns.
-    pub fn rulesets(&self) -> Vec<(&str, crate::quality::Severity)> {
+    pub fn rulesets(&self) -> Vec<(&str, crate::quality::rules::Severity)> {
         let quality = &self.config.quality;
-        [(&quality.dqdl, crate::quality::Severity::Fail), (&quality.dqdl_warn, crate::quality::Severity::Warn)]
-            .into_iter()
-            .filter_map(|(text, severity)| text.as_ref().map(|text| (text.get_ref().as_str(), severity)))
-            .collect()
+        [
+            (&quality.dqdl, crate::quality::rules::Severity::Fail),
+            (&quality.dqdl_warn, crate::quality::rules::Severity::Warn),
+        ]
+        .into_iter()
+        .filter_map(|(text, severity)| text.as_ref().map(|text| (text.get_ref().as_str(), severity)))
+        .collect()
     }
 }
 

@@ -5,8 +5,8 @@
 //! Two streaming passes over the run's raw parts: the first reads only the key columns to
 //! find duplicates, the second types, checks and writes batch by batch.
 
-mod dedupe;
-mod plan;
+pub(crate) mod dedupe;
+pub(crate) mod plan;
 mod quarantine;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -218,8 +218,8 @@ impl Checker<'_> {
         }
         let dataset = Dataset { name: name.to_string(), columns, table, rules, delimiter, encoding, config, matcher };
         let rulesets = [
-            ("dqdl", &dataset.config.quality.dqdl, crate::quality::Severity::Fail),
-            ("dqdl_warn", &dataset.config.quality.dqdl_warn, crate::quality::Severity::Warn),
+            ("dqdl", &dataset.config.quality.dqdl, crate::quality::rules::Severity::Fail),
+            ("dqdl_warn", &dataset.config.quality.dqdl_warn, crate::quality::rules::Severity::Warn),
         ];
         for (field, text, severity) in rulesets {
             if let Some(text) = text {
@@ -235,7 +235,7 @@ impl Checker<'_> {
         &mut self,
         field: &str,
         dqdl: &toml::Spanned<String>,
-        severity: crate::quality::Severity,
+        severity: crate::quality::rules::Severity,
         dataset: &Dataset,
     ) {
         let first_line = self.first_line_of(dqdl);
@@ -246,8 +246,8 @@ impl Checker<'_> {
             Ok(ruleset) => ruleset,
             Err(error) => return problem(error.line, error.to_string()),
         };
-        let mut rules = crate::quality::Rules::new(dataset, chrono::Utc::now());
-        if let Err(errors) = rules.add(&ruleset, severity, dataset) {
+        let mut rules = crate::quality::rules::Rules::new(dataset.rule_columns(), chrono::Utc::now());
+        if let Err(errors) = rules.add(&ruleset, severity) {
             for error in errors {
                 problem(
                     error.line,
