@@ -611,3 +611,29 @@ proptest! {
         })?;
     }
 }
+
+/// `RowCountMatch "previous"` compares the run's kept rows with those of the dataset's latest
+/// earlier run, read from its quality report in the lake.
+#[tokio::test]
+async fn row_count_match_compares_with_the_previous_run_s_report() {
+    let lake = TestLake::start().await;
+    let contract = with_dqdl("Rules = [ RowCountMatch \"previous\" >= 0.9 ]", "Rules = [ RowCount > 0 ]");
+    // The first run: nothing earlier to compare with.
+    let (_, first) = run_example(&lake, &contract, "customers", "2024-01-01/customers.csv").await;
+    assert_eq!((first.gate.as_str(), first.rules[0].outcome.as_str()), ("pass", "passed"), "{:?}", first.rules);
+    assert!(first.rules[0].message.contains("no previous run"), "{:?}", first.rules);
+    // Its report, as the load writes it, a day before the next file.
+    let run = run_for("customers", "landing/2024-01-01/customers.csv", 1);
+    let mut report = lakestar::load::QualityReport::new(&run, None, &first, lakestar::load::LOADED);
+    report.landed_at = Some(run.time - chrono::Duration::days(1));
+    report.write(&lake.lake).await.expect("the report");
+    // The next file keeps 4 rows against the first's 6.
+    let (_, second) = run_example(&lake, &contract, "customers", "2024-01-02/customers.csv").await;
+    assert_eq!(second.valid, 4);
+    assert_eq!(second.gate, "fail");
+    assert!(
+        second.cause.contains("rule `RowCountMatch \"previous\" >= 0.9` (line 1 of quality.dqdl) failed: 4 rows against the previous run's 6: ratio 0.666667"),
+        "{}",
+        second.cause
+    );
+}

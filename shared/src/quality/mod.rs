@@ -127,6 +127,8 @@ pub struct Context<'a> {
     pub contract: &'a Contract,
     /// The dataset.
     pub dataset: &'a Dataset,
+    /// The rows the dataset's previous run kept, for RowCountMatch (`None`: no earlier run).
+    pub previous_rows: Option<u64>,
 }
 
 impl Evaluator {
@@ -138,7 +140,7 @@ impl Evaluator {
             .map(|leaf| match leaf {
                 Leaf::Row(_) => Accumulator::None,
                 Leaf::Measure(rule) => match &rule.measure {
-                    Measure::RowCount => Accumulator::Count(0),
+                    Measure::RowCount | Measure::RowCountMatch => Accumulator::Count(0),
                     Measure::Mean(_) | Measure::Sum(_) | Measure::StandardDeviation(_) => {
                         Accumulator::Stats { count: 0, sum: 0.0, mean: 0.0, squares: 0.0 }
                     }
@@ -457,6 +459,17 @@ fn measure_outcome(
     Ok(match (&rule.measure, accumulator) {
         (Measure::RowCount, Accumulator::Count(count)) => verdict(Some(count as f64), "rows"),
         (Measure::ColumnCount, _) => verdict(Some(columns.len() as f64), "columns"),
+        (Measure::RowCountMatch, Accumulator::Count(count)) => match context.previous_rows {
+            None => flag(true, "no previous run of the dataset to compare with".to_string()),
+            Some(previous) => {
+                let ratio = if previous == 0 {
+                    if count == 0 { 1.0 } else { f64::INFINITY }
+                } else {
+                    count as f64 / previous as f64
+                };
+                verdict(Some(ratio), &format!("{count} rows against the previous run's {previous}: ratio"))
+            }
+        },
         (Measure::ColumnExists(name), _) => {
             let found = columns.iter().any(|column| column == name);
             flag(found, if found { format!("`{name}` is present") } else { format!("the file has no column `{name}`") })

@@ -115,6 +115,7 @@ pub(super) enum Measure {
     Entropy(usize),
     Sql(Aggregate),
     SchemaMatch(String),
+    RowCountMatch,
 }
 
 /// A DQDL expression compiled against a column's type.
@@ -452,7 +453,16 @@ impl Rules {
                 Measure::SchemaMatch(rule.parameters.first().cloned().unwrap_or_default()),
                 condition(None, Kind::Ratio)?,
             ),
-            RuleKind::ReferentialIntegrity | RuleKind::RowCountMatch => {
+            RuleKind::RowCountMatch => {
+                if rule.parameters.first().map(String::as_str) != Some("previous") {
+                    return Err(error(format!(
+                        "`{}`: Lakestar's RowCountMatch compares the run with the dataset's previous run: write `RowCountMatch \"previous\" >= 0.9`",
+                        rule.text
+                    )));
+                }
+                measure(Measure::RowCountMatch, condition(None, Kind::Number)?)
+            }
+            RuleKind::ReferentialIntegrity => {
                 return Err(error(format!(
                     "`{}`: Lakestar does not evaluate {} yet (it compares with another dataset's or run's data); a rule it took would not hold, so remove it",
                     rule.text,
@@ -557,6 +567,13 @@ impl Rules {
             }
             _ => Err("ColumnDataType takes `= \"TYPE\"`, `!= \"TYPE\"` or `in [\"TYPE\", …]`".to_string()),
         }
+    }
+
+    /// Whether a rule compares with the dataset's previous run.
+    pub fn reads_previous_run(&self) -> bool {
+        self.leaves
+            .iter()
+            .any(|leaf| matches!(leaf, Leaf::Measure(rule) if matches!(rule.measure, Measure::RowCountMatch)))
     }
 
     /// Whether any rule needs validate's first pass (a threshold's share).

@@ -81,6 +81,11 @@ fn now() -> chrono::DateTime<chrono::Utc> {
     "2024-06-02T12:00:00Z".parse().expect("a time")
 }
 
+thread_local! {
+    /// The previous run's kept rows the next evaluation sees.
+    static PREVIOUS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
 struct Evaluated {
     /// Each row's reasons from the rules.
     reasons: Vec<String>,
@@ -107,7 +112,12 @@ fn evaluate_rows(dqdl: &str, warn: &str, rows: &[[&str; 5]]) -> Evaluated {
     let keep: BooleanArray = (0..rows.len()).map(|index| Some(reasons.is_valid(index))).collect();
     evaluator.measure(&row, &keep).expect("measure");
     let raw_columns: Vec<String> = COLUMNS.iter().map(|name| name.to_string()).collect();
-    let context = Context { columns: &raw_columns, contract: &contract, dataset };
+    let context = Context {
+        columns: &raw_columns,
+        contract: &contract,
+        dataset,
+        previous_rows: PREVIOUS.with(|cell| cell.get()),
+    };
     let outcomes = evaluator.finish(&context).expect("finish");
     Evaluated { reasons: (0..rows.len()).map(|index| reasons.get(index).to_string()).collect(), outcomes }
 }
@@ -320,7 +330,7 @@ fn mistakes_against_the_dataset_are_named_at_their_rule() {
         (r#"CustomSql "select count(*) from primary""#, "needs an expression"),
         (r#"ColumnDataType "note" = "WHOLE""#, "not a type ColumnDataType names"),
         (r#"ReferentialIntegrity "id" "other.id" = 1.0"#, "does not evaluate ReferentialIntegrity yet"),
-        (r#"RowCountMatch "previous" >= 0.9"#, "does not evaluate RowCountMatch yet"),
+        (r#"RowCountMatch "reference" >= 0.9"#, "compares the run with the dataset's previous run"),
         (r#"Completeness "note" > 0.5 with threshold > 0.5"#, "Completeness's expression is its threshold"),
         (r#"SchemaMatch "nowhere" = 1.0"#, "compares with the dataset `nowhere`, which the contract lacks"),
     ];
@@ -365,4 +375,16 @@ fn a_value_its_type_cannot_read_is_left_to_its_type_check() {
     // Row 1's amount and time are unreadable (their type checks quarantine it): no rule judges
     // them, and the amount is present as written. Row 2's amount is below 5.
     assert_eq!(evaluated.reasons, ["", r#"ColumnValues "amount" > 5"#]);
+}
+
+#[test]
+fn row_count_match_compares_with_the_previous_run() {
+    // No previous run: nothing to compare, the rule holds.
+    assert!(passes(r#"RowCountMatch "previous" >= 0.9"#));
+    PREVIOUS.with(|cell| cell.set(Some(5)));
+    // Six rows kept against five.
+    assert!((outcome(r#"RowCountMatch "previous" >= 0.9"#).measure.unwrap_or(0.0) - 1.2).abs() < 1e-9);
+    assert!(!passes(r#"RowCountMatch "previous" <= 1.1"#));
+    assert!(passes(r#"RowCountMatch "previous" between 0.9 and 1.3"#));
+    PREVIOUS.with(|cell| cell.set(None));
 }

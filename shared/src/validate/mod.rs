@@ -85,6 +85,7 @@ pub async fn validate(
     let dataset = contract.dataset(&run.dataset).ok_or_else(|| Error::UnknownDataset { key: run.key.clone() })?.clone();
     let plan = DatasetPlan::new(&dataset)?;
     let evaluator = Evaluator::new(quality::Rules::of(&dataset, run.time)?);
+    let previous_rows = if evaluator.rules().reads_previous_run() { previous_run_rows(lake, run).await? } else { None };
     let quality = dataset.config.quality.clone();
     tracing::info!(run = %run.id, dataset = %run.dataset, parts = ingest.raw.len(), "Validate started.");
     let started = Instant::now();
@@ -99,6 +100,7 @@ pub async fn validate(
         plan,
         raw_columns: ingest.columns.clone(),
         contract: contract.clone(),
+        previous_rows,
     };
     let outcome = tokio::task::spawn_blocking(move || job.execute(spools, evaluator))
         .await
@@ -176,6 +178,37 @@ pub async fn validate(
         "Validate finished."
     );
     Ok(output)
+}
+
+/// The rows the dataset's previous run kept: the quality report of the latest run that landed
+/// before this one (`RowCountMatch "previous"`); `None` when there is none.
+async fn previous_run_rows(lake: &Lake, run: &RunDescriptor) -> Result<Option<u64>> {
+    let prefix = format!("curated/_quality/{}/", run.dataset);
+    let own = lake::quality_key(&run.dataset, &run.id);
+    let mut latest: Option<(chrono::DateTime<chrono::Utc>, String, u64)> = None;
+    for key in lake.list(&prefix).await? {
+        if key == own || !key.ends_with(".json") {
+            continue;
+        }
+        let Some(bytes) = lake.get_optional(&key).await? else { continue };
+        let report: serde_json::Value = serde_json::from_slice(&bytes).map_err(|error| Error::CorruptObject {
+            key: key.clone(),
+            message: format!("not a quality report ({error})"),
+        })?;
+        let landed = report.get("landed_at").and_then(|value| value.as_str()).and_then(|text| text.parse().ok());
+        let (Some(landed), Some(valid)) = (landed, report.get("valid").and_then(serde_json::Value::as_u64)) else {
+            continue;
+        };
+        let run_id = report.get("run").and_then(serde_json::Value::as_str).unwrap_or("").to_string();
+        // Earlier runs only, whatever order they were loaded in.
+        if (landed, run_id.as_str()) >= (run.time, run.id.as_str()) {
+            continue;
+        }
+        if latest.as_ref().is_none_or(|(time, id, _)| (landed, run_id.as_str()) > (*time, id.as_str())) {
+            latest = Some((landed, run_id, valid));
+        }
+    }
+    Ok(latest.map(|(_, _, valid)| valid))
 }
 
 /// The gate's verdict when the run passes its quality thresholds.
@@ -298,6 +331,7 @@ struct Job {
     plan: DatasetPlan,
     raw_columns: Vec<String>,
     contract: Contract,
+    previous_rows: Option<u64>,
 }
 
 impl Job {
@@ -490,7 +524,12 @@ impl Job {
         }
         let nulls_per_column =
             self.plan.columns.iter().zip(nulls).map(|(column, count)| (column.name.clone(), count)).collect();
-        let context = quality::Context { columns: &self.raw_columns, contract: &self.contract, dataset: &self.dataset };
+        let context = quality::Context {
+            columns: &self.raw_columns,
+            contract: &self.contract,
+            dataset: &self.dataset,
+            previous_rows: self.previous_rows,
+        };
         let rules = evaluator.finish(&context)?;
         Ok(Outcome {
             processed: processed.finish()?,
