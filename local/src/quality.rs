@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use lakestar::load::QualityReport;
-use lakestar::quality::{FAILED, PASSED, QUARANTINED, Severity};
+use lakestar::quality::QUARANTINED;
 
 use crate::run::home_flag;
 
@@ -55,24 +55,16 @@ pub fn quality(home: &Path, dataset: Option<&str>) -> anyhow::Result<ExitCode> {
         "landed", "dataset", "run", "status", "rows", "valid", "reject%", "failed", "warned", "drift"
     );
     for report in &reports {
-        let failed: Vec<&str> = report
-            .rules
-            .iter()
-            .filter(|rule| rule.severity == Severity::Fail && rule.outcome == FAILED)
-            .map(|rule| rule.rule.as_str())
-            .collect();
+        let failed: Vec<&str> =
+            report.rules.iter().filter(|rule| rule.failed()).map(|rule| rule.rule.as_str()).collect();
         let quarantining: Vec<String> = report
             .rules
             .iter()
             .filter(|rule| rule.outcome == QUARANTINED)
             .map(|rule| format!("{} ({} rows)", rule.rule, rule.rows_failed))
             .collect();
-        let warned: Vec<&str> = report
-            .rules
-            .iter()
-            .filter(|rule| rule.severity == Severity::Warn && rule.outcome != PASSED)
-            .map(|rule| rule.rule.as_str())
-            .collect();
+        let warned: Vec<&str> =
+            report.rules.iter().filter(|rule| rule.warned()).map(|rule| rule.rule.as_str()).collect();
         let landed =
             report.landed_at.map_or_else(|| "-".to_string(), |time| time.format("%Y-%m-%d %H:%M:%S").to_string());
         println!(

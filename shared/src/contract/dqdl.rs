@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+pub use crate::types::CompareOp as Operator;
+
 /// A parsed ruleset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ruleset {
@@ -72,23 +74,6 @@ pub enum Condition {
         /// `not matches`.
         negated: bool,
     },
-}
-
-/// A comparison operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operator {
-    /// `=`
-    Eq,
-    /// `!=`
-    Ne,
-    /// `>`
-    Gt,
-    /// `>=`
-    Ge,
-    /// `<`
-    Lt,
-    /// `<=`
-    Le,
 }
 
 /// A value of an expression.

@@ -18,8 +18,8 @@ pub use header::{normalize_header, sanitize_identifier};
 use globset::GlobSet;
 use regex::Regex;
 
-pub use crate::types::DataType;
 use crate::types::{Bound, Reading};
+pub use crate::types::{CompareOp, DataType};
 use crate::{Error, Result};
 use check::{Checker, line_of};
 
@@ -64,23 +64,6 @@ impl fmt::Display for ContractError {
 }
 
 impl std::error::Error for ContractError {}
-
-/// A comparison operator of a cross-column rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompareOp {
-    /// `=`
-    Eq,
-    /// `!=`
-    Ne,
-    /// `<`
-    Lt,
-    /// `<=`
-    Le,
-    /// `>`
-    Gt,
-    /// `>=`
-    Ge,
-}
 
 /// The right-hand side of a cross-column rule.
 #[derive(Debug, Clone, PartialEq)]

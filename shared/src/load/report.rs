@@ -138,17 +138,8 @@ impl QualityReport {
             metric("drift_missing", "", self.drift.missing.len() as f64),
         ];
         metrics.extend(self.rejects_per_rule.iter().map(|(rule, count)| metric("rejects", rule, *count as f64)));
-        use crate::quality::{PASSED, Severity};
-        let failed: Vec<_> = self
-            .rules
-            .iter()
-            .filter(|outcome| outcome.severity == Severity::Fail && outcome.outcome == crate::quality::FAILED)
-            .collect();
-        let warned: Vec<_> = self
-            .rules
-            .iter()
-            .filter(|outcome| outcome.severity == Severity::Warn && outcome.outcome != PASSED)
-            .collect();
+        let failed: Vec<_> = self.rules.iter().filter(|outcome| outcome.failed()).collect();
+        let warned: Vec<_> = self.rules.iter().filter(|outcome| outcome.warned()).collect();
         metrics.push(metric("rules_failed", "", failed.len() as f64));
         metrics.push(metric("rules_warned", "", warned.len() as f64));
         metrics.extend(failed.iter().map(|outcome| metric("rule_failed", &outcome.rule, 1.0)));

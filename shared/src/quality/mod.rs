@@ -54,6 +54,18 @@ pub struct RuleOutcome {
     pub message: String,
 }
 
+impl RuleOutcome {
+    /// A `dqdl` rule that failed: it fails the gate.
+    pub fn failed(&self) -> bool {
+        self.severity == Severity::Fail && self.outcome == FAILED
+    }
+
+    /// A `dqdl_warn` rule that did not pass: a warning.
+    pub fn warned(&self) -> bool {
+        self.severity == Severity::Warn && self.outcome != PASSED
+    }
+}
+
 /// A passing rule's outcome.
 pub const PASSED: &str = "passed";
 /// A failing rule's outcome.
@@ -110,6 +122,8 @@ enum Accumulator {
 /// A rule set's evaluation on one run.
 pub struct Evaluator {
     rules: Rules,
+    /// The row leaves the first pass counts (of threshold and dataset rules).
+    counted: Vec<usize>,
     /// Per leaf: rows judged and rows passed (first pass, counted leaves).
     shares: Vec<(u64, u64)>,
     /// Per rule: whether its failing rows are quarantined (second pass).
@@ -168,6 +182,7 @@ impl Evaluator {
             .collect();
         let count = rules.rules.len();
         Evaluator {
+            counted: rules.counted_leaves().collect(),
             shares: vec![(0, 0); rules.leaves.len()],
             quarantines: rules
                 .rules
@@ -187,8 +202,7 @@ impl Evaluator {
 
     /// First pass: counts the rows that pass each threshold's and composite's row rule.
     pub fn count(&mut self, row: &Row<'_>, rows: usize) {
-        let counted: Vec<usize> = self.rules.counted_leaves().collect();
-        for index in counted {
+        for &index in &self.counted {
             let Leaf::Row(check) = &self.rules.leaves[index] else { continue };
             let (judged, passed) = &mut self.shares[index];
             for position in 0..rows {
@@ -273,31 +287,39 @@ impl Evaluator {
         let mut parts: Vec<String> = Vec::new();
         for (leaf, accumulator) in self.rules.leaves.iter().zip(&mut self.accumulators) {
             let Leaf::Measure(rule) = leaf else { continue };
+            let column = match &rule.measure {
+                Measure::Mean(column)
+                | Measure::Sum(column)
+                | Measure::StandardDeviation(column)
+                | Measure::IsUnique(column)
+                | Measure::Uniqueness(column)
+                | Measure::UniqueValueRatio(column)
+                | Measure::DistinctValuesCount(column)
+                | Measure::Entropy(column)
+                | Measure::Sql(
+                    Aggregate::Count(column)
+                    | Aggregate::CountDistinct(column)
+                    | Aggregate::Sum(column)
+                    | Aggregate::Avg(column)
+                    | Aggregate::Min(column)
+                    | Aggregate::Max(column),
+                ) => Some(*column),
+                _ => None,
+            };
+            if matches!(accumulator, Accumulator::None) {
+                continue;
+            }
+            let single = column.unwrap_or(0);
+            let key_columns: &[usize] = match &rule.measure {
+                Measure::IsPrimaryKey(columns) => columns,
+                _ => std::slice::from_ref(&single),
+            };
             for position in (0..keep.len()).filter(|position| keep.value(*position)) {
                 if let Some(filter) = &rule.filter
                     && !filter.holds(row, position)
                 {
                     continue;
                 }
-                let column = match &rule.measure {
-                    Measure::Mean(column)
-                    | Measure::Sum(column)
-                    | Measure::StandardDeviation(column)
-                    | Measure::IsUnique(column)
-                    | Measure::Uniqueness(column)
-                    | Measure::UniqueValueRatio(column)
-                    | Measure::DistinctValuesCount(column)
-                    | Measure::Entropy(column)
-                    | Measure::Sql(
-                        Aggregate::Count(column)
-                        | Aggregate::CountDistinct(column)
-                        | Aggregate::Sum(column)
-                        | Aggregate::Avg(column)
-                        | Aggregate::Min(column)
-                        | Aggregate::Max(column),
-                    ) => Some(*column),
-                    _ => None,
-                };
                 match accumulator {
                     Accumulator::None => {}
                     Accumulator::Count(count) => {
@@ -338,12 +360,8 @@ impl Evaluator {
                     }
                     Accumulator::Frequencies { finder, present, missing } => {
                         parts.clear();
-                        let columns: &[usize] = match &rule.measure {
-                            Measure::IsPrimaryKey(columns) => columns,
-                            _ => std::slice::from_ref(column.as_ref().unwrap_or(&0)),
-                        };
                         let mut complete = true;
-                        for column in columns {
+                        for column in key_columns {
                             let value = row.value(*column, position);
                             if value.is_null() {
                                 complete = false;

@@ -482,7 +482,7 @@ impl Rules {
     ) -> std::result::Result<Cond, String> {
         let value = |value: &Value| self.value(value, data_type, what);
         Ok(match condition {
-            Condition::Compare(operator, expected) => Cond::Compare(op(*operator), value(expected)?),
+            Condition::Compare(operator, expected) => Cond::Compare(*operator, value(expected)?),
             Condition::Between { low, high, negated } => Cond::Between(value(low)?, value(high)?, *negated),
             Condition::In { values, negated } => {
                 let mut typed = Vec::new();
@@ -612,17 +612,6 @@ enum Kind {
     Ratio,
     Number,
     Duration,
-}
-
-fn op(operator: Operator) -> Op {
-    match operator {
-        Operator::Eq => Op::Eq,
-        Operator::Ne => Op::Ne,
-        Operator::Gt => Op::Gt,
-        Operator::Ge => Op::Ge,
-        Operator::Lt => Op::Lt,
-        Operator::Le => Op::Le,
-    }
 }
 
 /// A composite's first rule's line, and the composite's text.

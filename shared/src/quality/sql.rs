@@ -10,6 +10,7 @@ use std::cmp::Ordering;
 use regex::Regex;
 
 use super::value::{Row, Scalar, literal_for, number};
+pub use crate::types::CompareOp as Op;
 use crate::types::DataType;
 
 /// A SQL mistake: what, and where in the SQL text (1-based character).
@@ -19,37 +20,6 @@ pub struct SqlError {
     pub at: usize,
     /// What is wrong, and what Lakestar reads there.
     pub message: String,
-}
-
-/// A comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// `=`
-    Eq,
-    /// `!=` or `<>`
-    Ne,
-    /// `<`
-    Lt,
-    /// `<=`
-    Le,
-    /// `>`
-    Gt,
-    /// `>=`
-    Ge,
-}
-
-impl Op {
-    /// Whether an ordering satisfies the comparison.
-    pub fn holds(self, ordering: Ordering) -> bool {
-        match self {
-            Op::Eq => ordering == Ordering::Equal,
-            Op::Ne => ordering != Ordering::Equal,
-            Op::Lt => ordering == Ordering::Less,
-            Op::Le => ordering != Ordering::Greater,
-            Op::Gt => ordering == Ordering::Greater,
-            Op::Ge => ordering != Ordering::Less,
-        }
-    }
 }
 
 /// A compiled SQL expression over the dataset's columns.

@@ -3,6 +3,8 @@
 
 pub mod cast;
 
+use std::cmp::Ordering;
+
 use arrow::datatypes::{DataType as ArrowType, TimeUnit};
 
 pub use cast::Zone;
@@ -64,6 +66,37 @@ impl DataType {
     /// Whether values are numbers.
     pub fn is_numeric(self) -> bool {
         matches!(self, DataType::Integer | DataType::Float | DataType::Decimal { .. })
+    }
+}
+
+/// A comparison: of a contract's cross-column rule, a DQDL expression, a rule's SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    /// `=`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+impl CompareOp {
+    /// Whether an ordering satisfies the comparison.
+    pub fn holds(self, ordering: Ordering) -> bool {
+        match self {
+            CompareOp::Eq => ordering == Ordering::Equal,
+            CompareOp::Ne => ordering != Ordering::Equal,
+            CompareOp::Lt => ordering == Ordering::Less,
+            CompareOp::Le => ordering != Ordering::Greater,
+            CompareOp::Gt => ordering == Ordering::Greater,
+            CompareOp::Ge => ordering != Ordering::Less,
+        }
     }
 }
 

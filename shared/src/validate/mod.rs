@@ -27,7 +27,7 @@ use quarantine::QuarantineWriter;
 use crate::contract::{Contract, Dataset};
 use crate::ingest::IngestOutput;
 use crate::lake::{self, LINEAGE, Lake, PartedWriter};
-use crate::quality::{self, Evaluator, Row, RuleOutcome, Severity, View};
+use crate::quality::{self, Evaluator, Row, RuleOutcome, View};
 use crate::run::RunDescriptor;
 use crate::{Error, Result};
 
@@ -152,15 +152,7 @@ pub async fn validate(
             ("RowsValid", output.valid as f64, "Count"),
             ("RowsRejected", rejected as f64, "Count"),
             ("QuarantineRatio", ratio, "None"),
-            (
-                "RulesFailed",
-                output
-                    .rules
-                    .iter()
-                    .filter(|rule| rule.severity == Severity::Fail && rule.outcome == quality::FAILED)
-                    .count() as f64,
-                "Count",
-            ),
+            ("RulesFailed", output.rules.iter().filter(|rule| rule.failed()).count() as f64, "Count"),
             ("RulesWarned", output.warnings.len() as f64, "Count"),
         ],
     );
@@ -261,7 +253,7 @@ pub fn enforce_gate(contract: &Contract, run: &RunDescriptor, validated: &Valida
 fn warnings(outcomes: &[RuleOutcome]) -> Vec<String> {
     outcomes
         .iter()
-        .filter(|outcome| outcome.severity == Severity::Warn && outcome.outcome != quality::PASSED)
+        .filter(|outcome| outcome.warned())
         .map(|outcome| format!("{}: {}", outcome.rule, outcome.message))
         .collect()
 }
@@ -288,9 +280,7 @@ fn gate_cause(
     if valid < quality.min_rows {
         problems.push(format!("{valid} valid rows, below min_rows {}", quality.min_rows));
     }
-    for outcome in
-        rules.iter().filter(|outcome| outcome.severity == Severity::Fail && outcome.outcome == quality::FAILED)
-    {
+    for outcome in rules.iter().filter(|outcome| outcome.failed()) {
         problems.push(format!(
             "rule `{}` (line {} of quality.dqdl) failed: {}",
             outcome.rule, outcome.line, outcome.message
