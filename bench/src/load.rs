@@ -159,7 +159,8 @@ async fn load(
     file: &Path,
 ) -> anyhow::Result<(f64, lakestar::warehouse::TableCounts)> {
     let started = Instant::now();
-    let tables = warehouse.load(contract, run, vec![std::fs::File::open(file)?], |_| Vec::new()).await?;
+    let (tables, _) =
+        warehouse.load(contract, run, vec![std::fs::File::open(file)?], |_, _| Vec::new(), async |_| Ok(())).await?;
     let table = contract.dataset(&run.dataset).map(|dataset| dataset.table.name.clone()).unwrap_or_default();
     Ok((started.elapsed().as_secs_f64(), tables.get(&table).copied().unwrap_or_default()))
 }
@@ -440,7 +441,7 @@ pub async fn curated(
         // A used connection, as the bare COPYs below have (see `dimension_round`).
         warehouse.existing_columns(&table).await?;
         let started = Instant::now();
-        let tables = warehouse.load(contract, run, load_files, |_| Vec::new()).await?;
+        let (tables, _) = warehouse.load(contract, run, load_files, |_, _| Vec::new(), async |_| Ok(())).await?;
         let load_seconds = started.elapsed().as_secs_f64();
         let copy = |format: CopyFormat, files: Vec<std::fs::File>| {
             let (warehouse, database, table) = (&warehouse, &database, &table);

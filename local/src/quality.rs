@@ -77,7 +77,9 @@ pub fn quality(home: &Path, dataset: Option<&str>) -> anyhow::Result<ExitCode> {
             report.reject_ratio * 100.0,
             failed.len(),
             warned.len(),
-            report.drift.added.len() + report.drift.missing.len(),
+            report.drift.added.len() as u64
+                + report.drift.missing.len() as u64
+                + report.schema_contract.unreadable_values.values().sum::<u64>(),
         );
         for rule in &failed {
             println!("    failed: {rule}");
@@ -93,6 +95,15 @@ pub fn quality(home: &Path, dataset: Option<&str>) -> anyhow::Result<ExitCode> {
         }
         if !report.drift.missing.is_empty() {
             println!("    drift: contract columns the file lacks: {}", report.drift.missing.join(", "));
+        }
+        if !report.schema_contract.evolved.is_empty() {
+            println!("    drift: columns evolved into the warehouse: {}", report.schema_contract.evolved.join(", "));
+        }
+        for (column, count) in &report.schema_contract.unreadable_values {
+            println!("    drift: {count} value(s) of {column} its type could not read, kept as null");
+        }
+        for refused in &report.schema_contract.refused {
+            println!("    drift: not evolved: {refused}");
         }
     }
     Ok(ExitCode::SUCCESS)

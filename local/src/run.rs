@@ -228,12 +228,15 @@ fn state_of(record: &ExecutionRecord) -> Option<&Value> {
     record.output.as_ref().or(record.failed_input.as_ref()).or(record.resume_input.as_ref())
 }
 
-/// Columns a file had that the contract does not know, and those it lacked, in words.
+/// Columns a file had that the contract does not know, and those it lacked, in words, and
+/// what the schema contract made of them: columns evolved, values kept as null.
 fn drift_of(record: &ExecutionRecord) -> Option<String> {
-    let drift = state_of(record)?.get("ingest")?.get("drift")?;
-    let names = |key: &str| -> Vec<String> {
-        drift
-            .get(key)
+    let state = state_of(record)?;
+    let names = |section: &str, key: &str| -> Vec<String> {
+        state
+            .get(section)
+            .and_then(|section| section.get("drift"))
+            .and_then(|drift| drift.get(key))
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -241,8 +244,16 @@ fn drift_of(record: &ExecutionRecord) -> Option<String> {
             .map(str::to_string)
             .collect()
     };
-    let (added, missing) = (names("added"), names("missing"));
-    if added.is_empty() && missing.is_empty() {
+    let (added, missing, evolved) =
+        (names("ingest", "added"), names("ingest", "missing"), names("validate", "evolved"));
+    let unreadable: Vec<String> = state
+        .pointer("/validate/drift/unreadable_values")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(column, count)| format!("{column} {count}"))
+        .collect();
+    if added.is_empty() && missing.is_empty() && unreadable.is_empty() {
         return None;
     }
     let mut parts = Vec::new();
@@ -252,14 +263,21 @@ fn drift_of(record: &ExecutionRecord) -> Option<String> {
     if !missing.is_empty() {
         parts.push(format!("contract columns the file lacks: {}", missing.join(", ")));
     }
+    if !evolved.is_empty() {
+        parts.push(format!("evolved into the warehouse: {}", evolved.join(", ")));
+    }
+    if !unreadable.is_empty() {
+        parts.push(format!("values kept as null, their type could not read them: {}", unreadable.join(", ")));
+    }
     Some(format!("schema drift: {}", parts.join("; ")))
 }
 
-/// The `warn` rules a run's validate reported as not passing.
+/// The `warn` rules and warehouse checks a run reported as not passing (validate, then load).
 fn warnings_of(record: &ExecutionRecord) -> Vec<String> {
-    state_of(record)
-        .and_then(|state| state.get("validate")?.get("warnings")?.as_array().cloned())
-        .into_iter()
+    let state = state_of(record);
+    ["validate", "load"]
+        .iter()
+        .filter_map(|section| state?.get(section)?.get("warnings")?.as_array().cloned())
         .flatten()
         .filter_map(|warning| warning.as_str().map(str::to_string))
         .collect()

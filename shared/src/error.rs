@@ -45,6 +45,16 @@ pub enum Error {
         message: String,
     },
 
+    /// The file drifted from the contract where the dataset's `schema_contract` freezes it: a
+    /// column the contract does not declare, or a value its column's type cannot read.
+    #[error("{key}: {message}")]
+    SchemaDrift {
+        /// The object key of the file.
+        key: String,
+        /// The drifting columns (never values), the mode, and what to change.
+        message: String,
+    },
+
     /// The file cannot be read at all (not just some rows): truncated gzip, corrupt Parquet.
     #[error("{key}: {message}")]
     UnreadableFile {
@@ -241,6 +251,7 @@ impl Error {
             Error::UnknownDataset { .. } => "UnknownDataset",
             Error::AmbiguousDataset { .. } => "AmbiguousDataset",
             Error::SchemaMismatch { .. } => "SchemaMismatch",
+            Error::SchemaDrift { .. } => "SchemaDrift",
             Error::UnreadableFile { .. } => "UnreadableFile",
             Error::CorruptObject { .. } => "CorruptObject",
             Error::DiskFull { .. } => "DiskFull",
@@ -270,6 +281,7 @@ impl Error {
         "UnknownDataset",
         "AmbiguousDataset",
         "SchemaMismatch",
+        "SchemaDrift",
         "UnreadableFile",
         "CorruptObject",
         "DiskFull",
@@ -458,6 +470,7 @@ mod tests {
             Error::UnknownDataset { key: text() },
             Error::AmbiguousDataset { key: text(), datasets: Vec::new() },
             Error::SchemaMismatch { key: text(), message: text() },
+            Error::SchemaDrift { key: text(), message: text() },
             Error::UnreadableFile { key: text(), message: text() },
             Error::CorruptObject { key: text(), message: text() },
             Error::DiskFull { place: text(), message: text() },
@@ -497,6 +510,7 @@ mod tests {
                 | Error::UnknownDataset { .. }
                 | Error::AmbiguousDataset { .. }
                 | Error::SchemaMismatch { .. }
+                | Error::SchemaDrift { .. }
                 | Error::UnreadableFile { .. }
                 | Error::CorruptObject { .. }
                 | Error::DiskFull { .. }

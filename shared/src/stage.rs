@@ -108,6 +108,8 @@ impl Stage {
             (Stage::Mask, None) => {
                 let key = context.masking_key.as_ref().ok_or_else(|| context.missing("a masking key", self))?;
                 let validated = state.validate()?;
+                // Columns the run evolved travel on as if the contract declared them.
+                let contract = &contract.evolved(&run.dataset, &validated.drift.evolved);
                 StageOutput::Mask(
                     crate::mask::mask_holding(lake, contract, key, run, validated, context.held_bytes).await?,
                 )
@@ -120,6 +122,7 @@ impl Stage {
                     masked: state.mask()?,
                 };
                 let catalog = context.catalog.as_ref();
+                let contract = &contract.evolved(&run.dataset, &upstream.validated.drift.evolved);
                 StageOutput::Load(crate::load::load(lake, contract, warehouse, catalog, run, upstream).await?)
             }
             (Stage::Load, Some(Action::RecordRejectedRun)) => {

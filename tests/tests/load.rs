@@ -884,17 +884,17 @@ async fn a_rotated_database_password_is_read_again_and_the_load_goes_on() {
 /// the same rows load once the check holds.
 async fn warehouse_check_cases(warehouse: Warehouse) {
     let mut pipeline = Pipeline::new(warehouse).await;
-    let checked = |sql: &str| {
+    let with_severity = |sql: &str, severity: &str| {
         let text = common::RETAIL_CONTRACT.replacen(
             "[[datasets.sales.rules]]",
             &format!(
-                "[[datasets.sales.quality.warehouse]]\nname = \"no_bulk_lines\"\nsql = \"{sql}\"\n\n[[datasets.sales.rules]]"
+                "[[datasets.sales.quality.warehouse]]\nname = \"no_bulk_lines\"\nsql = \"{sql}\"\nseverity = \"{severity}\"\n\n[[datasets.sales.rules]]"
             ),
             1,
         );
         Contract::parse("pipeline.toml", &text).expect("valid")
     };
-    pipeline.contract = checked("SELECT count(*) FROM fact_sales WHERE quantity > 2");
+    pipeline.contract = with_severity("SELECT count(*) FROM fact_sales WHERE quantity > 2", "fail");
     let sales = "order_id,line_no,sale_date,ship_date,customer_id,sku,store_id,qty,unit_price,card_number,channel\n\
                  O00001,1,2024-01-02,2024-01-02,C1001,P001,S01,2,1.85,,store\n\
                  O00002,1,2024-01-04,2024-01-04,C1001,P001,S01,3,1.85,,store\n\
@@ -915,10 +915,25 @@ async fn warehouse_check_cases(warehouse: Warehouse) {
     assert_eq!(query_text(w, "SELECT CAST(COUNT(*) AS TEXT) FROM dim_customer").await, [[text("0")]]);
     assert_eq!(query_text(w, "SELECT CAST(COUNT(*) AS TEXT) FROM load_audit").await, [[text("0")]]);
 
-    // The check fixed, a re-drive of the load loads the run.
-    pipeline.contract = checked("SELECT count(*) FROM fact_sales WHERE quantity > 1000");
+    // The check made a warning, a re-drive of the load loads the run and reports it.
+    pipeline.contract = with_severity("SELECT count(*) FROM fact_sales WHERE quantity > 2", "warn");
     let loaded = pipeline.load(&state).await;
     assert_eq!(loaded.tables["fact_sales"].inserted, 3);
+    assert_eq!(loaded.warnings, ["warehouse check no_bulk_lines: 2 offending row(s) after the load"]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&pipeline.lake.get(&loaded.quality).await).expect("the quality report");
+    assert_eq!(report["status"], "SUCCEEDED_WITH_WARNINGS");
+    let warnings = report["warnings"].as_array().expect("warnings");
+    assert!(warnings.contains(&serde_json::json!(loaded.warnings[0])), "{warnings:?}");
+    let warned = query_text(
+        &pipeline.warehouse,
+        "SELECT dimension FROM quality_metrics WHERE metric = 'rule_warned' AND dimension LIKE 'warehouse%'",
+    )
+    .await;
+    assert_eq!(warned, [[text("warehouse check no_bulk_lines")]]);
+    // Loaded again (a re-drive after the commit), the warning is reported again.
+    let again = pipeline.load(&state).await;
+    assert_eq!(again.warnings, loaded.warnings);
 }
 
 #[tokio::test]
@@ -936,7 +951,7 @@ async fn sqlite_a_failing_warehouse_check_rolls_the_load_back() {
 
 /// Issue 26: `on_missing = "fail"` on a reference rolls the load back when a fact names a
 /// member the dimension lacks, naming the dimension and how many keys (never the keys);
-/// `quarantine` is refused by the contract's checks until Lakestar does it.
+/// `quarantine` sets the facts naming a missing member aside, the key in their reason.
 async fn on_missing_cases(warehouse: Warehouse) {
     let mut pipeline = Pipeline::new(warehouse).await;
     let with = |mode: &str| {
@@ -973,8 +988,48 @@ async fn on_missing_cases(warehouse: Warehouse) {
     assert_eq!(loaded.tables["fact_sales"].inserted, 2);
     assert_eq!(loaded.tables["dim_store"].inferred, 0);
 
-    let error = Contract::parse("pipeline.toml", &with("quarantine")).expect_err("not yet");
-    assert!(error.to_string().contains("does not quarantine facts with a missing member yet"), "{error}");
+    // `quarantine`: the fact naming a store the dimension lacks is set aside, the key in its
+    // reason; the others load, and no member is inferred.
+    pipeline.contract = Contract::parse("pipeline.toml", &with("quarantine")).expect("valid");
+    let sales = "order_id,line_no,sale_date,ship_date,customer_id,sku,store_id,qty,unit_price,card_number,channel\n\
+                 O00003,1,2024-01-05,2024-01-05,C1001,P001,S01,2,1.85,,store\n\
+                 O00004,1,2024-01-05,2024-01-05,C1001,P001,S09,1,1.85,,store\n\
+                 O00005,1,2024-01-05,2024-01-05,C1001,P001,S02,1,1.85,,web\n";
+    let state = pipeline.prepare("sales", "landing/d5/sales.csv", sales.as_bytes(), "2024-01-05T02:00:00Z").await;
+    let loaded = pipeline.load(&state).await;
+    assert_eq!(loaded.tables["fact_sales"].inserted, 2, "{:?}", loaded.tables);
+    assert_eq!(loaded.tables["fact_sales"].quarantined, 1);
+    assert_eq!(loaded.tables["dim_store"].quarantined, 1);
+    assert_eq!(loaded.tables["dim_store"].inferred, 0);
+    let w = &pipeline.warehouse;
+    assert_eq!(
+        query_text(w, "SELECT CAST(COUNT(*) AS TEXT) FROM dim_store WHERE store_id = 'S09'").await,
+        [[text("0")]]
+    );
+    assert_eq!(
+        query_text(
+            w,
+            "SELECT order_id FROM fact_sales WHERE order_id IN ('O00003', 'O00004', 'O00005') ORDER BY order_id"
+        )
+        .await,
+        [[text("O00003")], [text("O00005")]]
+    );
+    let report: serde_json::Value = serde_json::from_slice(&pipeline.lake.get(&loaded.quality).await).expect("report");
+    assert_eq!(
+        (report["received"].as_u64(), report["valid"].as_u64(), report["rejected"].as_u64()),
+        (Some(3), Some(2), Some(1))
+    );
+    assert_eq!(report["rejects_per_rule"]["store_id:member_missing(dim_store)"], 1, "{report}");
+    let key = report["quarantine_at_load"].as_str().expect("the load's quarantine").to_string();
+    let batches = read_parquet(pipeline.lake.get(&key).await);
+    assert_eq!(text_column(&batches, "_reasons"), [text("store_id:member_missing(dim_store)=S09")]);
+    assert_eq!(text_column(&batches, "order_id"), [text("O00004")]);
+    // Loaded again (a re-drive after the commit): the same counts, the same quarantine.
+    let again = pipeline.load(&state).await;
+    assert_eq!(again.tables, loaded.tables);
+    let report: serde_json::Value = serde_json::from_slice(&pipeline.lake.get(&again.quality).await).expect("report");
+    assert_eq!(report["rejected"], 1);
+    assert_eq!(text_column(&read_parquet(pipeline.lake.get(&key).await), "order_id"), [text("O00004")]);
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 /// A whole `pipeline.toml`: every dataset the pipeline knows, and masking settings.
@@ -327,6 +327,86 @@ pub struct DatasetConfig {
     /// Rules across columns, e.g. `ship_date >= order_date`.
     #[serde(default)]
     pub rules: Vec<Spanned<RuleConfig>>,
+    /// What schema drift does, as dlt's schema contracts: one mode for both kinds
+    /// (`schema_contract = "freeze"`) or one each (`{ columns = "evolve", data_type =
+    /// "discard_value" }`). Default: new columns stay in raw only, unreadable values quarantine
+    /// their row.
+    #[serde(default)]
+    pub schema_contract: SchemaContract,
+}
+
+/// What a run does with schema drift: columns the contract does not declare, and values their
+/// column's type cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SchemaContract {
+    /// For a column the contract does not declare. Default `discard_value`.
+    pub columns: DriftMode,
+    /// For a value its column's type cannot read. Default `discard_row`.
+    pub data_type: DriftMode,
+}
+
+impl Default for SchemaContract {
+    fn default() -> Self {
+        SchemaContract { columns: DriftMode::DiscardValue, data_type: DriftMode::DiscardRow }
+    }
+}
+
+/// One schema contract mode (dlt's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftMode {
+    /// New columns flow on as text columns; an unreadable value is kept in a variant column
+    /// `<column>__v_text`.
+    Evolve,
+    /// Drift fails the run with `SchemaDrift`.
+    Freeze,
+    /// The row is quarantined with the drift as its reason.
+    DiscardRow,
+    /// The value is dropped (null downstream; the original stays in raw) and counted.
+    DiscardValue,
+}
+
+impl DriftMode {
+    /// The mode as the contract spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DriftMode::Evolve => "evolve",
+            DriftMode::Freeze => "freeze",
+            DriftMode::DiscardRow => "discard_row",
+            DriftMode::DiscardValue => "discard_value",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaContract {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SchemaContract;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mode (\"evolve\", \"freeze\", \"discard_row\" or \"discard_value\") or a table { columns = …, data_type = … }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SchemaContract, E> {
+                let mode = DriftMode::deserialize(serde::de::value::StrDeserializer::<E>::new(text))?;
+                Ok(SchemaContract { columns: mode, data_type: mode })
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SchemaContract, A::Error> {
+                let mut contract = SchemaContract::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "columns" => contract.columns = map.next_value()?,
+                        "data_type" => contract.data_type = map.next_value()?,
+                        other => return Err(serde::de::Error::unknown_field(other, &["columns", "data_type"])),
+                    }
+                }
+                Ok(contract)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 fn default_encoding() -> String {
@@ -604,7 +684,7 @@ pub enum OnMissing {
     Infer,
     /// The load is rolled back and the run fails.
     Fail,
-    /// The fact is quarantined (not evaluated yet: refused by the contract's checks).
+    /// The fact is quarantined by the load, the missing key in its reason.
     Quarantine,
 }
 
@@ -642,6 +722,10 @@ pub struct WarehouseCheckConfig {
     /// A `SELECT` returning one number, the offending rows: `SELECT count(*) FROM fact_sales
     /// WHERE quantity * unit_price > 100000`. It sees the load's rows.
     pub sql: String,
+    /// `fail` (default): a count above zero rolls the load back and fails the run; `warn`: the
+    /// load stands and the run ends `SUCCEEDED_WITH_WARNINGS`, the check among its warnings.
+    #[serde(default)]
+    pub severity: crate::quality::rules::Severity,
 }
 
 impl Default for QualityConfig {

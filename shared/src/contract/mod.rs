@@ -173,6 +173,70 @@ impl Dataset {
     }
 }
 
+/// The suffix of the variant column that keeps, as text, the values a column's type could not
+/// read (`schema_contract.data_type = "evolve"`): `unit_price__v_text`.
+pub const VARIANT_SUFFIX: &str = "__v_text";
+
+impl Dataset {
+    /// Why a column a file brings cannot join the dataset as an evolved column, or `None` when
+    /// it can: its name must be an identifier Lakestar does not reserve, and no column's name
+    /// in the star table.
+    pub fn refuses_evolved(&self, name: &str) -> Option<String> {
+        if !is_identifier(name) {
+            return Some(format!("`{name}` is not a lower-case identifier of at most 63 characters"));
+        }
+        if let Some(why) = reserved_column(name) {
+            return Some(format!("`{name}` is {why}"));
+        }
+        if self.columns.iter().any(|column| column.name == name || column.target_name() == name) {
+            return Some(format!("`{name}` is already a column of the dataset"));
+        }
+        None
+    }
+
+    /// The dataset with `names` added, in order, as optional text columns without checks or
+    /// masking: what `schema_contract.columns = "evolve"` carries to processed, curated and the
+    /// warehouse (a dimension keeps no history of them: they are overwritten, type 1).
+    pub fn evolved(&self, names: &[String]) -> Dataset {
+        let mut dataset = self.clone();
+        for name in names {
+            if dataset.column(name).is_some() {
+                continue;
+            }
+            let config = ColumnConfig {
+                name: name.clone(),
+                data_type: "string".to_string(),
+                aliases: Vec::new(),
+                required: false,
+                format: None,
+                timezone: None,
+                thousands: None,
+                case: None,
+                checks: ChecksConfig::default(),
+                pii: None,
+                scd: None,
+                target: None,
+            };
+            dataset.columns.push(Column {
+                name: name.clone(),
+                data_type: DataType::String,
+                reading: Reading {
+                    data_type: DataType::String,
+                    thousands: None,
+                    format: None,
+                    zone: crate::types::Zone::Fixed(chrono::Offset::fix(&chrono::Utc)),
+                },
+                regex: None,
+                min: None,
+                max: None,
+                header_keys: vec![normalize_header(name)],
+                config,
+            });
+        }
+        dataset
+    }
+}
+
 /// A validated `pipeline.toml`.
 #[derive(Debug, Clone)]
 pub struct Contract {
@@ -334,6 +398,21 @@ impl Contract {
     /// The dataset of that name.
     pub fn dataset(&self, name: &str) -> Option<&Dataset> {
         self.datasets.iter().find(|dataset| dataset.name == name)
+    }
+
+    /// The contract with `names` added to `dataset` as evolved columns ([`Dataset::evolved`]):
+    /// what the stages after validate work with for a run that evolved its dataset.
+    pub fn evolved(&self, dataset: &str, names: &[String]) -> Contract {
+        let mut contract = self.clone();
+        if names.is_empty() {
+            return contract;
+        }
+        for each in &mut contract.datasets {
+            if each.name == dataset {
+                *each = each.evolved(names);
+            }
+        }
+        contract
     }
 
     /// The source of that name.

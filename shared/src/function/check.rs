@@ -47,6 +47,7 @@ impl From<Error> for Refusal {
             Error::UnknownDataset { .. }
             | Error::AmbiguousDataset { .. }
             | Error::SchemaMismatch { .. }
+            | Error::SchemaDrift { .. }
             | Error::UnreadableFile { .. }
             | Error::InvalidInput(_)
             | Error::CorruptObject { .. } => 422,

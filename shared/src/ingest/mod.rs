@@ -123,9 +123,26 @@ pub async fn ingest(lake: &Lake, contract: &Contract, run: &RunDescriptor) -> Re
     output.archive = lake::archive_key(run);
     lake.copy(&run.key, run.version.as_deref(), &output.archive).await?;
     output.duration_ms = started.elapsed().as_millis() as u64;
+    crate::metrics::emit(
+        &[("Stage", "ingest")],
+        &[("SchemaDrift", (output.drift.added.len() + output.drift.missing.len()) as f64, "Count")],
+    );
     if !output.drift.added.is_empty() || !output.drift.missing.is_empty() {
         // Column names only, never values.
         tracing::warn!(run = %run.id, dataset = %run.dataset, added = ?output.drift.added, missing = ?output.drift.missing, "Schema drift: the file's columns differ from the contract's.");
+    }
+    let schema_contract =
+        contract.dataset(&run.dataset).map(|dataset| dataset.config.schema_contract).unwrap_or_default();
+    if schema_contract.columns == crate::contract::DriftMode::Freeze && !output.drift.added.is_empty() {
+        return Err(Error::SchemaDrift {
+            key: run.key.clone(),
+            message: format!(
+                "column(s) {} are not in the contract of dataset `{}`, whose schema_contract.columns is \"freeze\"; declare them under [[datasets.{}.columns]], or set schema_contract.columns to \"evolve\", \"discard_row\" or \"discard_value\", then re-drive",
+                output.drift.added.join(", "),
+                run.dataset,
+                run.dataset
+            ),
+        });
     }
     tracing::info!(
         run = %run.id,

@@ -37,6 +37,12 @@ pub const PARSE_REJECTS_STEM: &str = "ingest_rejected.";
 /// The stem of validate's rejects in the run's quarantine folder.
 pub const REJECTS_STEM: &str = "rejected.";
 
+/// The key of the facts a run's load quarantined for a member their dimension lacks
+/// (`on_missing = "quarantine"`): curated rows with their `_reasons`.
+pub fn load_quarantine_key(run: &RunDescriptor) -> String {
+    format!("{}load_rejected.parquet", quarantine_prefix(run))
+}
+
 /// `quarantine/<dataset>/run=<run>/ingest_rejected.{parquet,csv}`.
 pub fn parse_reject_keys(run: &RunDescriptor) -> [String; 2] {
     let prefix = quarantine_prefix(run);

@@ -32,6 +32,9 @@ pub struct LoadOutput {
     /// How long the load took, in milliseconds.
     #[serde(default)]
     pub duration_ms: u64,
+    /// The `warn` warehouse checks that counted offending rows, each with its count.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// What the load stage reads of the stages before it: their sections of the state.
@@ -75,19 +78,25 @@ pub async fn load(
         ("mask", masked.duration_ms),
     ];
     let mut report = QualityReport::new(run, ingest, validated, LOADED);
-    let tables = warehouse
-        .load(contract, run, files, |tables| {
-            let mut with_counts = report.clone();
-            with_counts.tables = tables.clone();
-            with_counts.metrics(&stage_durations)
-        })
+    let quarantine_key = crate::lake::load_quarantine_key(run);
+    let (tables, checks) = warehouse
+        .load(
+            contract,
+            run,
+            files,
+            |tables, checks| {
+                let mut with_counts = report.clone();
+                with_counts.add_load(dataset, tables, checks, &quarantine_key);
+                with_counts.metrics(&stage_durations)
+            },
+            async |file| {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut { file }, &mut bytes).map_err(Error::temp_io)?;
+                lake.put_bytes(&quarantine_key, bytes, "application/vnd.apache.parquet").await
+            },
+        )
         .await?;
-    report.inferred = tables
-        .iter()
-        .filter(|(_, counts)| counts.inferred > 0)
-        .map(|(table, counts)| (table.clone(), counts.inferred))
-        .collect();
-    report.tables = tables.clone();
+    report.add_load(dataset, &tables, &checks, &quarantine_key);
     let key = report.write(lake).await?;
     if let Some(catalog) = catalog {
         let dates = warehouse.calendar_range().await?;
@@ -125,7 +134,12 @@ pub async fn load(
         seconds = started.elapsed().as_secs_f64(),
         "Load finished."
     );
-    Ok(LoadOutput { tables, quality: key, duration_ms: started.elapsed().as_millis() as u64 })
+    let warnings = checks
+        .iter()
+        .filter(|check| check.warned())
+        .map(|check| format!("{}: {}", check.rule, check.message))
+        .collect();
+    Ok(LoadOutput { tables, quality: key, duration_ms: started.elapsed().as_millis() as u64, warnings })
 }
 
 /// Records a run its quality gate stopped: its report (`outcome` `gate_failed`, with the
@@ -144,5 +158,10 @@ pub async fn record_rejected_run(
     warehouse.record_quality(run, &report.metrics(&durations)).await?;
     let key = report.write(lake).await?;
     tracing::info!(run = %run.id, dataset = %run.dataset, rejected = report.rejected, "Recorded a run the quality gate stopped.");
-    Ok(LoadOutput { tables: BTreeMap::new(), quality: key, duration_ms: started.elapsed().as_millis() as u64 })
+    Ok(LoadOutput {
+        tables: BTreeMap::new(),
+        quality: key,
+        duration_ms: started.elapsed().as_millis() as u64,
+        warnings: Vec::new(),
+    })
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::ingest::{Drift, IngestOutput};
 use crate::lake::Lake;
 use crate::run::RunDescriptor;
-use crate::validate::ValidateOutput;
+use crate::validate::{DriftOutcome, ValidateOutput};
 use crate::warehouse::{Metric, TableCounts};
 use crate::{Error, Result};
 
@@ -60,6 +60,10 @@ pub struct QualityReport {
     /// Columns the file had that the contract does not know, and contract columns it lacked.
     #[serde(default)]
     pub drift: Drift,
+    /// What the dataset's `schema_contract` made of the drift: evolved columns, unreadable
+    /// values kept as null, new columns it could not add.
+    #[serde(default)]
+    pub schema_contract: DriftOutcome,
     /// Inferred members created, per dimension.
     pub inferred: BTreeMap<String, u64>,
     /// What the load did per table.
@@ -73,6 +77,9 @@ pub struct QualityReport {
     /// The `warn` rules that did not pass.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The facts the load quarantined for a missing member, when it did: their Parquet key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine_at_load: Option<String>,
 }
 
 impl QualityReport {
@@ -97,6 +104,7 @@ impl QualityReport {
             nulls_per_column: validated.nulls_per_column.clone(),
             duplicates: validated.duplicates,
             drift: ingest.map(|ingest| ingest.drift.clone()).unwrap_or_default(),
+            schema_contract: validated.drift.clone(),
             inferred: BTreeMap::new(),
             tables: BTreeMap::new(),
             status: match (outcome, validated.warnings.is_empty()) {
@@ -107,6 +115,54 @@ impl QualityReport {
             .to_string(),
             rules: validated.rules.clone(),
             warnings: validated.warnings.clone(),
+            quarantine_at_load: None,
+        }
+    }
+
+    /// Adds what the load did: its counts per table and the inferred members; the facts it
+    /// quarantined (`on_missing = "quarantine"`, in `quarantine_key`), moved from valid to
+    /// rejected under their reason; and its warehouse checks' outcomes.
+    pub fn add_load(
+        &mut self,
+        dataset: &crate::contract::Dataset,
+        tables: &BTreeMap<String, TableCounts>,
+        checks: &[crate::quality::RuleOutcome],
+        quarantine_key: &str,
+    ) {
+        self.tables = tables.clone();
+        self.inferred = tables
+            .iter()
+            .filter(|(_, counts)| counts.inferred > 0)
+            .map(|(table, counts)| (table.clone(), counts.inferred))
+            .collect();
+        let set_aside = tables.get(&dataset.table.name).map_or(0, |counts| counts.quarantined);
+        if set_aside > 0 {
+            self.valid = self.valid.saturating_sub(set_aside);
+            self.rejected += set_aside;
+            self.reject_ratio = if self.received == 0 { 0.0 } else { self.rejected as f64 / self.received as f64 };
+            for reference in &dataset.table.references {
+                let count = tables.get(&reference.dimension).map_or(0, |counts| counts.quarantined);
+                if count > 0 {
+                    let reason = crate::warehouse::member_missing(&reference.columns, &reference.dimension);
+                    *self.rejects_per_rule.entry(reason).or_default() += count;
+                }
+            }
+            self.quarantine_at_load = Some(quarantine_key.to_string());
+        }
+        self.add_warehouse_checks(checks);
+    }
+
+    /// Adds the outcomes of the load's warehouse checks: a `warn` check that counted offending
+    /// rows is a warning (a `fail` one would have rolled the load back).
+    fn add_warehouse_checks(&mut self, checks: &[crate::quality::RuleOutcome]) {
+        for check in checks {
+            if check.warned() {
+                self.warnings.push(format!("{}: {}", check.rule, check.message));
+            }
+            self.rules.push(check.clone());
+        }
+        if !self.warnings.is_empty() && self.status == SUCCEEDED {
+            self.status = SUCCEEDED_WITH_WARNINGS.to_string();
         }
     }
 
@@ -136,7 +192,14 @@ impl QualityReport {
             metric("gate_failed", "", if self.outcome == GATE_FAILED { 1.0 } else { 0.0 }),
             metric("drift_added", "", self.drift.added.len() as f64),
             metric("drift_missing", "", self.drift.missing.len() as f64),
+            metric("drift_evolved", "", self.schema_contract.evolved.len() as f64),
         ];
+        metrics.extend(
+            self.schema_contract
+                .unreadable_values
+                .iter()
+                .map(|(column, count)| metric("drift_unreadable", column, *count as f64)),
+        );
         metrics.extend(self.rejects_per_rule.iter().map(|(rule, count)| metric("rejects", rule, *count as f64)));
         let failed: Vec<_> = self.rules.iter().filter(|outcome| outcome.failed()).collect();
         let warned: Vec<_> = self.rules.iter().filter(|outcome| outcome.warned()).collect();

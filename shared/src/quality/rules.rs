@@ -13,10 +13,11 @@ use crate::contract::dqdl::{self, Condition, Operator, RuleKind, SimpleRule, Val
 use crate::types::{DataType, cast};
 
 /// What a failing rule does to the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Quarantines its rows, or fails the gate (`quality.dqdl`).
+    #[default]
     Fail,
     /// Reported and alerted, never rejecting a row or failing the run (`quality.dqdl_warn`).
     Warn,

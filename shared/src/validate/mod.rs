@@ -24,7 +24,7 @@ pub use dedupe::{DuplicateFinder, LoserCursor};
 pub use plan::{ColumnPlan, DatasetPlan, Reasons};
 use quarantine::QuarantineWriter;
 
-use crate::contract::{Contract, Dataset};
+use crate::contract::{Contract, Dataset, DriftMode};
 use crate::ingest::IngestOutput;
 use crate::lake::{self, LINEAGE, Lake, PartedWriter};
 use crate::quality::{self, Evaluator, Row, RuleOutcome, View};
@@ -73,6 +73,23 @@ pub struct ValidateOutput {
     /// The `warn` rules that did not pass, each with what it measured.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// What the dataset's `schema_contract` did with the run's schema drift.
+    #[serde(default)]
+    pub drift: DriftOutcome,
+}
+
+/// What a run's schema drift became under its dataset's `schema_contract` (the columns that
+/// drifted are ingest's `drift`; rows quarantined for drift are in `rejects_per_rule`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftOutcome {
+    /// Columns the run carries to processed, curated and the warehouse beyond the contract's
+    /// (`evolve`): the file's new columns, then variant columns `<column>__v_text`.
+    pub evolved: Vec<String>,
+    /// Per column, the values its type could not read that the run kept as null
+    /// (`discard_value`, or `evolve` with the text in the variant column).
+    pub unreadable_values: BTreeMap<String, u64>,
+    /// New columns `evolve` could not add, each with why (they stay in raw only).
+    pub refused: Vec<String>,
 }
 
 /// Runs the validate stage for `run`, whose ingest reported `ingest`.
@@ -82,7 +99,19 @@ pub async fn validate(
     run: &RunDescriptor,
     ingest: &IngestOutput,
 ) -> Result<ValidateOutput> {
-    let dataset = contract.dataset(&run.dataset).ok_or_else(|| Error::UnknownDataset { key: run.key.clone() })?.clone();
+    let declared = contract.dataset(&run.dataset).ok_or_else(|| Error::UnknownDataset { key: run.key.clone() })?;
+    let schema = declared.config.schema_contract;
+    let mut drift = DriftOutcome::default();
+    if schema.columns == DriftMode::Evolve {
+        for name in &ingest.drift.added {
+            match declared.refuses_evolved(name) {
+                None => drift.evolved.push(name.clone()),
+                Some(why) => drift.refused.push(format!("{name}: {why}")),
+            }
+        }
+    }
+    let undeclared = if schema.columns == DriftMode::DiscardRow { ingest.drift.added.clone() } else { Vec::new() };
+    let dataset = declared.evolved(&drift.evolved);
     let plan = DatasetPlan::new(&dataset)?;
     let evaluator = Evaluator::new(quality::Rules::of(&dataset, run.time)?);
     let previous_rows = if evaluator.rules().reads_previous_run() { previous_run_rows(lake, run).await? } else { None };
@@ -101,6 +130,8 @@ pub async fn validate(
         raw_columns: ingest.columns.clone(),
         contract: contract.clone(),
         previous_rows,
+        undeclared,
+        drift,
     };
     let outcome = tokio::task::spawn_blocking(move || job.execute(spools, evaluator))
         .await
@@ -143,6 +174,7 @@ pub async fn validate(
         duration_ms: started.elapsed().as_millis() as u64,
         rules: outcome.rules,
         warnings,
+        drift: outcome.drift,
     };
     let ratio = if received == 0 { 0.0 } else { rejected as f64 / received as f64 };
     crate::metrics::emit(
@@ -154,8 +186,16 @@ pub async fn validate(
             ("QuarantineRatio", ratio, "None"),
             ("RulesFailed", output.rules.iter().filter(|rule| rule.failed()).count() as f64, "Count"),
             ("RulesWarned", output.warnings.len() as f64, "Count"),
+            ("UnreadableValues", output.drift.unreadable_values.values().sum::<u64>() as f64, "Count"),
         ],
     );
+    if !output.drift.evolved.is_empty()
+        || !output.drift.unreadable_values.is_empty()
+        || !output.drift.refused.is_empty()
+    {
+        // Column names and counts only, never values.
+        tracing::warn!(run = %run.id, dataset = %run.dataset, evolved = ?output.drift.evolved, unreadable_values = ?output.drift.unreadable_values, refused = ?output.drift.refused, "Schema drift handled by the schema contract.");
+    }
     // Rules are the contract's text, never data: they are logged by name.
     for outcome in output.rules.iter().filter(|rule| rule.outcome != quality::PASSED) {
         tracing::warn!(run = %run.id, dataset = %run.dataset, rule = %outcome.rule, severity = ?outcome.severity, outcome = %outcome.outcome, rows_failed = outcome.rows_failed, "DQDL rule did not pass.");
@@ -310,6 +350,7 @@ struct Outcome {
     rejects_per_rule: BTreeMap<String, u64>,
     nulls_per_column: BTreeMap<String, u64>,
     rules: Vec<RuleOutcome>,
+    drift: DriftOutcome,
 }
 
 /// Everything the blocking part needs.
@@ -322,7 +363,14 @@ struct Job {
     raw_columns: Vec<String>,
     contract: Contract,
     previous_rows: Option<u64>,
+    /// The file's new columns whose non-empty values quarantine their row (`discard_row`).
+    undeclared: Vec<String>,
+    drift: DriftOutcome,
 }
+
+/// Per column of the plan, the values pass 1 found its type cannot read: how many, and the
+/// source line of the first.
+type Unreadable = Vec<(u64, Option<i64>)>;
 
 impl Job {
     fn read_error(&self, key: &str, error: impl std::error::Error + Send + Sync + 'static) -> Error {
@@ -349,21 +397,34 @@ impl Job {
 
     /// Pass 1: the positions of the rows that lose to another row of their key.
     /// Pass 1 also counts the rows that pass each DQDL threshold's rule, over every row.
+    /// With `schema_contract.data_type` `evolve` or `freeze`, pass 1 also finds the values each
+    /// column's type cannot read.
     fn find_duplicates(
         &self,
         spools: &[(String, std::fs::File)],
         evaluator: &mut Evaluator,
-    ) -> Result<Vec<(LoserCursor, String)>> {
+    ) -> Result<(Vec<(LoserCursor, String)>, Unreadable)> {
         let sets = self.key_sets();
         let mut finders: Vec<DuplicateFinder> = sets.iter().map(|_| DuplicateFinder::default()).collect();
         let counted =
             if evaluator.rules().counts_first() { evaluator.rules().first_pass_columns() } else { Vec::new() };
-        let wanted: HashSet<&str> = sets
+        let scanned: Vec<usize> =
+            if matches!(self.dataset.config.schema_contract.data_type, DriftMode::Evolve | DriftMode::Freeze) {
+                (0..self.plan.columns.len()).filter(|index| !self.plan.columns[*index].is_text()).collect()
+            } else {
+                Vec::new()
+            };
+        let mut unreadable: Unreadable = vec![(0, None); self.plan.columns.len()];
+        let mut wanted: HashSet<&str> = sets
             .iter()
             .flat_map(|(columns, _)| columns.iter().copied())
             .chain(counted.iter().copied())
+            .chain(scanned.iter().copied())
             .map(|index| self.plan.columns[index].name.as_str())
             .collect();
+        if !scanned.is_empty() {
+            wanted.insert("_source_line");
+        }
         let mut position: u64 = 0;
         for (key, spool) in spools {
             let file = spool.try_clone().map_err(Error::temp_io)?;
@@ -379,6 +440,9 @@ impl Job {
                 let batch = batch.map_err(|error| self.read_error(key, error))?;
                 if !counted.is_empty() {
                     self.count_rules(&batch, &counted, evaluator);
+                }
+                if !scanned.is_empty() {
+                    self.scan_types(&batch, &scanned, &mut unreadable);
                 }
                 for ((columns, _), finder) in sets.iter().zip(&mut finders) {
                     let arrays: Vec<Option<&StringArray>> =
@@ -414,7 +478,90 @@ impl Job {
             let rule = if index == 0 { rule } else { crate::contract::Dedupe::KeepFirst };
             out.push((LoserCursor::new(finder.losers(rule)?), reason));
         }
-        Ok(out)
+        Ok((out, unreadable))
+    }
+
+    /// Counts, per scanned column, the values its type cannot read, and the first one's line.
+    fn scan_types(&self, batch: &RecordBatch, scanned: &[usize], unreadable: &mut Unreadable) {
+        let lines = batch
+            .column_by_name("_source_line")
+            .and_then(|column| column.as_any().downcast_ref::<arrow::array::Int64Array>());
+        for &index in scanned {
+            let plan = &self.plan.columns[index];
+            let Some(array) = text_column(batch, &plan.name) else { continue };
+            for row in 0..batch.num_rows() {
+                if array.is_valid(row) && !plan.reads(array.value(row)) {
+                    let (count, first) = &mut unreadable[index];
+                    *count += 1;
+                    if first.is_none() {
+                        *first = lines.map(|lines| lines.value(row));
+                    }
+                }
+            }
+        }
+    }
+
+    /// After pass 1: fails the run with `SchemaDrift` when the contract freezes types and a
+    /// value did not read; under `evolve`, adds a variant column for each optional column with
+    /// unreadable values, returning (column, variant) positions in the plan.
+    fn settle_types(&mut self, unreadable: &Unreadable) -> Result<Vec<(usize, usize)>> {
+        let mode = self.dataset.config.schema_contract.data_type;
+        let drifting: Vec<usize> = (0..unreadable.len()).filter(|index| unreadable[*index].0 > 0).collect();
+        if drifting.is_empty() {
+            return Ok(Vec::new());
+        }
+        if mode == DriftMode::Freeze {
+            let columns: Vec<String> = drifting
+                .iter()
+                .map(|&index| {
+                    let column = &self.dataset.columns[index];
+                    let (count, first) = unreadable[index];
+                    let at = first.map_or_else(String::new, |line| format!(", the first at line {line}"));
+                    format!(
+                        "{} ({count} value(s) not of type {}{at})",
+                        column.name,
+                        crate::types::type_name(column.data_type)
+                    )
+                })
+                .collect();
+            return Err(Error::SchemaDrift {
+                key: self.run.key.clone(),
+                message: format!(
+                    "{}; dataset `{}` has schema_contract.data_type = \"freeze\": correct the file and drop it again, or set schema_contract.data_type to \"discard_row\" (quarantine such rows), \"discard_value\" or \"evolve\", then re-drive",
+                    columns.join(", "),
+                    self.run.dataset
+                ),
+            });
+        }
+        if mode != DriftMode::Evolve {
+            return Ok(Vec::new());
+        }
+        let mut variants = Vec::new();
+        for &index in &drifting {
+            let column = &self.dataset.columns[index];
+            if column.config.required {
+                continue;
+            }
+            let variant = format!("{}{}", column.name, crate::contract::VARIANT_SUFFIX);
+            match self.dataset.refuses_evolved(&variant) {
+                None => variants.push((index, variant)),
+                Some(why) => {
+                    self.plan.columns[index].reject_unreadable();
+                    self.drift.refused.push(format!("{variant}: {why}"));
+                }
+            }
+        }
+        let names: Vec<String> = variants.iter().map(|(_, name)| name.clone()).collect();
+        let rejecting: Vec<usize> =
+            (0..self.plan.columns.len()).filter(|index| self.plan.columns[*index].rejects_unreadable()).collect();
+        self.dataset = self.dataset.evolved(&names);
+        self.plan = DatasetPlan::new(&self.dataset)?;
+        for index in rejecting {
+            self.plan.columns[index].reject_unreadable();
+        }
+        self.drift.evolved.extend(names);
+        let width = self.dataset.columns.len() - variants.len();
+        Ok(variants.iter().enumerate().map(|(offset, (index, _))| (*index, width + offset)).collect())
     }
 
     /// Types the columns the thresholds' rules read and counts their passing rows.
@@ -432,8 +579,12 @@ impl Job {
         evaluator.count(&row, rows);
     }
 
-    fn execute(self, spools: Vec<(String, std::fs::File)>, mut evaluator: Evaluator) -> Result<Outcome> {
-        let mut losers = self.find_duplicates(&spools, &mut evaluator)?;
+    fn execute(mut self, spools: Vec<(String, std::fs::File)>, mut evaluator: Evaluator) -> Result<Outcome> {
+        let (mut losers, unreadable) = self.find_duplicates(&spools, &mut evaluator)?;
+        let variants = self.settle_types(&unreadable)?;
+        let undeclared: Vec<(String, String)> =
+            self.undeclared.iter().map(|name| (name.clone(), format!("{name}:undeclared"))).collect();
+        let mut kept_unreadable = vec![0u64; self.plan.columns.len()];
         evaluator.settle();
         let mut processed = PartedWriter::new(
             &self.lake,
@@ -458,8 +609,24 @@ impl Job {
                 let inputs: Vec<Option<&StringArray>> =
                     self.plan.columns.iter().map(|column| text_column(&batch, &column.name)).collect();
                 let mut reasons = Reasons::new(rows);
-                let checked = self.plan.check(&inputs, rows, &mut reasons);
+                let mut checked = self.plan.check(&inputs, rows, &mut reasons);
+                for &(index, variant) in &variants {
+                    let (array, missing) =
+                        variant_values(&self.plan.columns[index], inputs[index], &checked.columns[index]);
+                    checked.columns[variant] = array;
+                    checked.nulls[variant] = missing;
+                }
+                for (name, reason) in &undeclared {
+                    let Some(array) = text_column(&batch, name) else { continue };
+                    for row in (0..rows).filter(|row| array.is_valid(*row) && !cast::trim(array.value(*row)).is_empty())
+                    {
+                        reasons.push(row, reason);
+                    }
+                }
                 for (total, count) in nulls.iter_mut().zip(&checked.nulls) {
+                    *total += count;
+                }
+                for (total, count) in kept_unreadable.iter_mut().zip(&checked.unreadable) {
                     *total += count;
                 }
                 let row = Row { typed: checked.columns.iter().map(View::of).collect(), raw: inputs.clone() };
@@ -521,6 +688,15 @@ impl Job {
             previous_rows: self.previous_rows,
         };
         let rules = evaluator.finish(&context)?;
+        let mut drift = self.drift.clone();
+        drift.unreadable_values = self
+            .plan
+            .columns
+            .iter()
+            .zip(kept_unreadable)
+            .filter(|(_, count)| *count > 0)
+            .map(|(column, count)| (column.name.clone(), count))
+            .collect();
         Ok(Outcome {
             processed: processed.finish()?,
             quarantine: quarantine.finish()?,
@@ -530,8 +706,27 @@ impl Job {
             rejects_per_rule: rejects_per_rule.into_iter().collect(),
             nulls_per_column,
             rules,
+            drift,
         })
     }
+}
+
+/// A variant column's values: the standardised text of each value `column`'s type could not
+/// read (where `typed` is null but the text is not empty), null elsewhere; and its nulls.
+fn variant_values(
+    column: &ColumnPlan,
+    raw: Option<&StringArray>,
+    typed: &arrow::array::ArrayRef,
+) -> (arrow::array::ArrayRef, u64) {
+    let rows = typed.len();
+    let values: StringArray = (0..rows)
+        .map(|row| {
+            let text = raw.filter(|array| array.is_valid(row) && typed.is_null(row))?.value(row);
+            column.standardise(text).map(|text| text.into_owned())
+        })
+        .collect();
+    let missing = values.null_count() as u64;
+    (std::sync::Arc::new(values), missing)
 }
 
 /// A raw batch's text column of that name, if the part has it.

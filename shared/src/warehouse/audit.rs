@@ -41,6 +41,10 @@ pub struct TableCounts {
     /// history changed under them (facts only).
     #[serde(default)]
     pub rekeyed: u64,
+    /// Facts set aside into quarantine (`on_missing = "quarantine"`): on the fact table, all
+    /// of them; on a dimension, those naming a member it lacks.
+    #[serde(default)]
+    pub quarantined: u64,
 }
 
 /// One quality figure of a run: its name, what it is about (a rule, a column, a table; empty

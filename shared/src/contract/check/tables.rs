@@ -103,13 +103,6 @@ impl Checker<'_> {
                     self.problem(&span, format!("{path}.partition"), "partitions need a `date_column`");
                 }
                 for (index, reference) in table.references.iter().enumerate() {
-                    if reference.on_missing == crate::contract::config::OnMissing::Quarantine {
-                        self.problem(
-                            &span,
-                            format!("{path}.references[{index}].on_missing"),
-                            "Lakestar does not quarantine facts with a missing member yet: use `infer` (an inferred member) or `fail` (the load rolled back)",
-                        );
-                    }
                     for name in &reference.columns {
                         if find(name).is_none() {
                             self.problem(

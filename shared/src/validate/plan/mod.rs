@@ -12,7 +12,7 @@ use arrow::compute::kernels::cmp;
 use arrow::datatypes::SchemaRef;
 use regex::Regex;
 
-use crate::contract::{CaseRule, Column, CompareOp, DataType, Dataset, Operand};
+use crate::contract::{CaseRule, Column, CompareOp, DataType, Dataset, DriftMode, Operand};
 use crate::types::{Bound, Reading, Typed, cast, type_name};
 use crate::{Error, Result};
 
@@ -74,6 +74,9 @@ pub struct ColumnPlan {
     max_length: Option<usize>,
     /// The allowed values, sorted: a few, searched without hashing the value.
     allowed: Option<Vec<String>>,
+    /// A value the type cannot read becomes null without a reason (`schema_contract.data_type`
+    /// `discard_value` or `evolve`, for a column that is not required).
+    keep_unreadable: bool,
     /// Reason texts, built once.
     reasons: ReasonTexts,
 }
@@ -95,7 +98,7 @@ struct ReasonTexts {
 impl ColumnPlan {
     /// The plan of a column the contract has checked: its reading, bounds and checks as
     /// compiled there, the reason texts built once.
-    fn new(column: &Column) -> ColumnPlan {
+    fn new(column: &Column, data_type_mode: DriftMode) -> ColumnPlan {
         let config = &column.config;
         let name = column.name.clone();
         let bound_reason = |which: &str, bound: &Option<(Bound, String)>| {
@@ -117,6 +120,7 @@ impl ColumnPlan {
                 allowed.sort();
                 allowed
             }),
+            keep_unreadable: !config.required && matches!(data_type_mode, DriftMode::DiscardValue | DriftMode::Evolve),
             reasons: ReasonTexts {
                 required: format!("{name}:required"),
                 // A date or timestamp in a format of the contract's says which: the reader of
@@ -160,11 +164,11 @@ impl ColumnPlan {
 
     /// Types and checks one column of a batch. `input` is the raw text column (absent when
     /// the file lacks it). Reasons go to `reasons`; the typed array has nulls where a value
-    /// was missing or unreadable. Returns the array and the number of nulls after
-    /// standardisation.
-    pub fn apply(&self, input: Option<&StringArray>, rows: usize, reasons: &mut Reasons) -> (ArrayRef, u64) {
+    /// was missing or unreadable. Returns the array, the number of nulls after
+    /// standardisation, and the number of unreadable values made null without a reason.
+    pub fn apply(&self, input: Option<&StringArray>, rows: usize, reasons: &mut Reasons) -> (ArrayRef, u64, u64) {
         let mut builder = TypedBuilder::new(self.reading.data_type, rows);
-        let mut nulls = 0u64;
+        let (mut nulls, mut kept_unreadable) = (0u64, 0u64);
         for row in 0..rows {
             let text = input.filter(|array| array.is_valid(row)).and_then(|array| self.standardise(array.value(row)));
             let Some(text) = text else {
@@ -194,13 +198,43 @@ impl ColumnPlan {
                     }
                     builder.append(value);
                 }
+                Err(_) if self.keep_unreadable => {
+                    kept_unreadable += 1;
+                    builder.append_null();
+                }
                 Err(_) => {
                     reasons.push(row, &self.reasons.type_error);
                     builder.append_null();
                 }
             }
         }
-        (builder.finish(), nulls)
+        (builder.finish(), nulls, kept_unreadable)
+    }
+
+    /// Whether the column's type reads a raw value (a missing value reads: it is `required`'s
+    /// business).
+    pub fn reads(&self, text: &str) -> bool {
+        match self.standardise(text) {
+            None => true,
+            Some(_) if self.reading.data_type == DataType::String => true,
+            Some(text) => self.reading.parse(&text).is_ok(),
+        }
+    }
+
+    /// Makes a value the type cannot read quarantine its row again (an `evolve` whose variant
+    /// column cannot be added).
+    pub fn reject_unreadable(&mut self) {
+        self.keep_unreadable = false;
+    }
+
+    /// Whether a value the type cannot read quarantines its row.
+    pub fn rejects_unreadable(&self) -> bool {
+        !self.keep_unreadable
+    }
+
+    /// Whether the column's type is text (its values always read).
+    pub fn is_text(&self) -> bool {
+        self.reading.data_type == DataType::String
     }
 
     fn check_text(&self, text: &str, row: usize, reasons: &mut Reasons) {
@@ -350,13 +384,16 @@ pub struct Checked {
     pub columns: Vec<ArrayRef>,
     /// Nulls per contract column, after standardisation.
     pub nulls: Vec<u64>,
+    /// Per column, the values its type could not read that were made null without a reason.
+    pub unreadable: Vec<u64>,
 }
 
 impl DatasetPlan {
     /// Compiles a checked dataset's columns and rules (a rule's literal is typed as its left
     /// column types values; the contract's checks made sure it can be).
     pub fn new(dataset: &Dataset) -> Result<DatasetPlan> {
-        let columns: Vec<ColumnPlan> = dataset.columns.iter().map(ColumnPlan::new).collect();
+        let mode = dataset.config.schema_contract.data_type;
+        let columns: Vec<ColumnPlan> = dataset.columns.iter().map(|column| ColumnPlan::new(column, mode)).collect();
         let position = |name: &str| columns.iter().position(|column| column.name == name);
         let mut rules = Vec::new();
         for rule in &dataset.rules {
@@ -372,8 +409,8 @@ impl DatasetPlan {
                 Operand::Literal(text) => {
                     let mut reasons = Reasons::new(1);
                     let literal = StringArray::from(vec![text.as_str()]);
-                    let (array, _) = columns[left].apply(Some(&literal), 1, &mut reasons);
-                    if !reasons.is_valid(0) || array.is_null(0) {
+                    let (array, _, unreadable) = columns[left].apply(Some(&literal), 1, &mut reasons);
+                    if !reasons.is_valid(0) || array.is_null(0) || unreadable > 0 {
                         return Err(Error::Internal(format!(
                             "rule `{}` of dataset `{}`: `{text}` is not a value of `{}`'s type",
                             rule.name, dataset.name, rule.left
@@ -397,10 +434,12 @@ impl DatasetPlan {
     pub fn check(&self, inputs: &[Option<&StringArray>], rows: usize, reasons: &mut Reasons) -> Checked {
         let mut columns = Vec::with_capacity(self.columns.len());
         let mut nulls = Vec::with_capacity(self.columns.len());
+        let mut unreadable = Vec::with_capacity(self.columns.len());
         for (plan, input) in self.columns.iter().zip(inputs) {
-            let (array, count) = plan.apply(*input, rows, reasons);
+            let (array, count, discarded) = plan.apply(*input, rows, reasons);
             columns.push(array);
             nulls.push(count);
+            unreadable.push(discarded);
         }
         for rule in &self.rules {
             let left = &columns[rule.left];
@@ -417,7 +456,7 @@ impl DatasetPlan {
                 }
             }
         }
-        Checked { columns, nulls }
+        Checked { columns, nulls, unreadable }
     }
 }
 

@@ -4,7 +4,7 @@
 //! already, into a staging table and one upsert touching only rows that differ).
 
 pub(super) mod index;
-mod rows;
+pub(crate) mod rows;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
@@ -19,13 +19,14 @@ use super::tx::Tx;
 use crate::Result;
 use crate::contract::{Contract, Dataset};
 use index::{DimensionIndex, Reference, add_inferred, dimension_index, named_keys};
-use rows::FactRows;
+use rows::{FactRows, Quarantine};
 
 const STAGE: &str = "lakestar_stage";
 
-/// What a fact load reports: the fact's counts, the inferred members per dimension, and
-/// `dim_date`'s (the dates its facts fall on, and those that fill the calendar between).
-pub(crate) type FactLoaded = (TableCounts, BTreeMap<String, u64>, TableCounts);
+/// What a fact load reports: the fact's counts, the inferred members per dimension,
+/// `dim_date`'s (the dates its facts fall on, and those that fill the calendar between), and
+/// the facts it set aside for a member a `quarantine` reference's dimension lacks.
+pub(crate) type FactLoaded = (TableCounts, BTreeMap<String, u64>, TableCounts, Quarantine);
 
 /// Adds the dates the facts fall on to `dim_date` ([`super::dates::insert_dates`]), with
 /// `dim_date`'s counts.
@@ -79,6 +80,7 @@ pub(crate) async fn load_fact(
         run_id: run_id.to_string(),
         dates: BTreeSet::new(),
         rows: 0,
+        quarantine: Quarantine::default(),
     };
 
     // An empty fact table (a first load, a backfill) is copied into with its key set aside.
@@ -91,7 +93,8 @@ pub(crate) async fn load_fact(
         let calendar = add_dates(tx, contract, rows.dates).await?;
         set_aside.rebuild(tx).await?;
         steps.done("built the fact table's keys", rows.rows as usize);
-        return Ok((TableCounts { inserted: rows.rows, ..TableCounts::default() }, inferred, calendar));
+        let counts = TableCounts { inserted: rows.rows, quarantined: rows.quarantine.rows, ..TableCounts::default() };
+        return Ok((counts, inferred, calendar, rows.quarantine));
     }
 
     // A large append sets the foreign keys and key indexes aside, and builds them after.
@@ -107,7 +110,8 @@ pub(crate) async fn load_fact(
         steps.done("copied the facts into their table", rows.rows as usize);
         let calendar = add_dates(tx, contract, rows.dates).await?;
         rebuild(tx, appending, &mut steps, rows.rows).await?;
-        return Ok((TableCounts { inserted: rows.rows, ..TableCounts::default() }, inferred, calendar));
+        let counts = TableCounts { inserted: rows.rows, quarantined: rows.quarantine.rows, ..TableCounts::default() };
+        return Ok((counts, inferred, calendar, rows.quarantine));
     }
     let rolled_back =
         tx.execute("rolling back to a savepoint", "ROLLBACK TO SAVEPOINT lakestar_facts".to_string(), None).await;
@@ -123,10 +127,10 @@ pub(crate) async fn load_fact(
 
     let natural_key = quoted(&names.natural_key)?;
     let upsert = Upsert { sql: &sql, table: &table, columns: &columns, natural_key: &natural_key };
-    let (counts, dates) = upsert.run(tx, dataset, contract, rows.restart(&files)?, &mut steps).await?;
+    let (counts, dates, quarantine) = upsert.run(tx, dataset, contract, rows.restart(&files)?, &mut steps).await?;
     let calendar = add_dates(tx, contract, dates).await?;
     rebuild(tx, appending, &mut steps, counts.inserted + counts.updated).await?;
-    Ok((counts, inferred, calendar))
+    Ok((TableCounts { quarantined: quarantine.rows, ..counts }, inferred, calendar, quarantine))
 }
 
 /// Builds again what a large append set aside (after the dates, which its foreign key into
@@ -222,6 +226,10 @@ async fn resolve_dimensions(
                 ),
             });
         }
+        if reference.on_missing == crate::contract::OnMissing::Quarantine {
+            // Its facts naming a missing member are set aside as they stream.
+            continue;
+        }
         if added > 0 {
             add_inferred(tx, reference, index, missing, run_id).await?;
             tracing::info!(run = %run_id, dimension = %reference.table, inferred = added, "Added inferred members.");
@@ -250,7 +258,7 @@ impl Upsert<'_> {
         contract: &Contract,
         rows: FactRows,
         steps: &mut Steps<'_>,
-    ) -> Result<(TableCounts, BTreeSet<chrono::NaiveDate>)> {
+    ) -> Result<(TableCounts, BTreeSet<chrono::NaiveDate>, Quarantine)> {
         let Upsert { sql, table, columns, natural_key } = *self;
         let types: BTreeMap<String, String> = ddl::table_columns(dataset, contract, sql.dialect)?
             .into_iter()
@@ -263,7 +271,7 @@ impl Upsert<'_> {
         tx.create_temp(STAGE, &definitions).await?;
         let (rows, staged) = tx.stage_from(STAGE, columns, rows).await?;
         staged?;
-        let FactRows { rows, dates, .. } = rows;
+        let FactRows { rows, dates, quarantine, .. } = rows;
         tx.analyze(STAGE).await?;
         steps.done("staged the facts", rows as usize);
         let existing = tx
@@ -301,6 +309,6 @@ impl Upsert<'_> {
         let updated = changed.saturating_sub(inserted);
         let counts =
             TableCounts { inserted, updated, unchanged: existing.saturating_sub(updated), ..TableCounts::default() };
-        Ok((counts, dates))
+        Ok((counts, dates, quarantine))
     }
 }
