@@ -637,3 +637,68 @@ async fn row_count_match_compares_with_the_previous_run_s_report() {
         second.cause
     );
 }
+
+/// `ReferentialIntegrity` looks the run's keys up in another dataset's processed rows in the
+/// lake: failing (and saying why) before the reference was validated, then measuring the
+/// share found; on the dataset itself a re-drive judges as the clean run did.
+#[tokio::test]
+async fn referential_integrity_reads_the_other_dataset_s_processed_rows() {
+    let lake = TestLake::start().await;
+    let text = common::RETAIL_CONTRACT.replacen(
+        "    IsPrimaryKey \"order_id\" \"line\",\n",
+        "    IsPrimaryKey \"order_id\" \"line\",\n    ReferentialIntegrity \"customer_id\" \"customers.customer_id\" = 1.0,\n",
+        1,
+    );
+    assert_ne!(text, common::RETAIL_CONTRACT, "the rule was added");
+    let contract = Contract::parse("pipeline.toml", &text).expect("valid");
+    let rule = |output: &ValidateOutput| {
+        output
+            .rules
+            .iter()
+            .find(|outcome| outcome.rule.starts_with("ReferentialIntegrity"))
+            .cloned()
+            .expect("the rule's outcome")
+    };
+
+    // Sales before any customer: no key is found, and the message says why.
+    let (_, early) = run_example(&lake, &contract, "sales", "2024-01-01/sales.csv").await;
+    let outcome = rule(&early);
+    assert_eq!((early.gate.as_str(), outcome.outcome.as_str()), ("fail", "failed"), "{outcome:?}");
+    assert!(outcome.message.contains("`customers` has no processed rows yet"), "{}", outcome.message);
+
+    // The customers validated, the same sales again: the share of kept sales whose customer
+    // the customers' processed rows hold, computed here from the Parquet both wrote.
+    let (_, customers) = run_example(&lake, &contract, "customers", "2024-01-01/customers.csv").await;
+    let (_, customer_batches) = processed_rows(&lake, &customers).await;
+    let known: std::collections::HashSet<String> =
+        text_column(&customer_batches, "customer_id").into_iter().flatten().collect();
+    let (_, sales) = run_example(&lake, &contract, "sales", "2024-01-01/sales.csv").await;
+    let (_, sale_batches) = processed_rows(&lake, &sales).await;
+    let keys: Vec<String> = text_column(&sale_batches, "customer_id").into_iter().flatten().collect();
+    let found = keys.iter().filter(|key| known.contains(*key)).count();
+    assert!(found > 0 && !keys.is_empty());
+    let outcome = rule(&sales);
+    assert!(
+        outcome.message.contains(&format!("{found} of {} key(s) found in `customers`", keys.len())),
+        "{}",
+        outcome.message
+    );
+    assert!((outcome.measure.unwrap_or(-1.0) - found as f64 / keys.len() as f64).abs() < 1e-9, "{outcome:?}");
+    assert_eq!(outcome.outcome == "passed", found == keys.len(), "{outcome:?}");
+
+    // On the dataset itself: the run's own processed parts are left out, so validating the
+    // same file again (a re-drive) finds what the first attempt found.
+    let own = with_dqdl(
+        "Rules = [ ReferentialIntegrity \"customer_id\" \"customers.customer_id\" >= 0.0 ]",
+        "Rules = [ RowCount > 0 ]",
+    );
+    let second_day = TestLake::start().await;
+    let (_, first) = run_example(&second_day, &own, "customers", "2024-01-01/customers.csv").await;
+    let (_, again) = run_example(&second_day, &own, "customers", "2024-01-01/customers.csv").await;
+    assert_eq!(first.rules, again.rules);
+    assert!(first.rules[0].message.contains("has no processed rows yet"), "{:?}", first.rules);
+    // The next day's file finds the first day's customers.
+    let (_, next) = run_example(&second_day, &own, "customers", "2024-01-02/customers.csv").await;
+    assert!(next.rules[0].measure.unwrap_or(0.0) > 0.0, "{:?}", next.rules);
+    assert!(!next.rules[0].message.contains("no processed rows"), "{:?}", next.rules);
+}

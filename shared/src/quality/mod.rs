@@ -18,6 +18,8 @@ pub mod sql;
 pub mod value;
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use arrow::array::BooleanArray;
 use serde::{Deserialize, Serialize};
@@ -28,7 +30,7 @@ use crate::types::DataType;
 use crate::validate::dedupe::DuplicateFinder;
 use crate::validate::plan::Reasons;
 use crate::{Error, Result};
-pub use rules::{Class, CompileError, Rule, RuleColumn, Rules, Severity};
+pub use rules::{Class, CompileError, Reference, Rule, RuleColumn, Rules, Severity};
 use rules::{Leaf, Measure, MeasureRule, Node, RowCheck};
 use sql::Aggregate;
 pub use value::{Row, Scalar, View};
@@ -117,6 +119,36 @@ enum Accumulator {
         missing: u64,
     },
     Extreme(Option<Scalar<'static>>, bool),
+    /// Keys looked up in another dataset's: those found, those with every part present.
+    Lookups {
+        keys: Arc<ReferenceKeys>,
+        found: u64,
+        present: u64,
+    },
+}
+
+/// The keys another dataset's rows hold in a reference's columns (`ReferentialIntegrity`).
+#[derive(Debug, Default)]
+pub struct ReferenceKeys {
+    /// Each complete key, as [`ReferenceKeys::key`] writes it.
+    pub keys: HashSet<String>,
+    /// The rows read (with a missing part or not).
+    pub rows: u64,
+}
+
+impl ReferenceKeys {
+    /// Appends a value's part of a key to `key` (parts apart by a unit separator); `false`
+    /// when the value is missing (the key is incomplete).
+    pub fn push(key: &mut String, value: &Scalar<'_>) -> bool {
+        if value.is_null() {
+            return false;
+        }
+        if !key.is_empty() {
+            key.push('\u{1f}');
+        }
+        key.push_str(&value.key());
+        true
+    }
 }
 
 /// A rule set's evaluation on one run.
@@ -173,6 +205,9 @@ impl Evaluator {
                     | Measure::Sql(Aggregate::CountDistinct(_)) => {
                         Accumulator::Frequencies { finder: DuplicateFinder::default(), present: 0, missing: 0 }
                     }
+                    Measure::ReferentialIntegrity(..) => {
+                        Accumulator::Lookups { keys: Arc::default(), found: 0, present: 0 }
+                    }
                     Measure::ColumnCount
                     | Measure::ColumnExists(_)
                     | Measure::ColumnNamesMatch(_)
@@ -198,6 +233,20 @@ impl Evaluator {
     /// The rules.
     pub fn rules(&self) -> &Rules {
         &self.rules
+    }
+
+    /// Gives the rules that look keys up in `reference` the keys its dataset holds.
+    pub fn provide(&mut self, reference: &Reference, keys: ReferenceKeys) {
+        let keys = Arc::new(keys);
+        for (leaf, accumulator) in self.rules.leaves.iter().zip(&mut self.accumulators) {
+            if let Leaf::Measure(rule) = leaf
+                && let Measure::ReferentialIntegrity(_, wanted) = &rule.measure
+                && wanted == reference
+                && let Accumulator::Lookups { keys: held, .. } = accumulator
+            {
+                *held = Arc::clone(&keys);
+            }
+        }
     }
 
     /// First pass: counts the rows that pass each threshold's and composite's row rule.
@@ -285,6 +334,7 @@ impl Evaluator {
     /// The dataset measures over the rows the run keeps.
     pub fn measure(&mut self, row: &Row<'_>, keep: &BooleanArray) -> Result<()> {
         let mut parts: Vec<String> = Vec::new();
+        let mut key = String::new();
         for (leaf, accumulator) in self.rules.leaves.iter().zip(&mut self.accumulators) {
             let Leaf::Measure(rule) = leaf else { continue };
             let column = match &rule.measure {
@@ -311,7 +361,7 @@ impl Evaluator {
             }
             let single = column.unwrap_or(0);
             let key_columns: &[usize] = match &rule.measure {
-                Measure::IsPrimaryKey(columns) => columns,
+                Measure::IsPrimaryKey(columns) | Measure::ReferentialIntegrity(columns, _) => columns,
                 _ => std::slice::from_ref(&single),
             };
             for position in (0..keep.len()).filter(|position| keep.value(*position)) {
@@ -356,6 +406,14 @@ impl Evaluator {
                         };
                         if better {
                             *best = Some(value.into_owned());
+                        }
+                    }
+                    Accumulator::Lookups { keys, found, present } => {
+                        key.clear();
+                        if key_columns.iter().all(|column| ReferenceKeys::push(&mut key, &row.value(*column, position)))
+                        {
+                            *present += 1;
+                            *found += u64::from(keys.keys.contains(&key));
                         }
                     }
                     Accumulator::Frequencies { finder, present, missing } => {
@@ -488,6 +546,16 @@ fn measure_outcome(
                 verdict(Some(ratio), &format!("{count} rows against the previous run's {previous}: ratio"))
             }
         },
+        (Measure::ReferentialIntegrity(_, reference), Accumulator::Lookups { keys, found, present }) => {
+            let (value, holds, mut message) = verdict(
+                (present > 0).then(|| found as f64 / present as f64),
+                &format!("{found} of {present} key(s) found in `{}`: share", reference.dataset),
+            );
+            if keys.rows == 0 {
+                message.push_str(&format!(" (`{}` has no processed rows yet)", reference.dataset));
+            }
+            (value, holds, message)
+        }
         (Measure::ColumnExists(name), _) => {
             let found = columns.iter().any(|column| column == name);
             flag(found, if found { format!("`{name}` is present") } else { format!("the file has no column `{name}`") })

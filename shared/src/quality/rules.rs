@@ -117,6 +117,41 @@ pub(super) enum Measure {
     Sql(Aggregate),
     SchemaMatch(String),
     RowCountMatch,
+    /// The run's key columns, and the other dataset's columns that must hold each key.
+    ReferentialIntegrity(Vec<usize>, Reference),
+}
+
+/// Another dataset's columns a `ReferentialIntegrity` rule looks keys up in: written
+/// `"dataset.column"` or `"dataset.{a,b}"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Reference {
+    /// The other dataset of the contract.
+    pub dataset: String,
+    /// Its columns, in the order of the run's key columns.
+    pub columns: Vec<String>,
+}
+
+impl Reference {
+    /// Reads `dataset.column` or `dataset.{a,b}`.
+    pub fn parse(text: &str) -> std::result::Result<Reference, String> {
+        let expected =
+            || format!("`{text}` is not a reference: write \"dataset.column\" or \"dataset.{{column_a,column_b}}\"");
+        let (dataset, rest) = text.split_once('.').ok_or_else(expected)?;
+        let rest = rest.trim();
+        let columns: Vec<String> = match rest.strip_prefix('{').and_then(|inner| inner.strip_suffix('}')) {
+            Some(inner) => inner.split(',').map(|name| name.trim().to_string()).collect(),
+            None => vec![rest.to_string()],
+        };
+        if dataset.trim().is_empty() || columns.iter().any(String::is_empty) {
+            return Err(expected());
+        }
+        Ok(Reference { dataset: dataset.trim().to_string(), columns })
+    }
+
+    /// The rule's key columns in the run, written `"a"` or `"a,b"`.
+    pub fn key_columns(text: &str) -> Vec<String> {
+        text.split(',').map(|name| name.trim().to_string()).collect()
+    }
 }
 
 /// A DQDL expression compiled against a column's type.
@@ -464,11 +499,31 @@ impl Rules {
                 measure(Measure::RowCountMatch, condition(None, Kind::Number)?)
             }
             RuleKind::ReferentialIntegrity => {
-                return Err(error(format!(
-                    "`{}`: Lakestar does not evaluate {} yet (it compares with another dataset's or run's data); a rule it took would not hold, so remove it",
-                    rule.text,
-                    rule.kind.name()
-                )));
+                let names = Reference::key_columns(rule.parameters.first().map(String::as_str).unwrap_or(""));
+                let mut keys = Vec::with_capacity(names.len());
+                for name in &names {
+                    keys.push(columns.iter().position(|(known, _)| known == name).ok_or_else(|| {
+                        let known: Vec<&str> = columns.iter().map(|(known, _)| known.as_str()).collect();
+                        error(format!(
+                            "`{}` names the column `{name}`, which the dataset does not declare; its columns are: {}",
+                            rule.text,
+                            known.join(", ")
+                        ))
+                    })?);
+                }
+                let reference = Reference::parse(rule.parameters.get(1).map(String::as_str).unwrap_or(""))
+                    .map_err(|message| error(format!("`{}`: {message}", rule.text)))?;
+                if reference.columns.len() != keys.len() {
+                    return Err(error(format!(
+                        "`{}`: {} key column(s) against {} reference column(s); name as many in `{}` as in `{}`",
+                        rule.text,
+                        keys.len(),
+                        reference.columns.len(),
+                        rule.parameters.get(1).map(String::as_str).unwrap_or(""),
+                        rule.parameters.first().map(String::as_str).unwrap_or("")
+                    )));
+                }
+                measure(Measure::ReferentialIntegrity(keys, reference), condition(None, Kind::Ratio)?)
             }
         })
     }
@@ -575,6 +630,23 @@ impl Rules {
         self.leaves
             .iter()
             .any(|leaf| matches!(leaf, Leaf::Measure(rule) if matches!(rule.measure, Measure::RowCountMatch)))
+    }
+
+    /// The other datasets' columns the rules look keys up in (`ReferentialIntegrity`), once each.
+    pub fn references(&self) -> Vec<Reference> {
+        let mut references: Vec<Reference> = self
+            .leaves
+            .iter()
+            .filter_map(|leaf| match leaf {
+                Leaf::Measure(MeasureRule { measure: Measure::ReferentialIntegrity(_, reference), .. }) => {
+                    Some(reference.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        references.sort();
+        references.dedup();
+        references
     }
 
     /// Whether any rule needs validate's first pass (a threshold's share).

@@ -84,6 +84,9 @@ fn now() -> chrono::DateTime<chrono::Utc> {
 thread_local! {
     /// The previous run's kept rows the next evaluation sees.
     static PREVIOUS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    /// The keys dataset `other` holds for the next evaluation's ReferentialIntegrity rules,
+    /// by its columns (parts apart by the unit separator).
+    static OTHER: std::cell::RefCell<Vec<(Vec<&'static str>, Vec<String>)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 struct Evaluated {
@@ -97,6 +100,13 @@ fn evaluate_rows(dqdl: &str, warn: &str, rows: &[[&str; 5]]) -> Evaluated {
     let dataset = contract.dataset("orders").expect("orders");
     let plan = DatasetPlan::new(dataset).expect("a plan");
     let mut evaluator = Evaluator::new(Rules::of(dataset, now()).expect("rules"));
+    for reference in evaluator.rules().references() {
+        let keys = OTHER.with(|other| {
+            other.borrow().iter().find(|(columns, _)| *columns == reference.columns).map(|(_, keys)| keys.clone())
+        });
+        let keys = keys.unwrap_or_default();
+        evaluator.provide(&reference, ReferenceKeys { rows: keys.len() as u64, keys: keys.into_iter().collect() });
+    }
     let arrays: Vec<StringArray> = (0..COLUMNS.len())
         .map(|column| StringArray::from(rows.iter().map(|row| Some(row[column])).collect::<Vec<_>>()))
         .collect();
@@ -329,7 +339,15 @@ fn mistakes_against_the_dataset_are_named_at_their_rule() {
         (r#"CustomSql "select id from primary" > 1"#, "takes no expression"),
         (r#"CustomSql "select count(*) from primary""#, "needs an expression"),
         (r#"ColumnDataType "note" = "WHOLE""#, "not a type ColumnDataType names"),
-        (r#"ReferentialIntegrity "id" "other.id" = 1.0"#, "does not evaluate ReferentialIntegrity yet"),
+        (
+            r#"ReferentialIntegrity "id" "nowhere.id" = 1.0"#,
+            "compares with the dataset `nowhere`, which the contract lacks",
+        ),
+        (r#"ReferentialIntegrity "id" "orders.code" = 1.0"#, "`orders.code`, which that dataset does not declare"),
+        (r#"ReferentialIntegrity "amount" "orders.id" = 1.0"#, "keys match only between columns of one type"),
+        (r#"ReferentialIntegrity "id,country" "orders.id" = 1.0"#, "2 key column(s) against 1 reference column(s)"),
+        (r#"ReferentialIntegrity "id" "orders" = 1.0"#, "is not a reference: write"),
+        (r#"ReferentialIntegrity "nope" "orders.id" = 1.0"#, "names the column `nope`"),
         (r#"RowCountMatch "reference" >= 0.9"#, "compares the run with the dataset's previous run"),
         (r#"Completeness "note" > 0.5 with threshold > 0.5"#, "Completeness's expression is its threshold"),
         (r#"SchemaMatch "nowhere" = 1.0"#, "compares with the dataset `nowhere`, which the contract lacks"),
@@ -387,4 +405,35 @@ fn row_count_match_compares_with_the_previous_run() {
     assert!(!passes(r#"RowCountMatch "previous" <= 1.1"#));
     assert!(passes(r#"RowCountMatch "previous" between 0.9 and 1.3"#));
     PREVIOUS.with(|cell| cell.set(None));
+}
+
+#[test]
+fn referential_integrity_looks_keys_up_in_the_other_dataset() {
+    let keys = |values: &[&str]| values.iter().map(|value| value.replace('|', "\u{1f}")).collect::<Vec<_>>();
+    OTHER.with(|other| {
+        *other.borrow_mut() = vec![
+            (vec!["id"], keys(&["1", "2", "3", "4"])),
+            (vec!["id", "country"], keys(&["1|UK", "2|UK", "3|US", "4|DE"])),
+        ]
+    });
+    // Ids 5 and 6 are not in `other`: four of six.
+    let single = outcome(r#"ReferentialIntegrity "id" "other.id" = 1.0"#);
+    assert_eq!(single.outcome, FAILED);
+    assert!((single.measure.unwrap_or(0.0) - 4.0 / 6.0).abs() < 1e-9, "{single:?}");
+    assert!(single.message.contains("4 of 6 key(s) found in `other`"), "{}", single.message);
+    assert!(passes(r#"ReferentialIntegrity "id" "other.id" >= 0.6"#));
+    // Only the UK rows, both in `other`.
+    assert!(passes(r#"ReferentialIntegrity "id" "other.{id}" = 1.0 where "country = 'UK'""#));
+    // Two columns: row 5 lacks a country (not judged); (1, UK), (2, UK), (3, US) are found,
+    // (4, FR) and (6, US) are not.
+    let pair = outcome(r#"ReferentialIntegrity "id,country" "other.{id, country}" between 0.5 and 0.7"#);
+    assert_eq!(pair.outcome, PASSED, "{pair:?}");
+    assert!((pair.measure.unwrap_or(0.0) - 0.6).abs() < 1e-9, "{pair:?}");
+    // In a composite, as any dataset rule.
+    assert!(passes(r#"(ReferentialIntegrity "id" "other.id" = 1.0) or (RowCount = 6)"#));
+    // A reference with no rows yet: nothing is found, and the message says why.
+    OTHER.with(|other| other.borrow_mut().clear());
+    let empty = outcome(r#"ReferentialIntegrity "id" "other.id" > 0.5"#);
+    assert_eq!(empty.outcome, FAILED);
+    assert!(empty.message.contains("`other` has no processed rows yet"), "{}", empty.message);
 }

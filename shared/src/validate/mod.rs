@@ -6,6 +6,7 @@
 //! find duplicates, the second types, checks and writes batch by batch.
 
 pub(crate) mod dedupe;
+mod lookups;
 pub(crate) mod plan;
 mod quarantine;
 
@@ -113,8 +114,13 @@ pub async fn validate(
     let undeclared = if schema.columns == DriftMode::DiscardRow { ingest.drift.added.clone() } else { Vec::new() };
     let dataset = declared.evolved(&drift.evolved);
     let plan = DatasetPlan::new(&dataset)?;
-    let evaluator = Evaluator::new(quality::Rules::of(&dataset, run.time)?);
-    let previous_rows = if evaluator.rules().reads_previous_run() { previous_run_rows(lake, run).await? } else { None };
+    let mut evaluator = Evaluator::new(quality::Rules::of(&dataset, run.time)?);
+    let previous_rows =
+        if evaluator.rules().reads_previous_run() { lookups::previous_run_rows(lake, run).await? } else { None };
+    for reference in evaluator.rules().references() {
+        let keys = lookups::reference_keys(lake, contract, run, &reference).await?;
+        evaluator.provide(&reference, keys);
+    }
     let quality = dataset.config.quality.clone();
     tracing::info!(run = %run.id, dataset = %run.dataset, parts = ingest.raw.len(), "Validate started.");
     let started = Instant::now();
@@ -210,37 +216,6 @@ pub async fn validate(
         "Validate finished."
     );
     Ok(output)
-}
-
-/// The rows the dataset's previous run kept: the quality report of the latest run that landed
-/// before this one (`RowCountMatch "previous"`); `None` when there is none.
-async fn previous_run_rows(lake: &Lake, run: &RunDescriptor) -> Result<Option<u64>> {
-    let prefix = format!("curated/_quality/{}/", run.dataset);
-    let own = lake::quality_key(&run.dataset, &run.id);
-    let mut latest: Option<(chrono::DateTime<chrono::Utc>, String, u64)> = None;
-    for key in lake.list(&prefix).await? {
-        if key == own || !key.ends_with(".json") {
-            continue;
-        }
-        let Some(bytes) = lake.get_optional(&key).await? else { continue };
-        let report: serde_json::Value = serde_json::from_slice(&bytes).map_err(|error| Error::CorruptObject {
-            key: key.clone(),
-            message: format!("not a quality report ({error})"),
-        })?;
-        let landed = report.get("landed_at").and_then(|value| value.as_str()).and_then(|text| text.parse().ok());
-        let (Some(landed), Some(valid)) = (landed, report.get("valid").and_then(serde_json::Value::as_u64)) else {
-            continue;
-        };
-        let run_id = report.get("run").and_then(serde_json::Value::as_str).unwrap_or("").to_string();
-        // Earlier runs only, whatever order they were loaded in.
-        if (landed, run_id.as_str()) >= (run.time, run.id.as_str()) {
-            continue;
-        }
-        if latest.as_ref().is_none_or(|(time, id, _)| (landed, run_id.as_str()) > (*time, id.as_str())) {
-            latest = Some((landed, run_id, valid));
-        }
-    }
-    Ok(latest.map(|(_, _, valid)| valid))
 }
 
 /// The gate's verdict when the run passes its quality thresholds.

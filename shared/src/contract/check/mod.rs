@@ -266,8 +266,55 @@ impl Checker<'_> {
         line_of(self.text, span.start) + skipped
     }
 
+    /// What is wrong with the other dataset a rule compares with (`SchemaMatch`,
+    /// `ReferentialIntegrity`): it is missing, lacks a column, or holds another type.
+    fn other_dataset_problem(dataset: &Dataset, rule: &dqdl::SimpleRule, datasets: &[Dataset]) -> Option<String> {
+        let find = |name: &str| -> Result<&Dataset, String> {
+            datasets.iter().find(|other| other.name == name).ok_or_else(|| {
+                let names: Vec<&str> = datasets.iter().map(|other| other.name.as_str()).collect();
+                format!(
+                    "compares with the dataset `{name}`, which the contract lacks; its datasets are: {}",
+                    names.join(", ")
+                )
+            })
+        };
+        match rule.kind {
+            dqdl::RuleKind::SchemaMatch => find(rule.parameters.first().map(String::as_str).unwrap_or("")).err(),
+            dqdl::RuleKind::ReferentialIntegrity => {
+                // The rule's own syntax is the compiler's to judge.
+                let reference = crate::quality::Reference::parse(rule.parameters.get(1)?).ok()?;
+                let keys = crate::quality::Reference::key_columns(rule.parameters.first()?);
+                let other = match find(&reference.dataset) {
+                    Ok(other) => other,
+                    Err(message) => return Some(message),
+                };
+                for (key, name) in keys.iter().zip(&reference.columns) {
+                    let ours = dataset.column(key)?;
+                    let Some(theirs) = other.column(name) else {
+                        let known: Vec<&str> = other.columns.iter().map(|column| column.name.as_str()).collect();
+                        return Some(format!(
+                            "looks keys up in `{}.{name}`, which that dataset does not declare; its columns are: {}",
+                            other.name,
+                            known.join(", ")
+                        ));
+                    };
+                    if theirs.data_type != ours.data_type {
+                        return Some(format!(
+                            "compares `{key}` ({}) with `{}.{name}` ({}): keys match only between columns of one type; declare them alike",
+                            crate::types::type_name(ours.data_type),
+                            other.name,
+                            crate::types::type_name(theirs.data_type)
+                        ));
+                    }
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
     fn cross_dataset(&mut self, datasets: &[Dataset]) {
-        // A DQDL SchemaMatch compares with another dataset of the contract.
+        // A DQDL SchemaMatch and ReferentialIntegrity compare with another dataset of the contract.
         for dataset in datasets {
             let quality = &dataset.config.quality;
             for (text, field) in [(&quality.dqdl, "dqdl"), (&quality.dqdl_warn, "dqdl_warn")] {
@@ -276,26 +323,22 @@ impl Checker<'_> {
                 let first_line = self.first_line_of(text);
                 let mut stack: Vec<&dqdl::Rule> = ruleset.rules.iter().collect();
                 while let Some(rule) = stack.pop() {
-                    match rule {
-                        dqdl::Rule::And(parts) | dqdl::Rule::Or(parts) => stack.extend(parts),
-                        dqdl::Rule::Simple(simple) if simple.kind == dqdl::RuleKind::SchemaMatch => {
-                            let reference = simple.parameters.first().map(String::as_str).unwrap_or("");
-                            if !datasets.iter().any(|other| other.name == reference) {
-                                let names: Vec<&str> = datasets.iter().map(|other| other.name.as_str()).collect();
-                                self.problems.push(Problem {
-                                    line: Some(first_line + simple.line - 1),
-                                    field: format!("datasets.{}.quality.{field}", dataset.name),
-                                    message: format!(
-                                        "line {} column {} of the ruleset: `{}` compares with the dataset `{reference}`, which the contract lacks; its datasets are: {}",
-                                        simple.line,
-                                        simple.column,
-                                        simple.text,
-                                        names.join(", ")
-                                    ),
-                                });
-                            }
+                    let simple = match rule {
+                        dqdl::Rule::And(parts) | dqdl::Rule::Or(parts) => {
+                            stack.extend(parts);
+                            continue;
                         }
-                        dqdl::Rule::Simple(_) => {}
+                        dqdl::Rule::Simple(simple) => simple,
+                    };
+                    if let Some(message) = Self::other_dataset_problem(dataset, simple, datasets) {
+                        self.problems.push(Problem {
+                            line: Some(first_line + simple.line - 1),
+                            field: format!("datasets.{}.quality.{field}", dataset.name),
+                            message: format!(
+                                "line {} column {} of the ruleset: `{}` {message}",
+                                simple.line, simple.column, simple.text
+                            ),
+                        });
                     }
                 }
             }
