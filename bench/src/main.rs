@@ -8,6 +8,7 @@ mod coldstart;
 mod extract;
 mod generate;
 mod load;
+mod quality;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -103,6 +104,19 @@ enum Command {
         /// A PostgreSQL URL whose server may create and drop a scratch database.
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
         database: String,
+    },
+    /// Validates one ingested sales file under contracts that differ only in their rules (no
+    /// DQDL, the example's, 13 rules of every kind, the schema contract's type scan),
+    /// alternately, and prints each one's time over the run without DQDL.
+    Quality {
+        #[command(flatten)]
+        size: Size,
+        /// Rounds of every variant, run alternately; medians are kept.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Where to keep the generated file and the embedded S3 folder (default: a temporary folder).
+        #[arg(long)]
+        work: Option<PathBuf>,
     },
     /// Starts each function's release binary as Lambda would and reports the time from process
     /// start to its first request for an event, and its size (build them first:
@@ -220,6 +234,12 @@ fn main() -> anyhow::Result<()> {
                 rounds,
                 admin_url: database,
             }))?;
+            println!("{figures}");
+            Ok(())
+        }
+        Command::Quality { size, rounds, work } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let figures = runtime.block_on(quality::bench(size, rounds, work))?;
             println!("{figures}");
             Ok(())
         }
