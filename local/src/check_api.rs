@@ -36,7 +36,7 @@ pub async fn start(function: CheckFunction, port: u16) -> std::io::Result<Socket
 }
 
 /// The function URL event of an HTTP request.
-fn event(method: &str, path: &str, query: Option<&str>, body: &[u8]) -> Value {
+pub fn event(method: &str, path: &str, query: Option<&str>, body: &[u8]) -> Value {
     let parameters: serde_json::Map<String, Value> = query
         .unwrap_or_default()
         .split('&')
@@ -59,7 +59,7 @@ fn event(method: &str, path: &str, query: Option<&str>, body: &[u8]) -> Value {
 
 /// A query string's percent-encoding (and `+` for a space) undone, as S3 event keys are;
 /// a malformed escape is kept as written.
-fn decode(text: &str) -> String {
+pub fn decode(text: &str) -> String {
     lakestar::trigger::decode_key(text).unwrap_or_else(|_| text.to_string())
 }
 

@@ -148,6 +148,14 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The home the commands use when not given `--home`.
+pub const DEFAULT_HOME: &str = ".lakestar";
+
+/// The `--home` flag a command for `home` needs (none for the default home), as hints print it.
+pub fn home_flag(home: &Path) -> String {
+    if home == Path::new(DEFAULT_HOME) { String::new() } else { format!(" --home {}", home.display()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,8 +9,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod advice;
-mod check_api;
 mod dry_run;
 mod infer;
 mod quality;
@@ -123,6 +121,17 @@ enum Command {
         /// The check API's port (0 picks a free one): `POST /check`, as the check function's URL.
         #[arg(long, default_value_t = 9001)]
         check_port: u16,
+        /// The web console's port (0 picks a free one).
+        #[arg(long, default_value_t = 9002)]
+        console_port: u16,
+        /// The address the console listens on. Anything but 127.0.0.1 shows the lake's
+        /// executions, quality and quarantine to the network: say so explicitly.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// The contract the console's re-drives and checks use; default the one the home's
+        /// last run used. Without one the console only shows what is there.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Scans Parquet and CSV files (a file, a folder, or `s3://bucket/prefix`) for values that
     /// look like personal data; exits non-zero when any is found. Names columns, never values.
@@ -152,7 +161,13 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Check { contract } => check(&contract),
-        Command::Serve { home, port, check_port } => match serve(&home, port, check_port) {
+        Command::Serve { home, port, check_port, console_port, bind, config } => match serve(&Serve {
+            home,
+            port,
+            check_port,
+            console: std::net::SocketAddr::new(bind, console_port),
+            config,
+        }) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("error: {error:#}");
@@ -226,36 +241,94 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(home: &std::path::Path, port: u16, check_port: u16) -> anyhow::Result<()> {
+/// What `lakestar serve` serves.
+struct Serve {
+    home: PathBuf,
+    port: u16,
+    check_port: u16,
+    console: std::net::SocketAddr,
+    config: Option<PathBuf>,
+}
+
+fn serve(serve: &Serve) -> anyhow::Result<()> {
+    use lakestar_local::console::{self, Console};
+    let home = serve.home.as_path();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        // One process at a time on a home: the embedded S3's temporary files are its own.
-        let _lock = lakestar_local::home::HomeLock::acquire(home)?;
-        let s3 = lakestar::lake::EmbeddedS3::start_on(&home.join("s3"), port).await?;
-        s3.create_bucket(lakestar_local::stack::BUCKET).await?;
+        // With a contract (given, or the home's last run's) the stack itself serves: the
+        // console re-drives through it. Without, the embedded S3 alone, and the console shows.
+        let contract = match &serve.config {
+            Some(path) => Some(std::fs::canonicalize(path).map_err(|error| anyhow::anyhow!("no contract at {}: {error}", path.display()))?),
+            None => lakestar_local::home::HomeSettings::read(home)?.contract.filter(|path| path.is_file()),
+        };
+        let mut bare = None;
+        let stack = match contract {
+            Some(contract) => {
+                let mut config = lakestar_local::stack::StackConfig::new(home, contract);
+                config.s3_port = Some(serve.port);
+                Some(lakestar_local::stack::Stack::open(config).await?)
+            }
+            None => {
+                // One process at a time on a home: the embedded S3's temporary files are its own.
+                let lock = lakestar_local::home::HomeLock::acquire(home)?;
+                let s3 = lakestar::lake::EmbeddedS3::start_on(&home.join("s3"), serve.port).await?;
+                s3.create_bucket(lakestar_local::stack::BUCKET).await?;
+                bare = Some((lock, s3));
+                None
+            }
+        };
+        let s3 = match (&stack, &bare) {
+            (Some(stack), _) => stack.s3(),
+            (None, Some((_, s3))) => s3,
+            (None, None) => anyhow::bail!("no S3 endpoint was started"),
+        };
         let (access, secret) = s3.credentials();
+        let (endpoint, root) = (s3.endpoint(), s3.root().display().to_string());
+        let lake = lakestar::lake::Lake::new(s3.client(), lakestar_local::stack::BUCKET);
         // Written without panicking when whoever started the server stopped reading.
         let mut out = std::io::stdout();
         let bucket = lakestar_local::stack::BUCKET;
-        let _ = writeln!(out, "Embedded S3 at {} (bucket {bucket}, folder {})", s3.endpoint(), s3.root().display());
-        let _ = writeln!(out, "  export AWS_ENDPOINT_URL_S3={} AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY={secret} AWS_REGION=us-east-1 LAKESTAR_S3_PATH_STYLE=true", s3.endpoint());
+        let _ = writeln!(out, "Embedded S3 at {endpoint} (bucket {bucket}, folder {root})");
+        let _ = writeln!(out, "  export AWS_ENDPOINT_URL_S3={endpoint} AWS_ACCESS_KEY_ID={access} AWS_SECRET_ACCESS_KEY={secret} AWS_REGION=us-east-1 LAKESTAR_S3_PATH_STYLE=true");
         let _ = writeln!(out, "  aws s3 ls --recursive s3://{bucket}/curated/");
-        let lake = lakestar::lake::Lake::new(s3.client(), bucket);
-        let contract = lakestar::function::ContractSource::S3 {
+        let contract_source = || lakestar::function::ContractSource::S3 {
             lake: lake.clone(),
             key: lakestar::lake::CONFIG_KEY.to_string(),
             cached: Default::default(),
         };
-        let check = check_api::start(lakestar::function::check::CheckFunction::new(lake, contract), check_port)
-            .await
-            .map_err(|error| {
-                anyhow::anyhow!("starting the check API on port {check_port}: {error}; give --check-port 0 for any free port")
-            })?;
+        let check = lakestar_local::check_api::start(
+            lakestar::function::check::CheckFunction::new(lake.clone(), contract_source()),
+            serve.check_port,
+        )
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!("starting the check API on port {}: {error}; give --check-port 0 for any free port", serve.check_port)
+        })?;
         let _ = writeln!(out, "Check API at http://{check}/check (the check function's URL, offline)");
         let _ = writeln!(out, "  curl -s -X POST 'http://{check}/check?name=sales.csv' --data-binary @sales.csv");
+        let checker = stack.is_some().then(|| lakestar::function::check::CheckFunction::new(lake.clone(), contract_source()));
+        let has_stack = stack.is_some();
+        let console = std::sync::Arc::new(Console::new(home.to_path_buf(), stack, checker)?);
+        let address = console::start(console, serve.console).await.map_err(|error| {
+            anyhow::anyhow!("starting the console on {}: {error}; give --console-port 0 for any free port", serve.console)
+        })?;
+        if !serve.console.ip().is_loopback() {
+            let _ = writeln!(
+                out,
+                "Warning: the console listens on {address}, beyond this machine: anyone who reaches it sees the executions, quality and quarantine (values on request) and can re-drive."
+            );
+        }
+        let _ = writeln!(out, "Console: http://{address}/");
+        if !has_stack {
+            let _ = writeln!(
+                out,
+                "  (no contract: the console shows what is there; `lakestar serve --config pipeline.toml` also re-drives and checks files)"
+            );
+        }
         let _ = writeln!(out, "Press Ctrl-C to stop.");
         let _ = out.flush();
         tokio::signal::ctrl_c().await?;
+        drop(bare);
         anyhow::Ok(())
     })
 }

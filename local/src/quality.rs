@@ -4,38 +4,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use lakestar::load::QualityReport;
 use lakestar::quality::QUARANTINED;
+use lakestar_local::reports::{drift_count, reports};
 
 use crate::run::home_flag;
-
-/// The reports of a dataset (or of every dataset), in the order their files landed.
-pub fn reports(home: &Path, dataset: Option<&str>) -> anyhow::Result<Vec<QualityReport>> {
-    let root = home.join("s3").join(lakestar_local::stack::BUCKET).join("curated/_quality");
-    let mut reports = Vec::new();
-    let Ok(folders) = std::fs::read_dir(&root) else { return Ok(reports) };
-    for folder in folders {
-        let folder = folder.with_context(|| format!("reading {}", root.display()))?;
-        let name = folder.file_name().to_string_lossy().into_owned();
-        // `_deliveries` and other folders of the lake's own start with `_`.
-        if name.starts_with('_') || dataset.is_some_and(|wanted| wanted != name) || !folder.path().is_dir() {
-            continue;
-        }
-        for file in std::fs::read_dir(folder.path()).with_context(|| format!("reading {}", folder.path().display()))? {
-            let path = file?.path();
-            if path.extension().is_none_or(|extension| extension != "json") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            let report: QualityReport =
-                serde_json::from_str(&text).with_context(|| format!("{} is not a quality report", path.display()))?;
-            reports.push(report);
-        }
-    }
-    reports.sort_by(|a, b| a.landed_at.cmp(&b.landed_at).then_with(|| a.run.cmp(&b.run)));
-    Ok(reports)
-}
 
 /// `lakestar quality [dataset] --home DIR`.
 pub fn quality(home: &Path, dataset: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -77,9 +49,7 @@ pub fn quality(home: &Path, dataset: Option<&str>) -> anyhow::Result<ExitCode> {
             report.reject_ratio * 100.0,
             failed.len(),
             warned.len(),
-            report.drift.added.len() as u64
-                + report.drift.missing.len() as u64
-                + report.schema_contract.unreadable_values.values().sum::<u64>(),
+            drift_count(report),
         );
         for rule in &failed {
             println!("    failed: {rule}");

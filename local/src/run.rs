@@ -17,10 +17,10 @@ use lakestar_local::stack::{BUCKET, Stack, StackConfig};
 use lakestar_local::store::{self, ExecutionRecord, list_executions, load_execution};
 use serde_json::Value;
 
-use crate::advice::what_to_do;
+use lakestar_local::advice::what_to_do;
 
 /// The home `lakestar` uses when `--home` is not given.
-const DEFAULT_HOME: &str = ".lakestar";
+use lakestar_local::home::DEFAULT_HOME;
 
 /// Where the stack lives and what it loads into.
 #[derive(Debug, Clone, clap::Args)]
@@ -51,9 +51,7 @@ impl StackArgs {
     }
 }
 
-pub fn home_flag(home: &Path) -> String {
-    if home == Path::new(DEFAULT_HOME) { String::new() } else { format!(" --home {}", home.display()) }
-}
+pub use lakestar_local::home::home_flag;
 
 /// Arguments of `lakestar run`.
 #[derive(Debug, clap::Args)]
@@ -272,17 +270,6 @@ fn drift_of(record: &ExecutionRecord) -> Option<String> {
     Some(format!("schema drift: {}", parts.join("; ")))
 }
 
-/// The `warn` rules and warehouse checks a run reported as not passing (validate, then load).
-fn warnings_of(record: &ExecutionRecord) -> Vec<String> {
-    let state = state_of(record);
-    ["validate", "load"]
-        .iter()
-        .filter_map(|section| state?.get(section)?.get("warnings")?.as_array().cloned())
-        .flatten()
-        .filter_map(|warning| warning.as_str().map(str::to_string))
-        .collect()
-}
-
 /// Prints the summary table of executions; returns how many failed.
 pub fn summary(records: &[ExecutionRecord], home: &Path) -> usize {
     if records.is_empty() {
@@ -309,7 +296,7 @@ pub fn summary(records: &[ExecutionRecord], home: &Path) -> usize {
             .filter_map(|(table, counts)| describe_table(table, counts))
             .collect();
         let file = record.key().strip_prefix("landing/").unwrap_or(record.key());
-        let warnings = warnings_of(record);
+        let warnings = record.warnings();
         let status = if record.status == "SUCCEEDED" && !warnings.is_empty() {
             lakestar::load::SUCCEEDED_WITH_WARNINGS.to_string()
         } else {

@@ -56,6 +56,8 @@ pub struct StackConfig {
     /// The Secrets Manager client for sources that name a secret; default one configured
     /// from the environment (`AWS_ENDPOINT_URL` for another endpoint).
     pub secrets: Option<aws_sdk_secretsmanager::Client>,
+    /// The embedded S3's port (`lakestar serve`); default any free one.
+    pub s3_port: Option<u16>,
 }
 
 impl StackConfig {
@@ -72,6 +74,7 @@ impl StackConfig {
             fault: lakestar::config::Environment::get().fault.clone(),
             catalog: None,
             secrets: None,
+            s3_port: None,
         }
     }
 }
@@ -204,7 +207,10 @@ impl Stack {
         std::fs::create_dir_all(config.home.join("executions"))
             .with_context(|| format!("creating {}", config.home.join("executions").display()))?;
         let interrupted = store::recover_interrupted(&config.home)?;
-        let s3 = EmbeddedS3::start(&config.home.join("s3")).await?;
+        let s3 = match config.s3_port {
+            Some(port) => EmbeddedS3::start_on(&config.home.join("s3"), port).await?,
+            None => EmbeddedS3::start(&config.home.join("s3")).await?,
+        };
         s3.create_bucket(BUCKET).await?;
         let lake = Lake::new(s3.client(), BUCKET);
         let text = std::fs::read(&config.contract).with_context(|| format!("reading {}", config.contract.display()))?;
@@ -317,6 +323,11 @@ impl Stack {
             done.push(Extracted { extraction, triggered });
         }
         Ok(done)
+    }
+
+    /// The contract the stack opened with.
+    pub fn contract(&self) -> &Contract {
+        &self.contract
     }
 
     /// The home.
@@ -515,18 +526,7 @@ impl Stack {
     /// Re-drives a failed execution from its failed state with that state's input, keeping
     /// what the states before it produced, as Step Functions' `RedriveExecution` does.
     pub async fn redrive(&self, name: &str) -> anyhow::Result<ExecutionRecord> {
-        let mut record = load_execution(&self.home, name)?;
-        if !record.is_redrivable() {
-            bail!(
-                "execution {name} is {}; only a FAILED or ABORTED execution can be re-driven{}",
-                record.status,
-                if record.status == store::SUCCEEDED {
-                    format!(" (`lakestar reprocess {name}` processes its file again as a new run)")
-                } else {
-                    String::new()
-                }
-            );
-        }
+        let mut record = self.redrivable(name)?;
         // An execution interrupted before its first state resumes from the start.
         let state = record.failed_state.clone().unwrap_or_else(|| self.machine.start_at.clone());
         let input = record.failed_input.clone().unwrap_or_else(|| record.input.clone());
@@ -544,6 +544,23 @@ impl Stack {
             detail: json!({"redriveCount": record.redrive_count}),
         });
         self.continue_run(&mut record, history, &state, input, false).await?;
+        Ok(record)
+    }
+
+    /// The execution `name` if a re-drive would resume it, else why not.
+    pub fn redrivable(&self, name: &str) -> anyhow::Result<ExecutionRecord> {
+        let record = load_execution(&self.home, name)?;
+        if !record.is_redrivable() {
+            bail!(
+                "execution {name} is {}; only a FAILED or ABORTED execution can be re-driven{}",
+                record.status,
+                if record.status == store::SUCCEEDED {
+                    format!(" (`lakestar reprocess {name}` processes its file again as a new run)")
+                } else {
+                    String::new()
+                }
+            );
+        }
         Ok(record)
     }
 

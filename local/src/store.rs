@@ -103,6 +103,17 @@ impl ExecutionRecord {
         self.output.as_ref().or(self.failed_input.as_ref())
     }
 
+    /// The warnings of its validate and load sections (warn rules that did not pass).
+    pub fn warnings(&self) -> Vec<String> {
+        let state = self.output.as_ref().or(self.failed_input.as_ref()).or(self.resume_input.as_ref());
+        ["validate", "load"]
+            .iter()
+            .filter_map(|section| state?.get(section)?.get("warnings")?.as_array().cloned())
+            .flatten()
+            .filter_map(|warning| warning.as_str().map(str::to_string))
+            .collect()
+    }
+
     /// Rows received, valid and quarantined, when validate ran.
     pub fn rows(&self) -> Option<(u64, u64, u64)> {
         let validate = self.state()?.get("validate")?;

@@ -45,7 +45,7 @@ async fn serve_keeps_an_s3_endpoint_up_that_the_sdk_can_use() {
     use std::io::BufRead;
     let home = tempfile::tempdir().expect("folder");
     let mut child = Command::new(env!("CARGO_BIN_EXE_lakestar"))
-        .args(["serve", "--port", "0", "--check-port", "0", "--home"])
+        .args(["serve", "--port", "0", "--check-port", "0", "--console-port", "0", "--home"])
         .arg(home.path())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -295,7 +295,7 @@ fn the_lake_reads_with_pyarrow_and_boto3_through_serve() {
     let (code, stdout, stderr) = lakestar(&["run", "examples/retail", "--home", &home_text]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_lakestar"))
-        .args(["serve", "--port", "0", "--check-port", "0", "--home", &home_text])
+        .args(["serve", "--port", "0", "--check-port", "0", "--console-port", "0", "--home", &home_text])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("lakestar serve runs");
@@ -528,7 +528,7 @@ async fn serve_answers_the_check_api_as_validate_does() {
     use std::io::{BufRead, Read, Write};
     let home = tempfile::tempdir().expect("folder");
     let mut child = Command::new(env!("CARGO_BIN_EXE_lakestar"))
-        .args(["serve", "--port", "0", "--check-port", "0", "--home"])
+        .args(["serve", "--port", "0", "--check-port", "0", "--console-port", "0", "--home"])
         .arg(home.path())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -745,4 +745,56 @@ fn quality_over_time_is_printed_and_the_documented_query_answers_the_same() {
     from_table.sort();
     answered_sorted.sort();
     assert_eq!(answered_sorted, from_table);
+}
+
+/// Issue 30: `lakestar serve` prints the console's address on a line of its own; another
+/// address than the loopback needs `--bind` and is warned of; a home with no run yet still
+/// gets a console, which says what it cannot do.
+#[test]
+fn serve_prints_the_console_and_warns_of_another_address() {
+    use std::io::{BufRead, Read, Write};
+    let serve = |home: &str, bind: &str| -> (Vec<String>, std::process::Child) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lakestar"))
+            .args(["serve", "--port", "0", "--check-port", "0", "--console-port", "0", "--bind", bind, "--home", home])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("lakestar serve runs");
+        let output = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let lines: Vec<String> =
+            output.lines().map_while(Result::ok).take_while(|line| !line.starts_with("Press Ctrl-C")).collect();
+        (lines, child)
+    };
+    let page = |port: &str| -> String {
+        let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("the console answers");
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("sent");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        answer
+    };
+    let port_of = |line: &str| line.rsplit(':').next().unwrap_or_default().trim_end_matches('/').to_string();
+
+    let home = tempfile::tempdir().expect("home");
+    let home_text = home.path().to_string_lossy().into_owned();
+    let (code, stdout, stderr) = lakestar(&["run", "examples/retail", "--home", &home_text]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (lines, mut child) = serve(&home_text, "127.0.0.1");
+    let console = lines.iter().find(|line| line.starts_with("Console: http://")).expect("the console's line");
+    assert!(console.starts_with("Console: http://127.0.0.1:"), "{lines:?}");
+    assert!(!lines.iter().any(|line| line.starts_with("Warning")), "{lines:?}");
+    let answer = page(&port_of(console));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("data-status=\"SUCCEEDED"), "the runs are listed");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Everywhere: a warning on its own line; and a home no run used: a console that says so.
+    let bare = tempfile::tempdir().expect("home");
+    let (lines, mut child) = serve(&bare.path().to_string_lossy(), "0.0.0.0");
+    let console = lines.iter().find(|line| line.starts_with("Console: http://0.0.0.0:")).expect("the console's line");
+    assert!(lines.iter().any(|line| line.starts_with("Warning: the console listens on 0.0.0.0")), "{lines:?}");
+    assert!(lines.iter().any(|line| line.contains("no contract")), "{lines:?}");
+    let answer = page(&port_of(console));
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("No executions under"), "{answer}");
+    let _ = child.kill();
+    let _ = child.wait();
 }
