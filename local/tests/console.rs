@@ -201,6 +201,14 @@ async fn every_page_answers_and_the_actions_change_the_execution_store() {
             report.reject_ratio
         );
     }
+    for report in &reports {
+        let warned = report.rules.iter().filter(|rule| rule.warned()).count();
+        assert!(
+            quality.body.contains(&format!("class=\"warned\" data-run=\"{}\" data-count=\"{warned}\"", report.run)),
+            "{}: {warned} warned",
+            report.run
+        );
+    }
     let detail = get(address, &format!("/quality?dataset=sales&run={}", reports[0].run)).await;
     assert_eq!(detail.status, 200);
     for rule in reports[0].rejects_per_rule.keys() {

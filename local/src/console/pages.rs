@@ -810,7 +810,49 @@ fn charts(runs: &[&QualityReport]) -> String {
         "</svg><p><span style=\"color:#1d8102\">■</span> valid <span style=\"color:#d13212\">■</span> rejected</p>",
     );
     ratio.push_str("</svg>");
-    format!("{rows}{ratio}")
+    format!("{rows}{ratio}{}", findings(runs, step, width))
+}
+
+/// Rules failed, rules warned and drift per run, side by side.
+fn findings(runs: &[&QualityReport], step: f64, width: f64) -> String {
+    const HEIGHT: f64 = 100.0;
+    let counts: Vec<[u64; 3]> = runs
+        .iter()
+        .map(|report| {
+            [
+                report.rules.iter().filter(|rule| rule.failed()).count() as u64,
+                report.rules.iter().filter(|rule| rule.warned()).count() as u64,
+                crate::reports::drift_count(report),
+            ]
+        })
+        .collect();
+    let most = counts.iter().flatten().copied().max().unwrap_or(0).max(1) as f64;
+    let mut out = format!(
+        "<h3>Rules failed, rules warned and drift per run</h3><svg id=\"findings-chart\" width=\"{width}\" height=\"{}\" role=\"img\" aria-label=\"rules failed, warned and drift per run\">",
+        HEIGHT + 30.0
+    );
+    let _ = write!(
+        out,
+        "<line x1=\"40\" y1=\"{HEIGHT}\" x2=\"{width}\" y2=\"{HEIGHT}\" stroke=\"#545b64\"/><text x=\"2\" y=\"14\" font-size=\"11\">{}</text>",
+        most as u64
+    );
+    for (index, (report, counts)) in runs.iter().zip(&counts).enumerate() {
+        let x = 48.0 + step * index as f64;
+        for (offset, (count, (what, colour))) in
+            counts.iter().zip([("failed", "#d13212"), ("warned", "#8d6605"), ("drift", "#0073bb")]).enumerate()
+        {
+            let height = *count as f64 / most * (HEIGHT - 10.0);
+            let _ = write!(
+                out,
+                "<rect class=\"{what}\" data-run=\"{run}\" data-count=\"{count}\" x=\"{:.1}\" y=\"{:.1}\" width=\"9\" height=\"{height:.1}\" fill=\"{colour}\"><title>{run}: {count} {what}</title></rect>",
+                x + offset as f64 * 10.0,
+                HEIGHT - height,
+                run = escape(&report.run),
+            );
+        }
+    }
+    out.push_str("</svg><p><span style=\"color:#d13212\">■</span> rules failed <span style=\"color:#8d6605\">■</span> rules warned <span style=\"color:#0073bb\">■</span> drift</p>");
+    out
 }
 
 /// An instant as the warehouse writes it (RFC 3339, or PostgreSQL's text of a timestamptz).
