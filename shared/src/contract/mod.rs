@@ -109,6 +109,40 @@ pub struct Column {
 }
 
 impl Column {
+    /// An optional text column without checks: what a column the contract does not declare
+    /// evolves into (`schema_contract` columns = `evolve`).
+    pub fn text(name: &str) -> Column {
+        let config = ColumnConfig {
+            name: name.to_string(),
+            data_type: "string".to_string(),
+            aliases: Vec::new(),
+            required: false,
+            format: None,
+            timezone: None,
+            thousands: None,
+            case: None,
+            checks: ChecksConfig::default(),
+            pii: None,
+            scd: None,
+            target: None,
+        };
+        Column {
+            name: name.to_string(),
+            data_type: DataType::String,
+            reading: Reading {
+                data_type: DataType::String,
+                thousands: None,
+                format: None,
+                zone: crate::types::Zone::Fixed(chrono::Offset::fix(&chrono::Utc)),
+            },
+            regex: None,
+            min: None,
+            max: None,
+            header_keys: vec![normalize_header(name)],
+            config,
+        }
+    }
+
     /// The column's name in the star table.
     pub fn target_name(&self) -> &str {
         self.config.target.as_deref().unwrap_or(&self.name)
@@ -203,35 +237,7 @@ impl Dataset {
             if dataset.column(name).is_some() {
                 continue;
             }
-            let config = ColumnConfig {
-                name: name.clone(),
-                data_type: "string".to_string(),
-                aliases: Vec::new(),
-                required: false,
-                format: None,
-                timezone: None,
-                thousands: None,
-                case: None,
-                checks: ChecksConfig::default(),
-                pii: None,
-                scd: None,
-                target: None,
-            };
-            dataset.columns.push(Column {
-                name: name.clone(),
-                data_type: DataType::String,
-                reading: Reading {
-                    data_type: DataType::String,
-                    thousands: None,
-                    format: None,
-                    zone: crate::types::Zone::Fixed(chrono::Offset::fix(&chrono::Utc)),
-                },
-                regex: None,
-                min: None,
-                max: None,
-                header_keys: vec![normalize_header(name)],
-                config,
-            });
+            dataset.columns.push(Column::text(name));
         }
         dataset
     }
