@@ -282,8 +282,8 @@ impl Checker<'_> {
             dqdl::RuleKind::SchemaMatch => find(rule.parameters.first().map(String::as_str).unwrap_or("")).err(),
             dqdl::RuleKind::ReferentialIntegrity => {
                 // The rule's own syntax is the compiler's to judge.
-                let reference = crate::quality::Reference::parse(rule.parameters.get(1)?).ok()?;
-                let keys = crate::quality::Reference::key_columns(rule.parameters.first()?);
+                let reference = crate::quality::rules::Reference::parse(rule.parameters.get(1)?).ok()?;
+                let keys = crate::quality::rules::Reference::key_columns(rule.parameters.first()?);
                 let other = match find(&reference.dataset) {
                     Ok(other) => other,
                     Err(message) => return Some(message),
