@@ -174,6 +174,22 @@ async fn evolve_carries_new_columns_and_unreadable_values_to_the_warehouse(wareh
     )
     .await;
     assert_eq!(texts(rows), [["O1", "1050", "web", "∅"], ["O2", "∅", "store", "oops"]]);
+
+    // A file without the new columns: the tables keep them, and so do their views.
+    let without = "customer_id,tier,signup,visits\nC5,gold,2024-04-01,2\n";
+    succeeded(&drop_and_run(&stack, folder.path(), "landing/customers_3.csv", without.as_bytes()).await);
+    let rows = query_text(
+        stack.warehouse(),
+        "SELECT customer_id, loyalty_points, signup__v_text FROM dim_customer_current WHERE customer_id IN ('C1', 'C2', 'C5') ORDER BY customer_id",
+    )
+    .await;
+    assert_eq!(texts(rows), [["C1", "150", "∅"], ["C2", "∅", "soon"], ["C5", "∅", "∅"]]);
+    let rows = query_text(
+        stack.warehouse(),
+        "SELECT order_id, channel, amount__v_text FROM fact_order_detail ORDER BY order_id",
+    )
+    .await;
+    assert_eq!(texts(rows), [["O1", "web", "∅"], ["O2", "store", "oops"]]);
 }
 
 #[tokio::test]

@@ -43,9 +43,15 @@ impl Warehouse {
         // Dimensions first: a fact's foreign keys name them.
         let mut ordered = datasets.to_vec();
         ordered.sort_by_key(|dataset| dataset.table.kind != crate::contract::TableKind::Dimension);
+        // The views show what the tables hold: with the columns earlier runs evolved in too,
+        // when this run's file lacks them.
+        let mut viewed = contract.clone();
         for dataset in ordered {
             ensure_table(&mut tx, dataset, contract).await?;
-            refresh_view(&mut tx, dataset, contract).await?;
+            let kept = evolved_columns(&mut tx, dataset, contract).await?;
+            viewed = viewed.evolved(&dataset.name, &kept);
+            let shown = viewed.dataset(&dataset.name).unwrap_or(dataset);
+            refresh_view(&mut tx, shown, &viewed).await?;
         }
         super::marts::ensure_marts(&mut tx, contract).await?;
         tx.commit().await
@@ -257,6 +263,23 @@ async fn rename_legacy_current_index(tx: &mut Tx, dataset: &Dataset) -> Result<(
     }
     tracing::info!(table = %table, "Renamed the current-version index.");
     Ok(())
+}
+
+/// The columns a dataset's table holds beyond those the contract gives it: the ones earlier
+/// runs evolved in (`schema_contract` `evolve`). None for a dataset that does not evolve.
+async fn evolved_columns(tx: &mut Tx, dataset: &Dataset, contract: &Contract) -> Result<Vec<String>> {
+    let schema = dataset.config.schema_contract;
+    if schema.columns != crate::contract::DriftMode::Evolve && schema.data_type != crate::contract::DriftMode::Evolve {
+        return Ok(Vec::new());
+    }
+    let declared: Vec<String> =
+        ddl::table_columns(dataset, contract, tx.dialect())?.into_iter().map(|column| column.name).collect();
+    Ok(existing_columns(tx, &dataset.table.name)
+        .await?
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| !declared.contains(name))
+        .collect())
 }
 
 /// Creates or updates the table's view ([`ddl::view`]) to its columns now. On PostgreSQL a
