@@ -322,3 +322,44 @@ async fn the_console_in_a_real_browser() {
         assert!(shots.join(shot).metadata().is_ok_and(|metadata| metadata.len() > 1000), "{shot} saved");
     }
 }
+
+/// The warehouse pages over PostgreSQL: its counts, and a key's versions with PostgreSQL's
+/// text of instants and booleans on the timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_warehouse_pages_read_postgresql() {
+    let database = tokio::task::spawn_blocking(common::PostgresDatabase::create).await.expect("a database");
+    let folder = tempfile::tempdir().expect("folder");
+    let home = folder.path().join("home");
+    let home_text = home.display().to_string();
+    let (code, stdout, stderr) =
+        lakestar(&["run", &example().display().to_string(), "--home", &home_text, "--warehouse", &database.url], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let mut config = StackConfig::new(&home, example().join("pipeline.toml"));
+    config.key = Some(lakestar::mask::MaskingKey::new(KEY.as_bytes().to_vec(), "v1").expect("the key"));
+    let stack = Stack::open(config).await.expect("the stack");
+    assert!(stack.warehouse_url().starts_with("postgres://"), "the home remembers its warehouse");
+    let console = Arc::new(Console::new(home.clone(), Some(stack), None).expect("the console"));
+    let address = console::start(console, "127.0.0.1:0".parse().expect("an address")).await.expect("started");
+
+    let url = database.url.clone();
+    let tables = tokio::task::spawn_blocking(move || common::postgres_tables(&url)).await.expect("the tables");
+    let page = get(address, "/warehouse").await;
+    assert_eq!(page.status, 200);
+    for (table, kind) in [("dim_customer", "dimension"), ("fact_sales", "fact")] {
+        let rows = tables.get(table).map_or(0, Vec::len);
+        assert!(
+            page.body.contains(&format!("<td>{table}</td><td>{kind}</td><td class=\"n\">{rows}</td>")),
+            "{table}: {}",
+            page.body
+        );
+    }
+    // C1002 changed segment on the second day: two versions, the later one current.
+    let history = get(address, "/warehouse/dim_customer?key=C1002").await;
+    assert_eq!(history.status, 200);
+    assert!(history.body.contains("2 version(s) of dim_customer C1002"), "{}", history.body);
+    assert_eq!(history.body.matches("class=\"version\" data-current=\"true\"").count(), 1);
+    assert_eq!(history.body.matches("class=\"version\" data-current=\"false\"").count(), 1);
+    assert!(history.body.contains("segment=business") && history.body.contains("segment=consumer"));
+    // Dropping it drops the database, which blocks: off the runtime's threads.
+    tokio::task::spawn_blocking(move || drop(database)).await.expect("dropped");
+}
