@@ -19,9 +19,9 @@ use parquet::arrow::ArrowWriter;
 /// 2024-01-01 as days since the epoch.
 const JANUARY_2024: i32 = 19_723;
 /// 2023-06-01T00:00:00Z, when every first version takes effect.
-const FIRST_VERSION_MICROS: i64 = 1_685_577_600_000_000;
+pub const FIRST_VERSION_MICROS: i64 = 1_685_577_600_000_000;
 /// 2024-06-01T00:00:00Z, when the changed rows' new versions take effect.
-const CHANGE_MICROS: i64 = 1_717_200_000_000_000;
+pub const CHANGE_MICROS: i64 = 1_717_200_000_000_000;
 
 /// What to generate.
 pub struct LoadBench {
@@ -147,12 +147,12 @@ fn write_parquet(
     Ok(path.to_path_buf())
 }
 
-fn run(dataset: &str, name: &str, time_micros: i64) -> RunDescriptor {
+pub fn run(dataset: &str, name: &str, time_micros: i64) -> RunDescriptor {
     let time = chrono::DateTime::from_timestamp_micros(time_micros).unwrap_or_default();
     RunDescriptor::new(dataset, "bench", &format!("landing/bench/{name}"), None, Some(name), 0, time)
 }
 
-async fn load(
+pub async fn load(
     warehouse: &Warehouse,
     contract: &Contract,
     run: &RunDescriptor,
@@ -163,6 +163,38 @@ async fn load(
         warehouse.load(contract, run, vec![std::fs::File::open(file)?], |_, _| Vec::new(), async |_| Ok(())).await?;
     let table = contract.dataset(&run.dataset).map(|dataset| dataset.table.name.clone()).unwrap_or_default();
     Ok((started.elapsed().as_secs_f64(), tables.get(&table).copied().unwrap_or_default()))
+}
+
+/// The dimensions' first deliveries, written under `work`: products (1 000), stores (50) and
+/// customers (`customers` rows), each with its dataset, in load order.
+pub fn dimension_parquet(contract: &Contract, work: &Path, customers: u64) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut files = Vec::new();
+    for (name, rows) in [("products", 1_000), ("stores", 50), ("customers", customers)] {
+        let dataset = contract.dataset(name).ok_or_else(|| anyhow::anyhow!("no {name} dataset"))?;
+        let table = &dataset.table.name;
+        files.push((
+            name.to_string(),
+            write_parquet(&work.join(format!("{table}_v0.parquet")), rows, |start, rows| {
+                dimension_batch(dataset, start, rows, 0, 0)
+            })?,
+        ));
+    }
+    Ok(files)
+}
+
+/// `facts` fact rows from row `start` on, referencing `customers` customers, written to `name`.
+pub fn fact_parquet(
+    contract: &Contract,
+    work: &Path,
+    customers: u64,
+    facts: u64,
+    start: u64,
+    name: &str,
+) -> anyhow::Result<PathBuf> {
+    let sales = contract.dataset("sales").ok_or_else(|| anyhow::anyhow!("no sales dataset"))?;
+    let sizes =
+        [("dim_customer".to_string(), customers), ("dim_product".to_string(), 1_000), ("dim_store".to_string(), 50)];
+    write_parquet(&work.join(name), facts, |first, rows| fact_batch(sales, contract, start + first, rows, &sizes))
 }
 
 /// Creates the database `name` afresh next to `admin_url`'s; returns its URL.
@@ -252,13 +284,10 @@ pub async fn bench(options: LoadBench) -> anyhow::Result<serde_json::Value> {
     let mut contract = with_marts.clone();
     contract.marts.clear();
     let dataset = |name: &str| contract.dataset(name).cloned().ok_or_else(|| anyhow::anyhow!("no {name} dataset"));
-    let (customers, products, stores, sales) =
-        (dataset("customers")?, dataset("products")?, dataset("stores")?, dataset("sales")?);
+    let (customers, products, stores) = (dataset("customers")?, dataset("products")?, dataset("stores")?);
     std::fs::create_dir_all(&options.work)?;
     let changed_every = if options.changed > 0.0 { (1.0 / options.changed).round() as u64 } else { 0 };
     let dims = options.dimension_rows;
-    let sizes =
-        vec![("dim_customer".to_string(), dims), ("dim_product".to_string(), 1_000), ("dim_store".to_string(), 50)];
     eprintln!("Generating {dims} dimension rows and {} fact rows in {} ...", options.facts, options.work.display());
     let work = &options.work;
     let customers_v0 = write_parquet(&work.join("dim_customer_v0.parquet"), dims, |start, rows| {
@@ -272,13 +301,9 @@ pub async fn bench(options: LoadBench) -> anyhow::Result<serde_json::Value> {
     })?;
     let stores_file =
         write_parquet(&work.join("dim_store.parquet"), 50, |start, rows| dimension_batch(&stores, start, rows, 0, 0))?;
-    let facts = write_parquet(&work.join("fact_sales.parquet"), options.facts, |start, rows| {
-        fact_batch(&sales, &contract, start, rows, &sizes)
-    })?;
+    let facts = fact_parquet(&contract, work, dims, options.facts, 0, "fact_sales.parquet")?;
     // The next delivery of as many facts, appended to the loaded ones.
-    let more_facts = write_parquet(&work.join("fact_sales_more.parquet"), options.facts, |start, rows| {
-        fact_batch(&sales, &contract, options.facts + start, rows, &sizes)
-    })?;
+    let more_facts = fact_parquet(&contract, work, dims, options.facts, options.facts, "fact_sales_more.parquet")?;
 
     // A fresh database.
     let name = format!("lakestar_bench_{}", std::process::id());

@@ -9,6 +9,7 @@ mod extract;
 mod generate;
 mod load;
 mod quality;
+mod sqlite;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -104,6 +105,23 @@ enum Command {
         /// A PostgreSQL URL whose server may create and drop a scratch database.
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
         database: String,
+    },
+    /// Loads generated curated Parquet into a fresh SQLite file through the load stage (new
+    /// facts into an empty table, then appended), next to a bare prepared INSERT per row in one
+    /// transaction and the sqlite3 shell's `.import` of the same rows; prints rows/s.
+    SqliteLoad {
+        /// Fact rows per delivery.
+        #[arg(long, default_value_t = 1_000_000)]
+        facts: u64,
+        /// Rows of the large dimension (`dim_customer`).
+        #[arg(long, default_value_t = 200_000)]
+        dimension_rows: u64,
+        /// Rounds, medians kept.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Where to keep the generated Parquet and the databases (default: a temporary folder).
+        #[arg(long)]
+        work: Option<PathBuf>,
     },
     /// Validates one ingested sales file under contracts that differ only in their rules (no
     /// DQDL, the example's, 13 rules of every kind, the schema contract's type scan),
@@ -234,6 +252,15 @@ fn main() -> anyhow::Result<()> {
                 rounds,
                 admin_url: database,
             }))?;
+            println!("{figures}");
+            Ok(())
+        }
+        Command::SqliteLoad { facts, dimension_rows, rounds, work } => {
+            let temporary = tempfile::tempdir()?;
+            let work = work.unwrap_or_else(|| temporary.path().to_path_buf());
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let figures =
+                runtime.block_on(sqlite::bench(sqlite::SqliteBench { facts, dimension_rows, rounds, work }))?;
             println!("{figures}");
             Ok(())
         }
