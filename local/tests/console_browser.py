@@ -11,6 +11,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -34,6 +35,25 @@ def resources_outside():
 def present(element_id):
     """The element, once the page that has it loaded (a click's navigation may still run)."""
     return WebDriverWait(driver, 60).until(expected_conditions.presence_of_element_located((By.ID, element_id)))
+
+
+def gone(element):
+    """Whether the page holding `element` was replaced (a stale node is reported in more than
+    one way while the next page loads)."""
+    try:
+        element.is_enabled()
+        return False
+    except WebDriverException:
+        return True
+
+
+def status_now():
+    """The execution's status badge, or None while a reload (the page's own, every two
+    seconds while it runs) replaces the page."""
+    try:
+        return driver.find_element(By.CSS_SELECTOR, ".panel .badge").get_attribute("data-status")
+    except WebDriverException:
+        return None
 
 
 def visit(state):
@@ -61,16 +81,18 @@ try:
     # Re-drive pressed: the page comes back once the run resumed, and it succeeded.
     before = driver.find_element(By.ID, "run")
     driver.find_element(By.ID, "redrive").click()
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(before))
-    present("graph")
+    WebDriverWait(driver, 60).until(lambda _: gone(before))
     deadline = time.time() + 120
+    status = None
     while time.time() < deadline:
-        status = driver.find_element(By.CSS_SELECTOR, ".panel .badge").get_attribute("data-status")
-        if status != "RUNNING":
+        status = status_now()
+        if status not in (None, "RUNNING"):
             break
         time.sleep(1)
-        driver.refresh()
-        present("graph")
+    # The run is over: reload once more so nothing replaces the page under the checks below.
+    driver.refresh()
+    present("graph")
+    status = status_now()
     assert status.startswith("SUCCEEDED"), status
     assert visit("Load") == "succeeded" and visit("Done") == "succeeded", (visit("Load"), visit("Done"))
     assert not driver.find_elements(By.ID, "redrive"), "no Re-drive once it succeeded"

@@ -50,6 +50,25 @@ impl Cells {
         }
     }
 
+    /// Binds a row's value to a SQLite statement: numbers as numbers (no text to write and
+    /// for SQLite to read back; the column's affinity stores the same value either way),
+    /// everything else as its text.
+    pub fn bind_sqlite<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+        row: usize,
+    ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+        match self {
+            Cells::Integers(values) => query.bind(values[row]),
+            Cells::Arrow(column) if column.is_null(row) => query.bind(None::<i64>),
+            Cells::Arrow(TextColumn::Int64(array)) => query.bind(array.value(row)),
+            Cells::Arrow(TextColumn::Int32(array)) => query.bind(i64::from(array.value(row))),
+            Cells::Arrow(TextColumn::Boolean(array)) => query.bind(i64::from(array.value(row))),
+            Cells::Arrow(TextColumn::Float64(array)) => query.bind(array.value(row)),
+            other => query.bind(other.text(row)),
+        }
+    }
+
     pub fn text(&self, row: usize) -> Option<String> {
         let mut out = String::new();
         self.write(row, &mut out).then_some(out)

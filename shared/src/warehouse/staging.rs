@@ -124,7 +124,7 @@ impl Stager<'_> {
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
                     for row in start..end {
                         for column in &batch.columns {
-                            query = query.bind(column.text(row));
+                            query = column.bind_sqlite(query, row);
                         }
                     }
                     query.execute(&mut ***tx).await.map_err(|error| Error::database("staging rows", error))?;
