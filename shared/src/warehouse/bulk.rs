@@ -118,7 +118,7 @@ pub(crate) async fn set_aside(tx: &mut Tx, table: &str) -> Result<SetAside> {
         return Ok(SetAside::default());
     }
     if tx.dialect() == Dialect::Sqlite {
-        return set_aside_sqlite_indexes(tx, table).await;
+        return set_aside_sqlite_indexes(tx, table, true).await;
     }
     let relation = relation(table);
     let mut set_aside = SetAside::default();
@@ -155,17 +155,18 @@ pub(crate) async fn set_aside(tx: &mut Tx, table: &str) -> Result<SetAside> {
     Ok(set_aside)
 }
 
-/// An empty SQLite table's indexes (its natural key's and its keys into the dimensions),
-/// dropped to be built again once the rows are in: SQLite's keys are indexes, and one sort
-/// each is cheaper than an index insertion per row. A table's own `UNIQUE` and `PRIMARY KEY`
-/// (indexes without a statement) stay.
-async fn set_aside_sqlite_indexes(tx: &mut Tx, table: &str) -> Result<SetAside> {
+/// A SQLite table's indexes (with `unique`, its natural key's too; else only those into the
+/// dimensions), dropped to be built again once the rows are in: SQLite's keys are indexes,
+/// and one sort each is cheaper than an index insertion per row. A table's own `UNIQUE` and
+/// `PRIMARY KEY` (indexes without a statement) stay.
+async fn set_aside_sqlite_indexes(tx: &mut Tx, table: &str, unique: bool) -> Result<SetAside> {
     let name = table.trim_matches('"').replace('\'', "''");
+    let unique = if unique { "" } else { " AND sql NOT LIKE 'CREATE UNIQUE %'" };
     let rows = tx
         .fetch_text(
             "reading the table's indexes",
             format!(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = '{name}' AND sql IS NOT NULL ORDER BY name"
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = '{name}' AND sql IS NOT NULL{unique} ORDER BY name"
             ),
         )
         .await?;
@@ -188,16 +189,21 @@ async fn set_aside_sqlite_indexes(tx: &mut Tx, table: &str) -> Result<SetAside> 
 const APPEND_SET_ASIDE_SHARE: u64 = 4;
 
 /// Sets aside the foreign keys and the secondary indexes (not the primary key or unique
-/// constraints, which find facts loaded before) of `table` (quoted, PostgreSQL) when the
+/// constraints, which find facts loaded before) of `table` (quoted; in SQLite its non-unique
+/// indexes) when the
 /// `incoming` rows are a quarter of what it holds or more ([`APPEND_SET_ASIDE_SHARE`]).
 /// Readers of the table then wait for the load's commit, as for a first load.
 pub(crate) async fn set_aside_for_append(tx: &mut Tx, table: &str, incoming: u64) -> Result<SetAside> {
-    if tx.dialect() != Dialect::Postgres || incoming == 0 {
+    if incoming == 0 {
         return Ok(SetAside::default());
     }
     let limit = incoming.saturating_mul(APPEND_SET_ASIDE_SHARE).saturating_add(1);
     if tx.count_up_to(table, limit).await? >= limit {
         return Ok(SetAside::default());
+    }
+    // SQLite: the indexes into the dimensions; its natural key's index finds facts loaded before.
+    if tx.dialect() == Dialect::Sqlite {
+        return set_aside_sqlite_indexes(tx, table, false).await;
     }
     let relation = relation(table);
     let mut set_aside = SetAside::default();
