@@ -918,34 +918,28 @@ async fn texts(
     statement: &str,
     parameters: &[&str],
 ) -> anyhow::Result<Vec<Vec<Option<String>>>> {
-    use sqlx::Row as _;
     let statement = sqlx::AssertSqlSafe(statement.to_string());
     Ok(match warehouse {
         Warehouse::Postgres(pool) => {
-            let mut query = sqlx::query(statement);
-            for parameter in parameters {
-                query = query.bind(*parameter);
-            }
-            query
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|row| (0..row.len()).map(|index| row.try_get::<Option<String>, _>(index).ok().flatten()).collect())
-                .collect()
+            let query = parameters.iter().fold(sqlx::query(statement), |query, parameter| query.bind(*parameter));
+            row_texts(query.fetch_all(pool).await?)
         }
         Warehouse::Sqlite(pool) => {
-            let mut query = sqlx::query(statement);
-            for parameter in parameters {
-                query = query.bind(*parameter);
-            }
-            query
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|row| (0..row.len()).map(|index| row.try_get::<Option<String>, _>(index).ok().flatten()).collect())
-                .collect()
+            let query = parameters.iter().fold(sqlx::query(statement), |query, parameter| query.bind(*parameter));
+            row_texts(query.fetch_all(pool).await?)
         }
     })
+}
+
+/// Each row's columns as text, in either backend.
+fn row_texts<R: sqlx::Row>(rows: Vec<R>) -> Vec<Vec<Option<String>>>
+where
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    rows.iter()
+        .map(|row| (0..row.len()).map(|index| row.try_get::<Option<String>, _>(index).ok().flatten()).collect())
+        .collect()
 }
 
 /// One part of a `multipart/form-data` body.
